@@ -1,0 +1,99 @@
+//! Identifiers. Each is a string on the wire; distinct types keep a function id
+//! from being passed where an instance id is expected.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! string_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub String);
+
+        impl $name {
+            pub fn new(id: impl Into<String>) -> Self {
+                Self(id.into())
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            pub fn is_empty(&self) -> bool {
+                self.0.is_empty()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                Self(s.to_string())
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(s: String) -> Self {
+                Self(s)
+            }
+        }
+    };
+}
+
+string_id!(
+    /// A function registered in the database (generated on creation).
+    FunctionId
+);
+string_id!(
+    /// One running instance of a function (the container id on a real worker).
+    InstanceId
+);
+string_id!(
+    /// A caller-chosen id for one call, carried through every record of it.
+    RequestId
+);
+string_id!(
+    /// A full image reference such as `hyperfaas-echo:latest`.
+    ImageTag
+);
+
+impl ImageTag {
+    /// The repository part without the tag: `hyperfaas-echo` for
+    /// `hyperfaas-echo:latest`. Model files are named after it.
+    pub fn name(&self) -> &str {
+        match self.0.rfind(':') {
+            // A ':' before the last '/' belongs to a registry port, not a tag.
+            Some(i) if !self.0[i..].contains('/') => &self.0[..i],
+            _ => &self.0,
+        }
+    }
+
+    /// The tag with `:latest` added when it has none.
+    pub fn normalized(&self) -> ImageTag {
+        if self.name().len() == self.0.len() {
+            ImageTag(format!("{}:latest", self.0))
+        } else {
+            self.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_names() {
+        assert_eq!(ImageTag::from("hyperfaas-echo:latest").name(), "hyperfaas-echo");
+        assert_eq!(ImageTag::from("hyperfaas-echo").name(), "hyperfaas-echo");
+        assert_eq!(ImageTag::from("localhost:5000/x").name(), "localhost:5000/x");
+        assert_eq!(ImageTag::from("hyperfaas-echo").normalized().as_str(), "hyperfaas-echo:latest");
+        assert_eq!(ImageTag::from("a:v1").normalized().as_str(), "a:v1");
+    }
+}

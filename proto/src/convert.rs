@@ -1,0 +1,97 @@
+//! The one place where wire integers become unit types and back.
+
+use hyperfake_core::config::RawConfig;
+use hyperfake_core::{ConfigError, FunctionConfig, FunctionId, ImageTag, InstanceId, Nanos};
+
+use crate::common;
+
+// === Config ===
+
+impl From<&common::Config> for RawConfig {
+    fn from(c: &common::Config) -> Self {
+        RawConfig {
+            memory_bytes: c.memory,
+            cpu: c.cpu.as_ref().map(|cpu| (cpu.period, cpu.quota)),
+            timeout_s: i64::from(c.timeout),
+            max_concurrency: i64::from(c.max_concurrency),
+        }
+    }
+}
+
+impl From<RawConfig> for common::Config {
+    fn from(raw: RawConfig) -> Self {
+        common::Config {
+            memory: raw.memory_bytes,
+            cpu: raw.cpu.map(|(period, quota)| common::CpuConfig { period, quota }),
+            timeout: i32::try_from(raw.timeout_s).unwrap_or(i32::MAX),
+            max_concurrency: i32::try_from(raw.max_concurrency).unwrap_or(i32::MAX),
+        }
+    }
+}
+
+impl From<&FunctionConfig> for common::Config {
+    fn from(c: &FunctionConfig) -> Self {
+        c.to_raw().into()
+    }
+}
+
+/// Validates an optional wire config.
+pub fn function_config(config: Option<&common::Config>) -> Result<FunctionConfig, ConfigError> {
+    let config = config.ok_or(ConfigError::MissingConfig)?;
+    FunctionConfig::validate(config.into())
+}
+
+/// Validates an optional wire image tag (must be non-empty).
+pub fn image_tag(tag: Option<&common::ImageTag>) -> Result<ImageTag, ConfigError> {
+    match tag {
+        Some(t) if !t.tag.trim().is_empty() => Ok(ImageTag::new(t.tag.trim())),
+        _ => Err(ConfigError::MissingImageTag),
+    }
+}
+
+// === Ids ===
+
+impl From<&FunctionId> for common::FunctionId {
+    fn from(id: &FunctionId) -> Self {
+        common::FunctionId { id: id.0.clone() }
+    }
+}
+
+impl From<&InstanceId> for common::InstanceId {
+    fn from(id: &InstanceId) -> Self {
+        common::InstanceId { id: id.0.clone() }
+    }
+}
+
+impl From<&ImageTag> for common::ImageTag {
+    fn from(tag: &ImageTag) -> Self {
+        common::ImageTag { tag: tag.0.clone() }
+    }
+}
+
+/// The id inside an optional wire `FunctionID`, if present and non-empty.
+pub fn function_id(id: Option<&common::FunctionId>) -> Option<FunctionId> {
+    id.filter(|i| !i.id.is_empty()).map(|i| FunctionId::new(i.id.clone()))
+}
+
+/// The id inside an optional wire `InstanceID`, if present and non-empty.
+pub fn instance_id(id: Option<&common::InstanceId>) -> Option<InstanceId> {
+    id.filter(|i| !i.id.is_empty()).map(|i| InstanceId::new(i.id.clone()))
+}
+
+// === Time ===
+
+/// Nanoseconds since the Unix epoch as a protobuf `Timestamp`.
+pub fn timestamp(ns: Nanos) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: i64::try_from(ns.0 / 1_000_000_000).unwrap_or(i64::MAX),
+        nanos: i32::try_from(ns.0 % 1_000_000_000).unwrap_or(0),
+    }
+}
+
+/// A protobuf `Timestamp` as nanoseconds since the Unix epoch (0 if before it).
+pub fn timestamp_nanos(ts: &prost_types::Timestamp) -> Nanos {
+    let secs = u64::try_from(ts.seconds).unwrap_or(0);
+    let nanos = u64::try_from(ts.nanos).unwrap_or(0);
+    Nanos(secs.saturating_mul(1_000_000_000).saturating_add(nanos))
+}
