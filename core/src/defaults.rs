@@ -44,3 +44,8 @@ pub mod env {
     /// Path to `libonnxruntime.so` for the trainer and fake worker.
     pub const ORT_DYLIB_PATH: &str = "ORT_DYLIB_PATH";
 }
+
+/// Largest gRPC message any hyperfake service or function accepts. tonic's
+/// default of 4 MiB is too small for thumbnailer payloads; a larger request
+/// is refused with RESOURCE_EXHAUSTED instead of being buffered without bound.
+pub const MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
