@@ -23,3 +23,4 @@ pub mod database {
 }
 
 pub mod convert;
+pub mod deadline;
