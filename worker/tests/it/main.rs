@@ -1,0 +1,18 @@
+#![allow(unreachable_pub)]
+
+//! Worker integration tests against the real Docker engine, a real database
+//! service on loopback and a real SQLite file. Images come from
+//! `scripts/build-function-images.sh`; a missing image fails the test.
+
+mod common;
+
+/// Concurrency limits, deadlines and routing.
+mod calls;
+/// Limits visible in `docker inspect`, leftovers, errors for bad requests.
+mod containers;
+/// Status events: START, STOP, TIMEOUT, DOWN with the right ids.
+mod events;
+/// Start, call and stop each workload function; payload fidelity.
+mod lifecycle;
+/// Metrics and the per-container resource stream.
+mod resources;
