@@ -1,0 +1,168 @@
+//! [`DatabaseClient`]: the client of the function store that worker and leaf use.
+
+use std::future::Future;
+use std::time::Duration;
+
+use hyperfake_core::defaults::{DATABASE_TIMEOUT, MAX_MESSAGE_SIZE};
+use hyperfake_core::{FunctionConfig, FunctionId, ImageTag};
+use proto::database::function_store_client::FunctionStoreClient;
+use proto::database::{CreateRequest, FunctionRecord, ListRequest};
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Request, Response, Status};
+
+use crate::function::{Function, InvalidRecord};
+
+/// Why a database call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("{address:?} is not a valid database address")]
+    InvalidAddress {
+        address: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
+    #[error("function {0} not found")]
+    NotFound(FunctionId),
+    /// The database refused the request; the message names the field.
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    /// Nothing answers at `address` (refused, unreachable, or shutting down).
+    #[error("database at {address} is unavailable")]
+    Unavailable {
+        address: String,
+        #[source]
+        source: Status,
+    },
+    #[error("database at {address} did not answer within {after:?}")]
+    Timeout { address: String, after: Duration },
+    /// The database answered with a record this client cannot validate.
+    #[error("database at {address} sent an invalid record")]
+    Corrupt {
+        address: String,
+        #[source]
+        source: InvalidRecord,
+    },
+    /// Any other failure the database reported (storage errors are INTERNAL).
+    #[error("database at {address} failed")]
+    Server {
+        address: String,
+        #[source]
+        source: Status,
+    },
+}
+
+impl ClientError {
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, ClientError::NotFound(_))
+    }
+
+    /// The database could not be reached in time ([`Unavailable`](Self::Unavailable)
+    /// or [`Timeout`](Self::Timeout)); the same call may succeed later.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, ClientError::Unavailable { .. } | ClientError::Timeout { .. })
+    }
+}
+
+/// A client of the function store. Cheap to clone; clones share one connection.
+#[derive(Clone, Debug)]
+pub struct DatabaseClient {
+    inner: FunctionStoreClient<Channel>,
+    address: String,
+    timeout: Duration,
+}
+
+impl DatabaseClient {
+    /// A client for the database at `address` (`host:port` or `http://host:port`).
+    ///
+    /// Nothing is dialled here: the first call connects, and fails with
+    /// [`ClientError::Unavailable`] if nothing listens. A lost connection is
+    /// re-established by the next call.
+    pub fn connect(address: &str) -> Result<Self, ClientError> {
+        let uri = if address.contains("://") { address.to_string() } else { format!("http://{address}") };
+        let endpoint = Endpoint::from_shared(uri)
+            .map_err(|source| ClientError::InvalidAddress { address: address.to_string(), source })?;
+        let inner =
+            FunctionStoreClient::new(endpoint.connect_lazy()).max_decoding_message_size(MAX_MESSAGE_SIZE);
+        Ok(Self { inner, address: address.to_string(), timeout: DATABASE_TIMEOUT })
+    }
+
+    /// Sets how long one call may take, connecting included. By default, this
+    /// is [`DATABASE_TIMEOUT`].
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// Registers a function; the database validates the request and assigns the id.
+    pub async fn create(
+        &self,
+        image_tag: &ImageTag,
+        config: &FunctionConfig,
+    ) -> Result<Function, ClientError> {
+        let request = CreateRequest { image_tag: Some(image_tag.into()), config: Some(config.into()) };
+        let record = self.call(None, |mut c, r| async move { c.create(r).await }, request).await?;
+        self.function(record)
+    }
+
+    pub async fn get(&self, id: &FunctionId) -> Result<Function, ClientError> {
+        let record = self.call(Some(id), |mut c, r| async move { c.get(r).await }, id.into()).await?;
+        self.function(record)
+    }
+
+    /// All functions, oldest first.
+    pub async fn list(&self) -> Result<Vec<Function>, ClientError> {
+        let response = self.call(None, |mut c, r| async move { c.list(r).await }, ListRequest {}).await?;
+        response.functions.into_iter().map(|record| self.function(record)).collect()
+    }
+
+    /// Removes a function and returns what was stored.
+    pub async fn delete(&self, id: &FunctionId) -> Result<Function, ClientError> {
+        let record = self.call(Some(id), |mut c, r| async move { c.delete(r).await }, id.into()).await?;
+        self.function(record)
+    }
+
+    /// Runs one RPC under the timeout. `id` is what NOT_FOUND refers to.
+    async fn call<Req, Res, F, Fut>(
+        &self,
+        id: Option<&FunctionId>,
+        rpc: F,
+        message: Req,
+    ) -> Result<Res, ClientError>
+    where
+        F: FnOnce(FunctionStoreClient<Channel>, Request<Req>) -> Fut,
+        Fut: Future<Output = Result<Response<Res>, Status>>,
+    {
+        // Not `Request::set_timeout`: tonic would race this timer with its own,
+        // which fails as CANCELLED rather than as a timeout.
+        match tokio::time::timeout(self.timeout, rpc(self.inner.clone(), Request::new(message))).await {
+            Ok(Ok(response)) => Ok(response.into_inner()),
+            Ok(Err(status)) => Err(self.error(status, id)),
+            Err(_elapsed) => Err(self.timeout_error()),
+        }
+    }
+
+    /// The one place a status from the database becomes a [`ClientError`].
+    fn error(&self, status: Status, id: Option<&FunctionId>) -> ClientError {
+        let address = self.address.clone();
+        match (status.code(), id) {
+            (Code::NotFound, Some(id)) => ClientError::NotFound(id.clone()),
+            (Code::InvalidArgument, _) => ClientError::Invalid(status.message().to_string()),
+            (Code::Unavailable, _) => ClientError::Unavailable { address, source: status },
+            (Code::DeadlineExceeded, _) => self.timeout_error(),
+            _ => ClientError::Server { address, source: status },
+        }
+    }
+
+    fn timeout_error(&self) -> ClientError {
+        ClientError::Timeout { address: self.address.clone(), after: self.timeout }
+    }
+
+    fn function(&self, record: FunctionRecord) -> Result<Function, ClientError> {
+        Function::try_from(record)
+            .map_err(|source| ClientError::Corrupt { address: self.address.clone(), source })
+    }
+}

@@ -1,0 +1,125 @@
+//! The `database.FunctionStore` gRPC service over a [`Store`].
+
+use std::error::Error as _;
+use std::future::Future;
+
+use hyperfake_core::ConfigError;
+use hyperfake_core::defaults::MAX_MESSAGE_SIZE;
+use proto::database::function_store_server::{FunctionStore, FunctionStoreServer};
+use proto::database::{CreateRequest, FunctionRecord, ListRequest, ListResponse};
+use proto::{common, convert};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+use tonic::{Request, Response, Status};
+use tracing::{info, warn};
+
+use crate::function::Function;
+use crate::store::{Store, StoreError};
+
+/// Serves the function store (and `grpc.health.v1`) on `listener` until
+/// `shutdown` completes, then finishes the calls in flight and returns.
+pub async fn serve(
+    listener: TcpListener,
+    store: Store,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<FunctionStoreServer<FunctionStoreService>>().await;
+    let service = FunctionStoreServer::new(FunctionStoreService::new(store))
+        .max_decoding_message_size(MAX_MESSAGE_SIZE);
+    Server::builder()
+        .add_service(health_service)
+        .add_service(service)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await
+}
+
+/// The gRPC service: validates requests and answers from the [`Store`].
+#[derive(Clone, Debug)]
+pub struct FunctionStoreService {
+    store: Store,
+}
+
+/// Why a request failed, before it becomes a [`Status`] in [`status`].
+#[derive(Debug, thiserror::Error)]
+enum Error {
+    #[error(transparent)]
+    Invalid(#[from] ConfigError),
+    #[error("function_id: must not be empty")]
+    MissingFunctionId,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl FunctionStoreService {
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+
+    async fn create(&self, request: CreateRequest) -> Result<Function, Error> {
+        let CreateRequest { image_tag, config } = request;
+        let image_tag = convert::image_tag(image_tag.as_ref())?;
+        let config = convert::function_config(config.as_ref())?;
+        let function = self.store.create(image_tag, config).await?;
+        info!(id = %function.id, image = %function.image_tag, "created function");
+        Ok(function)
+    }
+
+    async fn delete(&self, id: common::FunctionId) -> Result<Function, Error> {
+        let function = self.store.delete(&function_id(id)?).await?;
+        info!(id = %function.id, image = %function.image_tag, "deleted function");
+        Ok(function)
+    }
+}
+
+#[tonic::async_trait]
+impl FunctionStore for FunctionStoreService {
+    async fn create(&self, request: Request<CreateRequest>) -> Result<Response<FunctionRecord>, Status> {
+        respond(self.create(request.into_inner()).await)
+    }
+
+    async fn get(&self, request: Request<common::FunctionId>) -> Result<Response<FunctionRecord>, Status> {
+        let function = async { Ok(self.store.get(&function_id(request.into_inner())?).await?) };
+        respond(function.await)
+    }
+
+    async fn list(&self, _: Request<ListRequest>) -> Result<Response<ListResponse>, Status> {
+        match self.store.list().await {
+            Ok(functions) => {
+                Ok(Response::new(ListResponse { functions: functions.iter().map(Into::into).collect() }))
+            }
+            Err(err) => Err(status(err.into())),
+        }
+    }
+
+    async fn delete(&self, request: Request<common::FunctionId>) -> Result<Response<FunctionRecord>, Status> {
+        respond(self.delete(request.into_inner()).await)
+    }
+}
+
+fn function_id(id: common::FunctionId) -> Result<hyperfake_core::FunctionId, Error> {
+    convert::function_id(Some(&id)).ok_or(Error::MissingFunctionId)
+}
+
+fn respond(result: Result<Function, Error>) -> Result<Response<FunctionRecord>, Status> {
+    result.map(|function| Response::new((&function).into())).map_err(status)
+}
+
+/// The one place a failure becomes a gRPC status.
+fn status(error: Error) -> Status {
+    match error {
+        Error::Invalid(_) | Error::MissingFunctionId => Status::invalid_argument(error.to_string()),
+        Error::Store(StoreError::NotFound(id)) => Status::not_found(format!("function {id} not found")),
+        Error::Store(error) => {
+            let mut chain = error.to_string();
+            let mut source = error.source();
+            while let Some(cause) = source {
+                chain = format!("{chain}: {cause}");
+                source = cause.source();
+            }
+            warn!(error = %chain, "storage failure");
+            Status::internal(format!("storage failure: {chain}"))
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! End to end: a real SQLite file in a TempDir, a real server on 127.0.0.1:0 and
+//! the real [`database::DatabaseClient`].
+
+mod common;
+
+/// Create, get, list and delete, and what survives a restart.
+mod functions;
+/// Bad requests and unknown ids, as the client sees them.
+mod requests;
+/// Databases that are down, silent, or shutting down.
+mod transport;
