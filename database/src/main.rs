@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use database::Store;
 use hyperfake_core::defaults;
+use tokio::signal::unix::{SignalKind, signal};
 use tracing::info;
 
 /// hyperfake's function metadata store: serves `database.FunctionStore` (and
@@ -48,37 +49,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.address))?;
     let address = listener.local_addr()?;
+    let mut sigterm = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let shutdown = async move {
+        tokio::select! {
+            Ok(()) = tokio::signal::ctrl_c() => info!("Ctrl-C: shutting down"),
+            _ = sigterm.recv() => info!("SIGTERM: shutting down"),
+        }
+    };
     info!(%address, db = %args.db.display(), "serving the function store");
     println!("{address}");
-    database::serve(listener, store, shutdown_signal()).await.context("server failed")?;
+    database::serve(listener, store, shutdown).await.context("server failed")?;
     info!("stopped");
     Ok(())
-}
-
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(err) = tokio::signal::ctrl_c().await {
-            tracing::warn!(%err, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(err) => {
-                tracing::warn!(%err, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => info!("Ctrl-C: shutting down"),
-        () = terminate => info!("SIGTERM: shutting down"),
-    }
 }
