@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The project's test command (README quick start; CI runs exactly this via .ci/run).
+#
+# Installs what the tests need on a fresh machine (the ONNX Runtime library
+# from its PyPI wheel, the function images built FROM scratch), then runs
+# every crate's tests against the real Docker engine. Fails, never skips,
+# when Docker or another dependency is missing.
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+
+# Build artifacts live outside the clone so repeated runs reuse them; a cold
+# cache only costs time.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${HYPERFAKE_CACHE:-$HOME/.cache/hyperfake}/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+if ! docker info >/dev/null 2>&1; then
+    echo "test: the Docker engine is not reachable; the integration tests need it" >&2
+    exit 1
+fi
+
+ORT_DYLIB_PATH="$(scripts/install-onnxruntime.sh | tail -n 1)"
+export ORT_DYLIB_PATH
+
+scripts/build-function-images.sh
+
+cargo test --workspace --no-fail-fast "$@"
