@@ -20,9 +20,11 @@ use tracing::{debug, warn};
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
+type ErasedHandler = dyn Fn(Bytes) -> BoxFuture<Result<Vec<u8>, String>> + Send + Sync;
+
 /// A handler with its error type erased to its message.
 #[derive(Clone)]
-pub(crate) struct BoxedHandler(Arc<dyn Fn(Bytes) -> BoxFuture<Result<Vec<u8>, String>> + Send + Sync>);
+pub(crate) struct BoxedHandler(Arc<ErasedHandler>);
 
 impl BoxedHandler {
     pub(crate) fn new<F, Fut, E>(handler: F) -> Self

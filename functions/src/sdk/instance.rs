@@ -12,7 +12,7 @@ const UNKNOWN_INSTANCE: &str = "unknown";
 pub fn instance_id_from(lookup: impl Fn(&str) -> Option<String>) -> InstanceId {
     [env::INSTANCE_ID, "HOSTNAME"]
         .into_iter()
-        .filter_map(|name| lookup(name))
+        .filter_map(lookup)
         .map(|value| value.trim().to_string())
         .find(|value| !value.is_empty())
         .map_or_else(|| InstanceId::from(UNKNOWN_INSTANCE), InstanceId::new)

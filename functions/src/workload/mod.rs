@@ -1,18 +1,20 @@
 //! HyperFaaS's workload functions. Each module holds one function's handler;
 //! `src/bin/<name>.rs` serves it, and the image is `hyperfaas-<name>:latest`.
 
+pub mod bfs;
 pub mod crash;
 pub mod echo;
 pub mod hello;
 pub mod simul;
 pub mod sleep;
+pub mod thumbnailer;
 
 use hyperfake_core::ImageTag;
 use hyperfake_core::defaults::IMAGE_PREFIX;
 
 /// Every function, by binary name. `scripts/build-function-images.sh` builds
 /// one image per binary in `src/bin`; a unit test keeps the two lists equal.
-pub const NAMES: [&str; 5] = ["crash", "echo", "hello", "simul", "sleep"];
+pub const NAMES: [&str; 7] = ["bfs", "crash", "echo", "hello", "simul", "sleep", "thumbnailer"];
 
 /// The image a function is built into: `hyperfaas-<name>:latest`.
 pub fn image_tag(name: &str) -> ImageTag {

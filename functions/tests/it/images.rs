@@ -69,3 +69,34 @@ async fn echo_image_answers_and_stops_cleanly() {
     let exit_code = docker(&["inspect", "-f", "{{.State.ExitCode}}", &container.id]).await;
     assert_eq!(exit_code.trim(), "0", "logs:\n{}", container.logs().await);
 }
+
+#[tokio::test]
+#[ignore = "needs the images from scripts/build-function-images.sh and a Docker engine"]
+async fn bfs_image_answers_a_large_graph() {
+    let container = Container::run(image_tag("bfs").as_str(), "bfs").await;
+    let addr = container.addr().await;
+    wait_serving(addr, DEADLINE).await;
+    let mut client = client(addr).await;
+    let (response, _) = call(&mut client, "bfs", br#"{"Size": 200000, "Seed": 5}"#.to_vec()).await.unwrap();
+    assert!(response.error.is_none(), "{:?}; logs:\n{}", response.error, container.logs().await);
+    let parsed: functions::workload::bfs::BfsResponse = serde_json::from_slice(&response.data).unwrap();
+    assert_eq!(parsed.result.len(), 200_000);
+}
+
+#[tokio::test]
+#[ignore = "needs the images from scripts/build-function-images.sh and a Docker engine"]
+async fn crash_image_goes_down_with_a_nonzero_exit_code() {
+    let container = Container::run(image_tag("crash").as_str(), "crash").await;
+    let addr = container.addr().await;
+    wait_serving(addr, DEADLINE).await;
+    let mut client = client(addr).await;
+    assert!(call(&mut client, "boom", Vec::new()).await.is_err());
+    let code =
+        tokio::time::timeout(DEADLINE, docker(&["wait", &container.id])).await.expect("crash kept running");
+    assert_eq!(
+        code.trim(),
+        functions::workload::crash::EXIT_CODE.to_string(),
+        "logs:\n{}",
+        container.logs().await
+    );
+}
