@@ -1,0 +1,244 @@
+use loadgen::config::{Arrival, DataProvider, PhaseKind, PhaseSource};
+use loadgen::{ConfigErrors, Problem, Workload};
+
+use crate::common::{BASE, configs_dir};
+
+fn errors(yaml: &str) -> ConfigErrors {
+    match Workload::from_yaml(yaml) {
+        Ok(w) => panic!("expected an error, got {w:#?}\n--- yaml ---\n{yaml}"),
+        Err(e) => e,
+    }
+}
+
+/// Asserts there is an error at `path`, on `line`, whose message contains `needle`.
+fn expect(yaml: &str, path: &str, line: Option<usize>, needle: &str) -> ConfigErrors {
+    let all = errors(yaml);
+    let Some(e) = all.at(path) else { panic!("no error at {path}; got:\n{all}") };
+    assert_eq!(e.line, line, "line of {path}; got:\n{all}");
+    let text = e.to_string();
+    assert!(text.contains(needle), "{text:?} should contain {needle:?}");
+    assert!(text.starts_with(path), "{text:?} should start with the path");
+    all
+}
+
+#[test]
+fn base_workload_is_valid() {
+    let w = Workload::from_yaml(BASE).unwrap();
+    assert_eq!(w.seed, 7);
+    assert_eq!(w.call_timeout.as_secs(), 30);
+    let PhaseSource::Manual(phases) = &w.phases else { panic!("manual phases") };
+    assert_eq!(phases.len(), 2);
+    assert_eq!(phases[1].kind, PhaseKind::Variable);
+    assert_eq!(phases[1].arrival, Arrival::Uniform);
+}
+
+#[test]
+fn every_shipped_example_parses() {
+    let mut seen = 0;
+    for entry in std::fs::read_dir(configs_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            if let Err(e) = Workload::from_yaml(&text) {
+                panic!("{}: {e}", path.display());
+            }
+            seen += 1;
+        }
+    }
+    assert!(seen >= 3, "expected at least 3 example configs, found {seen}");
+}
+
+#[test]
+fn hyperfaas_format_is_read_as_hyperfaas_meant_it() {
+    let text = std::fs::read_to_string(configs_dir().join("hyperfaas-example.yaml")).unwrap();
+    let w = Workload::from_yaml(&text).unwrap();
+    // `timeout: 60` is seconds; patterns are a map; the thumbnailer has defaults.
+    assert_eq!(w.call_timeout.as_secs(), 60);
+    assert_eq!(w.max_duration.as_secs(), 300);
+    let PhaseSource::Generated(patterns) = &w.phases else { panic!("generated") };
+    let names: Vec<_> = patterns.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["echo", "bfs", "thumbnailer"], "file order is kept");
+    let thumb = &w.functions[&"hyperfaas-thumbnailer-json:latest".into()];
+    assert!(
+        matches!(&thumb.provider, DataProvider::ThumbnailerJson { sources, .. } if sources == &[(1920, 1080)])
+    );
+    assert_eq!(thumb.config.memory, hyperfake_core::Bytes(1024 * 1024 * 1024));
+    let bfs = &w.functions[&"hyperfaas-bfs-json:latest".into()];
+    assert_eq!(bfs.provider, DataProvider::BfsJson { min_nodes: 100, max_nodes: 250 });
+}
+
+#[test]
+fn unknown_key_at_top_level() {
+    let yaml = format!("{BASE}colour: blue\n");
+    expect(&yaml, "colour", Some(32), "unknown field `colour`");
+}
+
+#[test]
+fn unknown_key_nested_in_a_phase() {
+    let yaml = BASE.replace("      step: 1\n", "      step: 1\n      stepp: 2\n");
+    expect(&yaml, "workload.phases[1].stepp", Some(20), "unknown field `stepp`");
+}
+
+#[test]
+fn unknown_key_in_function_config() {
+    let yaml = BASE.replace("    memory: 256MB\n", "    memory: 256MB\n    memroy: 1GB\n");
+    let all = errors(&yaml);
+    let e = &all.0[0];
+    assert!(e.path.ends_with("memroy"), "{all}");
+    assert!(e.path.starts_with("function_config"), "{all}");
+    assert_eq!(e.line, Some(24));
+}
+
+#[test]
+fn missing_function_config_for_a_used_image() {
+    let yaml = BASE.replace(
+        "      end_rps: 5\n      step: 1\n      image_tag: hyperfaas-echo:latest",
+        "      end_rps: 5\n      step: 1\n      image_tag: hyperfaas-bfs:latest",
+    );
+    let all = expect(&yaml, "workload.phases[1].image_tag", Some(20), "function_config");
+    assert!(all.0.iter().any(|e| e.problem == Problem::MissingFunctionConfig("hyperfaas-bfs:latest".into())));
+    assert!(all.0.iter().any(|e| e.problem == Problem::MissingDataProvider("hyperfaas-bfs:latest".into())));
+}
+
+#[test]
+fn missing_data_provider_for_a_used_image() {
+    let yaml = BASE.split("data_providers:").next().unwrap().to_string();
+    let all = expect(&yaml, "workload.phases[0].image_tag", Some(12), "data_providers");
+    assert_eq!(all.0.len(), 1, "{all}");
+}
+
+#[test]
+fn bad_duration() {
+    let yaml = BASE.replace("duration: 20s", "duration: 20 seconds");
+    expect(&yaml, "workload.phases[1].duration", Some(16), "invalid duration \"20 seconds\"");
+    let yaml = BASE.replace("max_duration: 1m", "max_duration: 60");
+    expect(&yaml, "max_duration", Some(2), "missing unit");
+    let yaml = BASE.replace("timeout: 30s", "timeout: 30x");
+    expect(&yaml, "timeout", Some(3), "unknown unit");
+}
+
+#[test]
+fn bad_size() {
+    let yaml = BASE.replace("memory: 256MB", "memory: 256XB");
+    expect(&yaml, "function_config.hyperfaas-echo:latest.memory", Some(23), "invalid size \"256XB\"");
+    let yaml = BASE.replace("max_body_size: 1KB", "max_body_size: lots");
+    expect(&yaml, "data_providers.hyperfaas-echo:latest.max_body_size", Some(31), "invalid size");
+    let yaml = BASE.replace("memory: 256MB", "memory: 1MB");
+    expect(&yaml, "function_config.hyperfaas-echo:latest.memory", Some(23), "not a valid memory limit");
+}
+
+#[test]
+fn bad_phase_type() {
+    let yaml = BASE.replace("type: variable", "type: ramping");
+    let all = errors(&yaml);
+    let e = &all.0[0];
+    assert_eq!(e.path, "workload.phases[1].type");
+    assert_eq!(e.line, Some(14));
+    assert!(e.to_string().contains("unknown variant `ramping`, expected `constant` or `variable`"), "{e}");
+}
+
+#[test]
+fn negative_rps_and_step_direction() {
+    let yaml = BASE.replace("start_rps: 2", "start_rps: -2");
+    expect(&yaml, "workload.phases[0].start_rps", Some(11), "must not be negative, got -2");
+    let yaml = BASE.replace("end_rps: 5", "end_rps: -5");
+    expect(&yaml, "workload.phases[1].end_rps", Some(18), "must not be negative");
+    let yaml = BASE.replace("step: 1", "step: -1");
+    expect(&yaml, "workload.phases[1].step", Some(19), "moves away from end_rps");
+    let yaml = BASE.replace("step: 1", "step: 0");
+    expect(&yaml, "workload.phases[1].step", Some(19), "non-zero step");
+}
+
+#[test]
+fn constant_phase_rules() {
+    let yaml = BASE.replace("      start_rps: 2\n", "      start_rps: 2\n      end_rps: 9\n");
+    expect(&yaml, "workload.phases[0].end_rps", Some(12), "constant phase");
+    let yaml = BASE.replace("start_rps: 2", "start_rps: 0");
+    expect(&yaml, "workload.phases[0].start_rps", Some(11), "at least 1");
+}
+
+#[test]
+fn phase_starting_after_max_duration() {
+    let yaml = BASE.replace("start_time: 10s", "start_time: 2m");
+    expect(&yaml, "workload.phases[1].start_time", Some(15), "before max_duration");
+}
+
+#[test]
+fn missing_required_fields() {
+    let yaml = BASE.replace("max_duration: 1m\n", "");
+    expect(&yaml, "max_duration", None, "required");
+    let yaml = BASE.replace("      duration: 10s\n", "");
+    let all = errors(&yaml);
+    assert_eq!(all.0[0].path, "workload.phases[0].duration", "{all}");
+    assert!(all.0[0].line.is_some());
+}
+
+#[test]
+fn data_provider_fields_must_fit_the_type() {
+    let yaml = BASE.replace("    min_body_size: 16\n", "    min_body_size: 16\n    min_nodes: 5\n");
+    expect(
+        &yaml,
+        "data_providers.hyperfaas-echo:latest.min_nodes",
+        Some(31),
+        "not used by data provider type echo",
+    );
+    let yaml = BASE.replace("max_body_size: 1KB", "max_body_size: 8");
+    expect(&yaml, "data_providers.hyperfaas-echo:latest.min_body_size", Some(30), "larger than max");
+    let yaml = BASE.replace("type: echo", "type: mystery");
+    let all = errors(&yaml);
+    assert!(all.0[0].to_string().contains("unknown variant `mystery`"), "{all}");
+    assert_eq!(all.0[0].line, Some(29));
+}
+
+#[test]
+fn cpu_needs_period_and_quota_in_range() {
+    let yaml = BASE.replace("period: 100000", "period: 10");
+    expect(&yaml, "function_config.hyperfaas-echo:latest.cpu.period", Some(25), "outside the kernel's range");
+}
+
+#[test]
+fn generated_workloads_need_patterns_and_check_them() {
+    let yaml = BASE.replace("seed: 7\n", "seed: 7\ngenerate_workload: true\n");
+    let all = errors(&yaml);
+    assert!(all.at("patterns").is_some(), "{all}");
+    assert!(all.at("workload.phases").is_some(), "{all}");
+    let yaml = "\
+max_duration: 1m
+generate_workload: true
+patterns:
+  echo:
+    image_tag: hyperfaas-echo:latest
+    phase_count: {min: 3, max: 2}
+    constant_likelihood: 1.5
+    parameters:
+      start_rps: {min: -1, max: 5}
+      end_rps: {min: 1, max: 10}
+      step: {min: 1, max: 2}
+function_config:
+  hyperfaas-echo:latest: {memory: 256MB}
+data_providers:
+  hyperfaas-echo:latest: {type: echo}
+";
+    expect(yaml, "patterns.echo.phase_count", Some(6), "larger than max");
+    expect(yaml, "patterns.echo.constant_likelihood", Some(7), "0.0..=1.0");
+    expect(yaml, "patterns.echo.parameters.start_rps.min", Some(9), "must not be negative");
+}
+
+#[test]
+fn every_problem_is_reported_not_just_the_first() {
+    let yaml = BASE
+        .replace("duration: 20s", "duration: 20q")
+        .replace("start_rps: 2", "start_rps: -2")
+        .replace("memory: 256MB", "memory: big");
+    let all = errors(&yaml);
+    assert_eq!(all.0.len(), 3, "{all}");
+    assert!(all.to_string().starts_with("3 problems in the workload file"));
+}
+
+#[test]
+fn workload_level_fields_must_agree() {
+    let yaml = BASE.replace("workload:\n", "workload:\n  timeout: 10\n");
+    expect(&yaml, "workload.timeout", Some(6), "differs from timeout");
+    let yaml = BASE.replace("workload:\n", "workload:\n  timeout: 30\n");
+    Workload::from_yaml(&yaml).unwrap();
+}
