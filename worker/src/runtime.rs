@@ -103,6 +103,8 @@ pub enum RuntimeError {
     ExitedDuringStartup { instance: InstanceId, exit_code: Option<i64>, logs: String },
     #[error("instance {instance} did not become ready within {after:?}")]
     NotReady { instance: InstanceId, after: Duration },
+    #[error("no model for image {image} is loaded on this fake worker")]
+    NoModel { image: ImageTag },
     #[error("container engine: {0}")]
     Engine(String),
 }
