@@ -23,6 +23,15 @@ pub const LEAF_SCHEDULED_CALL_TIMESTAMP: &str = "leafscheduledcalltimestamp";
 pub const INSTANCE_ID: &str = "instanceid";
 /// Leaf: the worker that served the call.
 pub const WORKER_ADDRESS: &str = "workeraddress";
+/// Load-balancer node: when the node received the request (the topmost node's
+/// value is the one the client sees).
+pub const LB_GOT_REQUEST_TIMESTAMP: &str = "lbgotrequesttimestamp";
+/// Load-balancer node: when the node handed the call to a child.
+pub const LB_FORWARDED_CALL_TIMESTAMP: &str = "lbforwardedcalltimestamp";
+
+/// Every key the leaf sets itself (it also forwards [`WORKER_KEYS`]).
+pub const LEAF_KEYS: [&str; 4] =
+    [LEAF_GOT_REQUEST_TIMESTAMP, LEAF_SCHEDULED_CALL_TIMESTAMP, INSTANCE_ID, WORKER_ADDRESS];
 
 /// Every timing key the worker sets, in the order they happen.
 pub const WORKER_KEYS: [&str; 6] = [

@@ -4,7 +4,8 @@
 //! - [`TestDatabase`]: the database service on a SQLite file in a TempDir, on 127.0.0.1:0;
 //! - [`TestWorker`]: a real worker (Docker runtime) on 127.0.0.1:0, its containers
 //!   labelled with the test id;
-//! - [`ContainerSweeper`]: removes every container carrying a test's label.
+//! - [`ContainerSweeper`]: removes every container carrying a test's label;
+//! - [`TestLeaf`]: a leaf or load-balancer node on 127.0.0.1:0.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use hyperfake_core::defaults::{LABEL_TEST, MAX_MESSAGE_SIZE};
 use hyperfake_core::{Bytes, CpuQuota, FunctionConfig};
 use proto::controller::StatusUpdate;
 use proto::controller::controller_client::ControllerClient;
+use proto::leaf::leaf_client::LeafClient;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tonic::Streaming;
@@ -253,4 +255,68 @@ pub fn metadata_u64<T>(response: &tonic::Response<T>, key: &str) -> u64 {
         .unwrap()
         .parse()
         .unwrap()
+}
+
+/// A leaf or load-balancer node served on 127.0.0.1:0 until dropped (or
+/// [`TestLeaf::kill`]ed). `settings.address` is ignored.
+#[derive(Debug)]
+pub struct TestLeaf {
+    pub node: Arc<leaf::Node>,
+    pub address: String,
+    task: Option<JoinHandle<()>>,
+}
+
+/// Leaf settings for tests: the defaults, but reconciling and reconnecting
+/// quickly so tests see the effects within a second.
+pub fn leaf_settings(database: &str, workers: Vec<String>) -> leaf::NodeSettings {
+    let mut settings = leaf::NodeSettings::leaf(database, workers);
+    settings.pool.reconcile_interval = Duration::from_millis(500);
+    settings.pool.reconnect_min = Duration::from_millis(50);
+    settings.pool.reconnect_max = Duration::from_millis(500);
+    settings.pool.state_interval = Duration::from_millis(100);
+    settings.database_wait = Duration::from_secs(5);
+    settings
+}
+
+impl TestLeaf {
+    pub async fn start(settings: leaf::NodeSettings) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let node = Arc::new(leaf::Node::start(&settings).await.expect("starting the leaf"));
+        let served = Arc::clone(&node);
+        let task = tokio::spawn(async move {
+            served.serve(listener, std::future::pending()).await.unwrap();
+        });
+        TestLeaf { node, address, task: Some(task) }
+    }
+
+    /// The leaf's scheduler; panics for a load-balancer node.
+    pub fn scheduler(&self) -> &Arc<leaf::Scheduler> {
+        self.node.scheduler().expect("a leaf, not a load-balancer node")
+    }
+
+    pub async fn client(&self) -> LeafClient<Channel> {
+        connect_leaf(&self.address).await
+    }
+
+    /// Stops serving abruptly, like a killed process.
+    pub async fn kill(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for TestLeaf {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+pub async fn connect_leaf(address: &str) -> LeafClient<Channel> {
+    let channel = Channel::from_shared(format!("http://{address}")).unwrap().connect().await.unwrap();
+    LeafClient::new(channel).max_decoding_message_size(MAX_MESSAGE_SIZE).max_encoding_message_size(MAX_MESSAGE_SIZE)
 }

@@ -1,0 +1,205 @@
+//! What a leaf believes about one function's instances: each one by id, the
+//! worker it runs on, the calls in flight on it and when it last worked.
+//!
+//! Tracking instances by id (not a bare counter) is what lets a STOP, TIMEOUT or
+//! DOWN event, a `State` reconciliation or a worker's FAILED_PRECONDITION remove
+//! exactly the instance that is gone.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+
+use hyperfake_core::InstanceId;
+
+/// Index of a worker in the leaf's pool.
+pub type WorkerIndex = usize;
+
+/// One instance as the leaf sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Placed {
+    pub worker: WorkerIndex,
+    /// Calls the leaf forwarded to it and that have not been answered.
+    pub in_flight: u32,
+    /// When a call last ended (or the instance was added).
+    pub last_active: Instant,
+    /// When the leaf learnt about it: a `State` answer requested before this
+    /// cannot prove the instance gone.
+    pub added_at: Instant,
+}
+
+/// One function's instances, keyed by id (ordered, so ties break stably).
+#[derive(Debug, Default)]
+pub struct InstanceSet {
+    instances: BTreeMap<InstanceId, Placed>,
+}
+
+impl InstanceSet {
+    /// Adds an instance; adding one already known keeps its counters.
+    pub fn insert(&mut self, id: InstanceId, worker: WorkerIndex, now: Instant) {
+        self.instances.entry(id).or_insert(Placed { worker, in_flight: 0, last_active: now, added_at: now });
+    }
+
+    pub fn remove(&mut self, id: &InstanceId) -> Option<Placed> {
+        self.instances.remove(id)
+    }
+
+    pub fn contains(&self, id: &InstanceId) -> bool {
+        self.instances.contains_key(id)
+    }
+
+    pub fn get(&self, id: &InstanceId) -> Option<&Placed> {
+        self.instances.get(id)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&InstanceId, &Placed)> {
+        self.instances.iter()
+    }
+
+    /// Instances on workers for which `usable` holds.
+    pub fn ready(&self, usable: impl Fn(WorkerIndex) -> bool) -> usize {
+        self.instances.values().filter(|p| usable(p.worker)).count()
+    }
+
+    pub fn in_flight(&self) -> u32 {
+        self.instances.values().map(|p| p.in_flight).sum()
+    }
+
+    /// The least-loaded instance on a usable worker, not in `excluded`. Ties go to
+    /// the lowest id, so light load concentrates on few instances and the rest
+    /// can go idle and be scaled down.
+    pub fn pick(
+        &self,
+        usable: impl Fn(WorkerIndex) -> bool,
+        excluded: &HashSet<InstanceId>,
+    ) -> Option<(InstanceId, WorkerIndex)> {
+        self.instances
+            .iter()
+            .filter(|(id, p)| usable(p.worker) && !excluded.contains(*id))
+            .min_by_key(|(_, p)| p.in_flight)
+            .map(|(id, p)| (id.clone(), p.worker))
+    }
+
+    /// Counts a call on `id`. Returns false if the instance is gone.
+    pub fn begin_call(&mut self, id: &InstanceId) -> bool {
+        match self.instances.get_mut(id) {
+            Some(p) => {
+                p.in_flight += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn end_call(&mut self, id: &InstanceId, now: Instant) {
+        if let Some(p) = self.instances.get_mut(id) {
+            p.in_flight = p.in_flight.saturating_sub(1);
+            p.last_active = now;
+        }
+    }
+
+    /// Removes and returns instances without calls for `timeout`.
+    pub fn take_idle(&mut self, timeout: Duration, now: Instant) -> Vec<(InstanceId, WorkerIndex)> {
+        let idle: Vec<_> = self
+            .instances
+            .iter()
+            .filter(|(_, p)| p.in_flight == 0 && now.saturating_duration_since(p.last_active) >= timeout)
+            .map(|(id, p)| (id.clone(), p.worker))
+            .collect();
+        for (id, _) in &idle {
+            self.instances.remove(id);
+        }
+        idle
+    }
+
+    /// Instances on `worker` (all functions' sets are summed for placement).
+    pub fn on_worker(&self, worker: WorkerIndex) -> (usize, u32) {
+        self.instances
+            .values()
+            .filter(|p| p.worker == worker)
+            .fold((0, 0), |(n, calls), p| (n + 1, calls + p.in_flight))
+    }
+
+    /// Reconciliation: drops instances on `worker` that the worker's `State`,
+    /// requested at `asked_at`, did not list. Instances learnt after the request
+    /// are kept (the answer may predate them). Returns the ids dropped.
+    pub fn retain_listed(
+        &mut self,
+        worker: WorkerIndex,
+        listed: &HashSet<InstanceId>,
+        asked_at: Instant,
+    ) -> Vec<InstanceId> {
+        let gone: Vec<_> = self
+            .instances
+            .iter()
+            .filter(|(id, p)| p.worker == worker && p.added_at < asked_at && !listed.contains(*id))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &gone {
+            self.instances.remove(id);
+        }
+        gone
+    }
+
+    pub fn len(&self) -> usize {
+        self.instances.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.instances.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> InstanceId {
+        InstanceId::from(s)
+    }
+
+    #[test]
+    fn picks_the_least_loaded_usable_instance_and_breaks_ties_stably() {
+        let now = Instant::now();
+        let mut set = InstanceSet::default();
+        set.insert(id("b"), 1, now);
+        set.insert(id("a"), 0, now);
+        let none = HashSet::new();
+        assert_eq!(set.pick(|_| true, &none), Some((id("a"), 0)));
+        assert!(set.begin_call(&id("a")));
+        assert_eq!(set.pick(|_| true, &none), Some((id("b"), 1)));
+        assert_eq!(set.pick(|w| w == 0, &none), Some((id("a"), 0)), "never a worker out of rotation");
+        assert_eq!(set.pick(|_| true, &HashSet::from([id("b")])), Some((id("a"), 0)));
+        assert_eq!(set.pick(|w| w == 2, &none), None);
+        assert_eq!(set.in_flight(), 1);
+        assert!(!set.begin_call(&id("gone")));
+    }
+
+    #[test]
+    fn only_instances_idle_for_the_timeout_are_taken() {
+        let start = Instant::now();
+        let mut set = InstanceSet::default();
+        set.insert(id("busy"), 0, start);
+        set.insert(id("idle"), 0, start);
+        set.insert(id("fresh"), 0, start + Duration::from_secs(5));
+        set.begin_call(&id("busy"));
+        let taken = set.take_idle(Duration::from_secs(10), start + Duration::from_secs(10));
+        assert_eq!(taken, vec![(id("idle"), 0)]);
+        set.end_call(&id("busy"), start + Duration::from_secs(10));
+        assert!(set.take_idle(Duration::from_secs(10), start + Duration::from_secs(14)).is_empty());
+        assert_eq!(set.take_idle(Duration::from_secs(10), start + Duration::from_secs(20)).len(), 2);
+        assert!(set.is_empty());
+    }
+
+    #[test]
+    fn reconciliation_drops_only_unlisted_instances_known_before_the_request() {
+        let t0 = Instant::now();
+        let mut set = InstanceSet::default();
+        set.insert(id("listed"), 0, t0);
+        set.insert(id("phantom"), 0, t0);
+        set.insert(id("other-worker"), 1, t0);
+        set.insert(id("newer"), 0, t0 + Duration::from_secs(2));
+        let gone = set.retain_listed(0, &HashSet::from([id("listed")]), t0 + Duration::from_secs(1));
+        assert_eq!(gone, vec![id("phantom")]);
+        assert_eq!(set.len(), 3);
+        assert_eq!(set.on_worker(0), (2, 0));
+    }
+}

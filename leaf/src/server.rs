@@ -1,0 +1,160 @@
+//! Building a node from its settings and serving it until shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use database::DatabaseClient;
+use hyperfake_core::defaults::MAX_MESSAGE_SIZE;
+use proto::leaf::leaf_server::LeafServer;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::config::{NodeSettings, Role};
+use crate::error::LeafError;
+use crate::lb::{Balancer, BalancerService};
+use crate::scheduler::Scheduler;
+use crate::service::LeafService;
+use crate::workers::WorkerPool;
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("invalid address {address:?}")]
+    Address {
+        address: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
+    #[error("database at {address}: {source}")]
+    Database {
+        address: String,
+        #[source]
+        source: database::ClientError,
+    },
+    #[error("loading functions from the database at {address} (waited {waited:?})")]
+    Load {
+        address: String,
+        waited: Duration,
+        #[source]
+        source: LeafError,
+    },
+}
+
+/// A running node: a leaf or a load-balancer node, with its background tasks
+/// (aborted when dropped).
+#[derive(Debug)]
+pub struct Node {
+    pub kind: NodeKind,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+#[derive(Debug, Clone)]
+pub enum NodeKind {
+    Leaf(Arc<Scheduler>),
+    Balancer(Arc<Balancer>),
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl Node {
+    /// Connects to the nodes below and (for a leaf) loads every function from
+    /// the database, waiting up to `database_wait` for it to answer.
+    pub async fn start(settings: &NodeSettings) -> Result<Node, StartupError> {
+        match &settings.role {
+            Role::Leaf { workers } => {
+                let database = DatabaseClient::connect(&settings.database).map_err(|source| {
+                    StartupError::Database { address: settings.database.clone(), source }
+                })?;
+                let pool = WorkerPool::new(workers, settings.pool.clone())
+                    .map_err(|source| StartupError::Address { address: workers.join(","), source })?;
+                let scheduler = Scheduler::new(settings.scheduler.clone(), pool, database);
+                let started = Instant::now();
+                let mut wait = Duration::from_millis(100);
+                let loaded = loop {
+                    match scheduler.load_functions().await {
+                        Ok(n) => break n,
+                        Err(LeafError::Database(e))
+                            if e.is_unavailable() && started.elapsed() < settings.database_wait =>
+                        {
+                            tracing::info!("waiting for the database at {}: {e}", settings.database);
+                            tokio::time::sleep(wait).await;
+                            wait = (wait * 2).min(Duration::from_secs(2));
+                        }
+                        Err(source) => {
+                            return Err(StartupError::Load {
+                                address: settings.database.clone(),
+                                waited: started.elapsed(),
+                                source,
+                            });
+                        }
+                    }
+                };
+                tracing::info!(functions = loaded, "loaded functions from the database");
+                let tasks = scheduler.spawn();
+                // Give the followers one connect timeout to bring workers into
+                // rotation, so the first calls do not find none.
+                let until = Instant::now() + settings.pool.connect_timeout * 2;
+                while scheduler.pool().in_rotation_count() < workers.len() && Instant::now() < until {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                Ok(Node { kind: NodeKind::Leaf(scheduler), tasks })
+            }
+            Role::Balancer { children } => {
+                let balancer = Balancer::new(children, settings.pool.clone())
+                    .map_err(|source| StartupError::Address { address: children.join(","), source })?;
+                balancer.refresh().await;
+                let tasks = balancer.spawn();
+                Ok(Node { kind: NodeKind::Balancer(balancer), tasks })
+            }
+        }
+    }
+
+    /// Serves `leaf.Leaf` (and `grpc.health.v1`) on `listener` until `shutdown`.
+    pub async fn serve(
+        &self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), tonic::transport::Error> {
+        let (reporter, health) = tonic_health::server::health_reporter();
+        let builder = tonic::transport::Server::builder().tcp_nodelay(true).add_service(health);
+        let incoming = TcpListenerStream::new(listener);
+        match &self.kind {
+            NodeKind::Leaf(scheduler) => {
+                let service = LeafServer::new(LeafService::new(Arc::clone(scheduler)))
+                    .max_decoding_message_size(MAX_MESSAGE_SIZE)
+                    .max_encoding_message_size(MAX_MESSAGE_SIZE);
+                reporter.set_serving::<LeafServer<LeafService>>().await;
+                builder.add_service(service).serve_with_incoming_shutdown(incoming, shutdown).await
+            }
+            NodeKind::Balancer(balancer) => {
+                let service = LeafServer::new(BalancerService::new(Arc::clone(balancer)))
+                    .max_decoding_message_size(MAX_MESSAGE_SIZE)
+                    .max_encoding_message_size(MAX_MESSAGE_SIZE);
+                reporter.set_serving::<LeafServer<BalancerService>>().await;
+                builder.add_service(service).serve_with_incoming_shutdown(incoming, shutdown).await
+            }
+        }
+    }
+
+    pub fn scheduler(&self) -> Option<&Arc<Scheduler>> {
+        match &self.kind {
+            NodeKind::Leaf(s) => Some(s),
+            NodeKind::Balancer(_) => None,
+        }
+    }
+
+    pub fn balancer(&self) -> Option<&Arc<Balancer>> {
+        match &self.kind {
+            NodeKind::Balancer(b) => Some(b),
+            NodeKind::Leaf(_) => None,
+        }
+    }
+}

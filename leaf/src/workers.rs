@@ -1,0 +1,271 @@
+//! The leaf's workers: one connection each, a follower of its `Status` stream
+//! (unique subscriber id, reconnect with backoff), periodic reconciliation via
+//! `State`, and whether it is in rotation.
+//!
+//! A worker is in rotation while its status stream is connected and its last
+//! `State` answered. Anything that suggests otherwise (a broken stream, a failed
+//! `State`, a call that could not connect) takes it out and asks the follower to
+//! resubscribe; the follower's successful resubscription and reconciliation are
+//! the only way back in.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use hyperfake_core::defaults::MAX_MESSAGE_SIZE;
+use hyperfake_core::{FunctionId, InstanceId};
+use proto::controller::controller_client::ControllerClient;
+use proto::controller::{StateRequest, StateResponse, StatusRequest, StatusUpdate};
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::config::PoolSettings;
+use crate::instances::WorkerIndex;
+
+/// What the pool tells the scheduler.
+#[derive(Debug)]
+pub enum PoolEvent {
+    /// A lifecycle event from a worker's status stream.
+    Status(WorkerIndex, StatusUpdate),
+    /// A worker's live instances, as `State` listed them when asked at `asked_at`.
+    Reconciled { worker: WorkerIndex, state: StateResponse, asked_at: Instant },
+}
+
+/// One worker.
+#[derive(Debug)]
+pub struct WorkerHandle {
+    pub index: WorkerIndex,
+    pub address: String,
+    /// Subscriber id for this worker's status stream: unique per leaf process
+    /// and worker, so two leaves (or two workers' followers) never replace
+    /// each other's subscription.
+    pub subscriber_id: String,
+    client: ControllerClient<Channel>,
+    connected: AtomicBool,
+    healthy: AtomicBool,
+    resubscribe: Notify,
+}
+
+impl WorkerHandle {
+    pub fn client(&self) -> ControllerClient<Channel> {
+        self.client.clone()
+    }
+
+    pub fn in_rotation(&self) -> bool {
+        self.connected.load(Ordering::Acquire) && self.healthy.load(Ordering::Acquire)
+    }
+
+    /// Takes the worker out of rotation until the follower reconnects.
+    pub fn mark_down(&self, why: &str) {
+        if self.healthy.swap(false, Ordering::AcqRel) {
+            tracing::warn!(worker = %self.address, "worker out of rotation: {why}");
+        }
+        self.resubscribe.notify_one();
+    }
+
+    fn set_up(&self) {
+        self.connected.store(true, Ordering::Release);
+        if !self.healthy.swap(true, Ordering::AcqRel) {
+            tracing::info!(worker = %self.address, "worker in rotation");
+        }
+    }
+}
+
+/// Every worker of a leaf.
+#[derive(Debug)]
+pub struct WorkerPool {
+    workers: Vec<Arc<WorkerHandle>>,
+    settings: PoolSettings,
+}
+
+/// A client for a controller at `address` that dials lazily, with the pool's
+/// connect timeout and keep-alives that notice a vanished peer.
+pub fn channel(address: &str, connect_timeout: Duration) -> Result<Channel, tonic::transport::Error> {
+    let uri = if address.contains("://") { address.to_string() } else { format!("http://{address}") };
+    Ok(Endpoint::from_shared(uri)?
+        .connect_timeout(connect_timeout)
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(5))
+        .keep_alive_timeout(Duration::from_secs(5))
+        .connect_lazy())
+}
+
+impl WorkerPool {
+    pub fn new(addresses: &[String], settings: PoolSettings) -> Result<Self, tonic::transport::Error> {
+        let node = uuid::Uuid::new_v4().simple().to_string();
+        let workers = addresses
+            .iter()
+            .enumerate()
+            .map(|(index, address)| {
+                let client = ControllerClient::new(channel(address, settings.connect_timeout)?)
+                    .max_decoding_message_size(MAX_MESSAGE_SIZE)
+                    .max_encoding_message_size(MAX_MESSAGE_SIZE);
+                Ok(Arc::new(WorkerHandle {
+                    index,
+                    address: address.clone(),
+                    subscriber_id: format!("leaf-{}-{index}", &node[..12]),
+                    client,
+                    connected: AtomicBool::new(false),
+                    healthy: AtomicBool::new(false),
+                    resubscribe: Notify::new(),
+                }))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(WorkerPool { workers, settings })
+    }
+
+    pub fn get(&self, index: WorkerIndex) -> &Arc<WorkerHandle> {
+        &self.workers[index]
+    }
+
+    pub fn all(&self) -> &[Arc<WorkerHandle>] {
+        &self.workers
+    }
+
+    pub fn in_rotation(&self, index: WorkerIndex) -> bool {
+        self.workers.get(index).is_some_and(|w| w.in_rotation())
+    }
+
+    pub fn in_rotation_count(&self) -> usize {
+        self.workers.iter().filter(|w| w.in_rotation()).count()
+    }
+
+    /// Starts a follower per worker and the reconciliation timer. Events go to
+    /// `events`; the tasks end when it is closed or the handles are aborted.
+    pub fn spawn(&self, events: mpsc::Sender<PoolEvent>) -> Vec<JoinHandle<()>> {
+        let mut tasks: Vec<_> = self
+            .workers
+            .iter()
+            .map(|w| tokio::spawn(follow(Arc::clone(w), self.settings.clone(), events.clone())))
+            .collect();
+        let workers = self.workers.clone();
+        let interval = self.settings.reconcile_interval;
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let rounds = workers.iter().filter(|w| w.connected.load(Ordering::Acquire)).map(|w| {
+                    let events = events.clone();
+                    async move {
+                        match reconcile(w, interval).await {
+                            Ok(event) => {
+                                let _ = events.send(event).await;
+                            }
+                            Err(status) => w.mark_down(&format!("State failed: {}", status.message())),
+                        }
+                    }
+                });
+                futures::future::join_all(rounds).await;
+                if events.is_closed() {
+                    return;
+                }
+            }
+        }));
+        tasks
+    }
+}
+
+async fn reconcile(worker: &WorkerHandle, within: Duration) -> Result<PoolEvent, tonic::Status> {
+    let asked_at = Instant::now();
+    let mut request = tonic::Request::new(StateRequest { node_id: worker.subscriber_id.clone() });
+    request.set_timeout(within);
+    let state = tokio::time::timeout(within, worker.client().state(request))
+        .await
+        .map_err(|_| tonic::Status::deadline_exceeded("State timed out"))??
+        .into_inner();
+    Ok(PoolEvent::Reconciled { worker: worker.index, state, asked_at })
+}
+
+/// Follows one worker's status stream for as long as `events` is open.
+async fn follow(worker: Arc<WorkerHandle>, settings: PoolSettings, events: mpsc::Sender<PoolEvent>) {
+    let mut backoff = settings.reconnect_min;
+    loop {
+        let request = StatusRequest { node_id: worker.subscriber_id.clone() };
+        match worker.client().status(request).await {
+            Ok(stream) => {
+                let mut stream = stream.into_inner();
+                // Reconcile right after subscribing: events missed while
+                // disconnected are accounted for by the worker's own list.
+                match reconcile(&worker, settings.reconcile_interval.max(settings.connect_timeout)).await {
+                    Ok(event) => {
+                        if events.send(event).await.is_err() {
+                            return;
+                        }
+                        worker.set_up();
+                        backoff = settings.reconnect_min;
+                        loop {
+                            tokio::select! {
+                                message = stream.message() => match message {
+                                    Ok(Some(update)) => {
+                                        if events.send(PoolEvent::Status(worker.index, update)).await.is_err() {
+                                            return;
+                                        }
+                                    }
+                                    Ok(None) => break worker.mark_down("status stream ended"),
+                                    Err(status) => break worker.mark_down(&format!("status stream failed: {}", status.message())),
+                                },
+                                () = worker.resubscribe.notified() => break,
+                            }
+                        }
+                    }
+                    Err(status) => worker.mark_down(&format!("State failed: {}", status.message())),
+                }
+            }
+            Err(status) => worker.mark_down(&format!("cannot subscribe: {}", status.message())),
+        }
+        worker.connected.store(false, Ordering::Release);
+        if events.is_closed() {
+            return;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(settings.reconnect_max);
+    }
+}
+
+/// The instances a `State` answer lists, with their function and idle time.
+pub fn listed_instances(state: &StateResponse) -> Vec<(FunctionId, InstanceId, Duration)> {
+    state
+        .functions
+        .iter()
+        .flat_map(|f| {
+            f.running.iter().chain(&f.idle).map(|i| {
+                let idle = Duration::from_millis(u64::try_from(i.time_since_last_work).unwrap_or(0));
+                (FunctionId::new(f.function_id.clone()), InstanceId::new(i.instance_id.clone()), idle)
+            })
+        })
+        .collect()
+}
+
+/// Ids in a `State` answer.
+pub fn listed_ids(state: &StateResponse) -> HashSet<InstanceId> {
+    listed_instances(state).into_iter().map(|(_, id, _)| id).collect()
+}
+
+/// Whether a failed call never reached the worker (refused, reset, unreachable).
+/// tonic reports these as UNAVAILABLE made on the client side: a transport
+/// error as the source, and no response metadata (a status the worker sent
+/// always carries its response headers).
+pub fn is_transport_failure(status: &tonic::Status) -> bool {
+    if status.code() != tonic::Code::Unavailable {
+        return false;
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
+    while let Some(e) = source {
+        if e.is::<tonic::transport::Error>() {
+            return true;
+        }
+        source = e.source();
+    }
+    status.metadata().is_empty()
+}
+
+/// Whether the connection to the worker broke while a call was in flight
+/// (tonic reports UNKNOWN or CANCELLED made on the client side, without any
+/// response metadata). The call may have reached the function.
+pub fn is_connection_lost(status: &tonic::Status) -> bool {
+    matches!(status.code(), tonic::Code::Unknown | tonic::Code::Cancelled) && status.metadata().is_empty()
+}

@@ -1,0 +1,16 @@
+#![allow(unreachable_pub)]
+
+//! Leaf and load-balancer integration tests against the real Docker engine,
+//! real workers and a real database on loopback. Images come from
+//! `scripts/build-function-images.sh`; a missing image fails the test.
+
+mod common;
+
+/// Creating functions and calling them through a leaf; codes and metadata.
+mod calls;
+/// Single-flight cold start, scale-up, scale-to-zero.
+mod scaling;
+/// A restarted leaf; a 3-level tree of load-balancer node, leaves and workers.
+mod topology;
+/// Several workers: placement, spreading, a worker killed mid-run, reconciliation.
+mod workers;
