@@ -1,0 +1,137 @@
+//! `fakeworker`: serves `controller.Controller` like `worker`, simulating
+//! instances with trained models.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use fakeworker::{ExplicitModel, ModelRegistry, ResponseMode, SimRuntime, SimSettings};
+use hyperfake_core::{Bytes, ImageTag, defaults};
+use worker::{FunctionCatalog, Worker, WorkerSettings};
+
+/// Serves the worker's gRPC API (Start, Call, Stop, Status, Metrics, State,
+/// Resources) but simulates each call with a model's predicted runtime, CPU
+/// and RAM instead of running a container. Thousands of simulated instances fit
+/// on one machine.
+///
+/// Models: every .onnx/.json file in --models (bad files are reported and
+/// skipped; the directory is watched and reloaded on change or SIGHUP), plus
+/// each `-m <path> <image-tag>` (a bad explicit model stops the start).
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Address to serve on (port 0 picks a free port; the bound address is printed).
+    #[arg(long, env = defaults::env::WORKER_ADDRESS, default_value = defaults::WORKER_ADDRESS)]
+    address: String,
+    /// The function database.
+    #[arg(long, env = defaults::env::DATABASE_ADDRESS, default_value = defaults::DATABASE_ADDRESS)]
+    database: String,
+    /// Names this worker in logs and events. Default: `fakeworker-<port>`.
+    #[arg(long)]
+    worker_id: Option<String>,
+    /// Directory of model files to serve and watch (`trainer deploy` writes here).
+    #[arg(long, default_value = "models/deployed")]
+    models: PathBuf,
+    /// A model file for one image, e.g. `-m hyperfaas-echo.onnx hyperfaas-echo:latest` (repeatable).
+    #[arg(short = 'm', long = "model", num_args = 2, value_names = ["PATH", "IMAGE_TAG"])]
+    model: Vec<String>,
+    /// Simulated cold-start time of an instance.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "400ms")]
+    cold_start: Duration,
+    /// Sample each call's runtime noise from the model's training residuals, with this seed.
+    #[arg(long)]
+    noise_seed: Option<u64>,
+    /// Cores the simulated host has (Metrics). Default: this machine's.
+    #[arg(long)]
+    cores: Option<usize>,
+    /// RAM the simulated host has (Metrics), e.g. 16GB.
+    #[arg(long, value_parser = parse_size, default_value = "16GB")]
+    ram: Bytes,
+    /// What a simulated call answers with.
+    #[arg(long, value_enum, default_value_t = ResponseMode::Echo)]
+    response: ResponseMode,
+    /// How often the models directory is checked for changes.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
+    reload_interval: Duration,
+    /// Only images whose tag starts with one of these prefixes may be started.
+    #[arg(long = "allow-image-prefix", default_value = defaults::IMAGE_PREFIX)]
+    allowed_image_prefixes: Vec<String>,
+}
+
+fn parse_size(s: &str) -> Result<Bytes, String> {
+    Bytes::parse_size(s).map_err(|e| e.to_string())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Args::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fakeworker: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let explicit = args
+        .model
+        .chunks(2)
+        .map(|pair| ExplicitModel { path: PathBuf::from(&pair[0]), image: ImageTag::new(pair[1].clone()) })
+        .collect();
+    let dir = args.models.is_dir().then(|| args.models.clone());
+    if dir.is_none() {
+        tracing::warn!(dir = %args.models.display(), "models directory does not exist; serving only -m models");
+    }
+    let (registry, skipped) = ModelRegistry::load(dir, explicit)?;
+    fakeworker::models::report_skipped(&skipped);
+    let registry = Arc::new(registry);
+    let images = registry.current().images();
+    if images.is_empty() {
+        tracing::warn!("no models loaded: every Start will fail until models are deployed");
+    }
+    let _watcher = registry.spawn_watcher(args.reload_interval);
+
+    let mut sim =
+        SimSettings { cold_start: args.cold_start, noise_seed: args.noise_seed, ..Default::default() };
+    sim.ram_total = args.ram;
+    sim.response = args.response;
+    if let Some(cores) = args.cores {
+        sim.cores = cores;
+    }
+
+    let listener = tokio::net::TcpListener::bind(&args.address)
+        .await
+        .with_context(|| format!("binding {}", args.address))?;
+    let bound = listener.local_addr()?;
+    let worker_id = args.worker_id.unwrap_or_else(|| format!("fakeworker-{}", bound.port()));
+    let database = database::DatabaseClient::connect(&args.database)
+        .with_context(|| format!("database at {}", args.database))?;
+    let mut settings = WorkerSettings::new(&worker_id);
+    settings.allowed_image_prefixes = args.allowed_image_prefixes;
+    let runtime = SimRuntime::new(registry, sim);
+    let worker = Worker::new(settings, Arc::new(runtime), FunctionCatalog::new(database));
+
+    println!("fakeworker {worker_id} listening on {bound} with models for {images:?}");
+    worker::serve(Arc::clone(&worker), listener, shutdown_signal()).await?;
+    worker.stop_all().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler cannot fail on Unix");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

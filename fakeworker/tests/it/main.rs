@@ -1,0 +1,14 @@
+//! Fake worker integration tests: the real worker service over the simulated
+//! runtime, served on 127.0.0.1:0, with model files written to a TempDir.
+#![allow(unreachable_pub)]
+
+mod common;
+
+/// Model inputs follow docs/units.md; Metrics report simulated usage.
+mod features;
+/// Lifecycle: idle timeout, stop, max_concurrency, stopped instances.
+mod lifecycle;
+/// Model loading errors and hot reload under load.
+mod models;
+/// Runtime units: a model predicting 50 ms sleeps 50 ms (JSON ns, old JSON ms, ONNX).
+mod units;
