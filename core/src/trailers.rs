@@ -23,6 +23,9 @@ pub const LEAF_SCHEDULED_CALL_TIMESTAMP: &str = "leafscheduledcalltimestamp";
 pub const INSTANCE_ID: &str = "instanceid";
 /// Leaf: the worker that served the call.
 pub const WORKER_ADDRESS: &str = "workeraddress";
+/// Request metadata: the caller's id for the call (the load generator sends
+/// `<run_id>-<call index>`), so server logs and records can be joined on it.
+pub const REQUEST_ID: &str = "requestid";
 /// Load-balancer node: when the node received the request (the topmost node's
 /// value is the one the client sees).
 pub const LB_GOT_REQUEST_TIMESTAMP: &str = "lbgotrequesttimestamp";

@@ -25,10 +25,15 @@
 //! assert_eq!(schedule.to_json(), Schedule::resolve(&workload).to_json());
 //! ```
 
+pub mod bench;
 pub mod config;
 pub mod duration;
 pub mod payload;
+pub mod record;
+pub mod run;
 pub mod schedule;
+pub mod sender;
+pub mod summary;
 pub mod yaml_path;
 
 pub use config::{ConfigError, ConfigErrors, Problem, Workload};

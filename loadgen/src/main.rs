@@ -1,1 +1,250 @@
-fn main() {}
+//! `loadgen`: the command line over the `loadgen` library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use hyperfake_core::defaults::env;
+use loadgen::bench::{BenchOptions, bench};
+use loadgen::record::RunStatus;
+use loadgen::run::{RunOptions, run};
+use loadgen::{Schedule, Workload};
+use tokio::sync::watch;
+
+/// Open-loop load generator for a HyperFaaS-style leaf. Reads a HyperFaaS
+/// workload YAML, sends every call at its scheduled time, and records every
+/// outcome with all server timing metadata in a SQLite run database.
+#[derive(Debug, Parser)]
+#[command(name = "loadgen", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a workload against a leaf and record every call.
+    Run {
+        /// The workload file (HyperFaaS format; see configs/README.md).
+        config: PathBuf,
+        /// Run database to write (created if missing; one file can hold many runs).
+        /// Default: training_data/<run id>.db.
+        #[arg(long, value_name = "DB")]
+        out: Option<PathBuf>,
+        /// Leaf address, overriding the file's leaf_address.
+        #[arg(long, value_name = "ADDR", env = env::LEAF_ADDRESS)]
+        leaf: Option<String>,
+        /// Run id (letters, digits, '-', '_', '.'). Default: UTC start time + random suffix.
+        #[arg(long, value_name = "ID")]
+        run_id: Option<String>,
+        /// Most calls in flight at once, overriding the file's max_in_flight; a call
+        /// due beyond it is recorded as NOT_SENT. Default: no limit.
+        #[arg(long, value_name = "N")]
+        max_in_flight: Option<usize>,
+        /// Do not draw the progress bar.
+        #[arg(long)]
+        no_progress: bool,
+    },
+    /// Parse and resolve a workload and print a summary of its schedule. Sends nothing.
+    Validate {
+        /// The workload file.
+        config: PathBuf,
+    },
+    /// Print the resolved schedule (phases and every call with its request
+    /// parameters). The same file and seed always print the same bytes.
+    Schedule {
+        /// The workload file.
+        config: PathBuf,
+        /// Print JSON (the only format).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure the generator itself against an in-process no-op leaf at
+    /// increasing rates; writes loadgen.json and loadgen.md.
+    Bench {
+        /// Directory for the reports.
+        #[arg(long, value_name = "DIR", default_value = "target/bench")]
+        out: PathBuf,
+        /// Target rates in calls per second, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "250,500,1000,2000,4000,8000")]
+        rates: Vec<u32>,
+        /// Seconds per rate.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Request body size in bytes.
+        #[arg(long, default_value_t = 256)]
+        body_bytes: u64,
+        /// Highest send-lag p99, in microseconds, for a rate to count as sustained.
+        #[arg(long, default_value_t = 5_000)]
+        max_lag_p99_us: u64,
+    },
+}
+
+/// Exit codes: 0 done, 1 failed, 2 bad workload file, 130 interrupted.
+const EXIT_FAILED: u8 = 1;
+const EXIT_BAD_CONFIG: u8 = 2;
+const EXIT_INTERRUPTED: u8 = 130;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+/// Reads and validates a workload file; prints every problem on failure.
+fn load(path: &PathBuf) -> Result<(Workload, String), ExitCode> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", path.display());
+            return Err(ExitCode::from(EXIT_FAILED));
+        }
+    };
+    match Workload::from_yaml(&text) {
+        Ok(w) => Ok((w, text)),
+        Err(errors) => {
+            eprintln!("error: {}: {errors}", path.display());
+            Err(ExitCode::from(EXIT_BAD_CONFIG))
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Validate { config } => {
+            let (workload, _) = match load(&config) {
+                Ok(w) => w,
+                Err(code) => return Ok(code),
+            };
+            Ok(print_out(&loadgen::summary::render(&workload, &Schedule::resolve(&workload))))
+        }
+        Command::Schedule { config, json: _ } => {
+            let (workload, _) = match load(&config) {
+                Ok(w) => w,
+                Err(code) => return Ok(code),
+            };
+            let mut json = Schedule::resolve(&workload).to_json();
+            json.push('\n');
+            Ok(print_out(&json))
+        }
+        Command::Run { config, out, leaf, run_id, max_in_flight, no_progress } => {
+            let (workload, config_yaml) = match load(&config) {
+                Ok(w) => w,
+                Err(code) => return Ok(code),
+            };
+            let stop = stop_on_signal(workload.call_timeout);
+            let report = run(
+                RunOptions {
+                    workload,
+                    config_yaml,
+                    config_path: Some(config),
+                    out,
+                    leaf_address: leaf,
+                    run_id,
+                    max_in_flight,
+                    progress: !no_progress,
+                },
+                stop,
+            )
+            .await?;
+            eprintln!(
+                "run {} {}: {} of {} calls due, {} recorded, {} not OK -> {}",
+                report.run_id,
+                report.status.as_str(),
+                report.due,
+                report.scheduled,
+                report.recorded,
+                report.errors,
+                report.db_path.display()
+            );
+            Ok(match report.status {
+                RunStatus::Completed if report.recorded == report.due => ExitCode::SUCCESS,
+                RunStatus::Interrupted => ExitCode::from(EXIT_INTERRUPTED),
+                _ => ExitCode::from(EXIT_FAILED),
+            })
+        }
+        Command::Bench { out, rates, seconds, body_bytes, max_lag_p99_us } => {
+            let report = bench(BenchOptions {
+                rates,
+                step: Duration::from_secs(seconds),
+                body_bytes,
+                max_lag_p99: Duration::from_micros(max_lag_p99_us),
+                out_dir: out.clone(),
+            })
+            .await
+            .context("benchmark failed")?;
+            print_out(&loadgen::bench::markdown(&report));
+            eprintln!("reports: {}/loadgen.json, {}/loadgen.md", out.display(), out.display());
+            Ok(if report.zero_lost_rows { ExitCode::SUCCESS } else { ExitCode::from(EXIT_FAILED) })
+        }
+    }
+}
+
+/// Writes to stdout; a closed pipe (`loadgen schedule x.yaml --json | head`)
+/// is a clean exit, not a panic.
+fn print_out(text: &str) -> ExitCode {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: cannot write to stdout: {e}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+/// Ctrl-C or SIGTERM stops sending; calls in flight are still waited for.
+fn stop_on_signal(call_timeout: Duration) -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        loop {
+            #[cfg(unix)]
+            let terminated = async {
+                match term.as_mut() {
+                    Some(t) => {
+                        t.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            #[cfg(not(unix))]
+            let terminated = std::future::pending::<()>();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                () = terminated => {}
+            }
+            if *tx.borrow() {
+                tracing::warn!(
+                    "still waiting for calls in flight (each ends by its deadline, {call_timeout:?})"
+                );
+            } else {
+                tracing::warn!("stopping: no new calls; waiting up to {call_timeout:?} for calls in flight");
+                let _ = tx.send(true);
+            }
+        }
+    });
+    rx
+}

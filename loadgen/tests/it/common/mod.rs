@@ -41,3 +41,209 @@ data_providers:
     min_body_size: 16
     max_body_size: 1KB
 ";
+
+// === test leaf ===
+//
+// A small real tonic `leaf.Leaf` server: a stand-in target until the real leaf
+// exists (another crate is writing it). It answers by image, so one workload
+// can exercise every outcome:
+// - `*echo*`: returns the body, after `echo_delay`;
+// - `*slow*`: returns nothing after `slow_delay` (for calls in flight at the end
+//   and for deadlines);
+// - `*fail*`: UNAVAILABLE with a message.
+// Every answer carries the leaf and worker timing metadata the real leaf sets.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use hyperfake_core::trailers as keys;
+use proto::leaf::leaf_server::{Leaf, LeafServer};
+use proto::leaf::{
+    CreateFunctionRequest, CreateFunctionResponse, LeafStateRequest, LeafStateResponse, ScheduleCallRequest,
+    ScheduleCallResponse,
+};
+use tokio::sync::oneshot;
+use tonic::metadata::{MetadataMap, MetadataValue};
+use tonic::{Request, Response, Status};
+
+/// What the test leaf saw.
+#[derive(Debug, Default)]
+pub struct Seen {
+    /// Calls received (counted on arrival).
+    pub calls: AtomicU64,
+    /// `requestid` metadata of every call received.
+    pub request_ids: Mutex<Vec<String>>,
+    /// CreateFunction requests, by image tag.
+    pub created: Mutex<HashMap<String, proto::common::Config>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TestLeaf {
+    pub seen: Arc<Seen>,
+    pub echo_delay: Duration,
+    pub slow_delay: Duration,
+}
+
+impl TestLeaf {
+    pub fn new() -> Self {
+        TestLeaf { seen: Arc::default(), echo_delay: Duration::ZERO, slow_delay: Duration::from_millis(1500) }
+    }
+
+    pub fn with_echo_delay(mut self, d: Duration) -> Self {
+        self.echo_delay = d;
+        self
+    }
+
+    pub fn with_slow_delay(mut self, d: Duration) -> Self {
+        self.slow_delay = d;
+        self
+    }
+}
+
+/// The fixed values the test leaf puts in its metadata, so tests can check
+/// each lands in its column.
+pub const FUNCTION_PROCESSING_TIME_NS: i64 = 1_234_567;
+pub const FUNCTION_HANDLER_TIME_NS: i64 = 1_000_001;
+pub const INSTANCE: &str = "instance-7";
+
+fn now_ns() -> i64 {
+    hyperfake_core::time::now_unix().as_i64()
+}
+
+fn timing(md: &mut MetadataMap, got: i64) {
+    let mut put = |k: &'static str, v: String| {
+        md.insert(k, MetadataValue::try_from(v.as_str()).unwrap());
+    };
+    put(keys::LEAF_GOT_REQUEST_TIMESTAMP, got.to_string());
+    put(keys::LEAF_SCHEDULED_CALL_TIMESTAMP, (got + 10).to_string());
+    put(keys::CALL_QUEUED_TIMESTAMP, (got + 20).to_string());
+    put(keys::CALL_STARTED_TIMESTAMP, (got + 30).to_string());
+    put(keys::GOT_RESPONSE_TIMESTAMP, now_ns().to_string());
+    put(keys::FUNCTION_PROCESSING_TIME, FUNCTION_PROCESSING_TIME_NS.to_string());
+    put(keys::FUNCTION_HANDLER_TIME, FUNCTION_HANDLER_TIME_NS.to_string());
+    put(keys::INSTANCE_ID, INSTANCE.to_string());
+    put(keys::WORKER_ADDRESS, "127.0.0.1:50051".to_string());
+    put("x-extra-key", "kept-in-json".to_string());
+}
+
+#[tonic::async_trait]
+impl Leaf for TestLeaf {
+    async fn schedule_call(
+        &self,
+        request: Request<ScheduleCallRequest>,
+    ) -> Result<Response<ScheduleCallResponse>, Status> {
+        let got = now_ns();
+        self.seen.calls.fetch_add(1, Ordering::SeqCst);
+        let request_id = request
+            .metadata()
+            .get(keys::REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        self.seen.request_ids.lock().unwrap().push(request_id.clone());
+        let request = request.into_inner();
+        let function = request.function_id.map(|f| f.id).unwrap_or_default();
+        let data = if function.contains("echo") {
+            tokio::time::sleep(self.echo_delay).await;
+            request.data
+        } else if function.contains("slow") {
+            tokio::time::sleep(self.slow_delay).await;
+            Vec::new()
+        } else {
+            let mut status = Status::unavailable("no worker has capacity");
+            timing(status.metadata_mut(), got);
+            return Err(status);
+        };
+        let mut response = Response::new(ScheduleCallResponse {
+            data,
+            error: None,
+            request_id,
+            instance_id: Some(proto::common::InstanceId { id: INSTANCE.into() }),
+        });
+        timing(response.metadata_mut(), got);
+        Ok(response)
+    }
+
+    async fn create_function(
+        &self,
+        request: Request<CreateFunctionRequest>,
+    ) -> Result<Response<CreateFunctionResponse>, Status> {
+        let request = request.into_inner();
+        let tag = request.image_tag.map(|t| t.tag).unwrap_or_default();
+        self.seen.created.lock().unwrap().insert(tag.clone(), request.config.unwrap_or_default());
+        Ok(Response::new(CreateFunctionResponse {
+            function_id: Some(proto::common::FunctionId { id: format!("fn-{tag}") }),
+        }))
+    }
+
+    async fn state(
+        &self,
+        _request: Request<LeafStateRequest>,
+    ) -> Result<Response<LeafStateResponse>, Status> {
+        Ok(Response::new(LeafStateResponse::default()))
+    }
+}
+
+/// A test leaf served on 127.0.0.1:0; stops when dropped.
+pub struct Served {
+    pub addr: SocketAddr,
+    pub seen: Arc<Seen>,
+    _shutdown: oneshot::Sender<()>,
+}
+
+pub async fn serve(leaf: TestLeaf) -> Served {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = leaf.seen.clone();
+    let (tx, rx) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(
+                LeafServer::new(leaf)
+                    .max_decoding_message_size(hyperfake_core::defaults::MAX_MESSAGE_SIZE)
+                    .max_encoding_message_size(hyperfake_core::defaults::MAX_MESSAGE_SIZE),
+            )
+            .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+    });
+    Served { addr, seen, _shutdown: tx }
+}
+
+/// A workload over the test leaf: `phases` are YAML flow mappings; every image
+/// named in them gets a function config and an echo data provider of `body`.
+pub fn workload_yaml(
+    addr: SocketAddr,
+    timeout: &str,
+    max_duration: &str,
+    body: &str,
+    phases: &[&str],
+) -> String {
+    let mut images: Vec<String> = phases
+        .iter()
+        .map(|p| p.split("image_tag: ").nth(1).unwrap().trim_end_matches('}').trim().to_string())
+        .collect();
+    images.sort();
+    images.dedup();
+    let mut yaml = format!(
+        "leaf_address: \"{addr}\"\nmax_duration: {max_duration}\ntimeout: {timeout}\nseed: 5\nworkload:\n  phases:\n"
+    );
+    for p in phases {
+        yaml.push_str(&format!("    - {p}\n"));
+    }
+    yaml.push_str("function_config:\n");
+    for i in &images {
+        yaml.push_str(&format!("  {i}: {{memory: 128MB, cpu: {{period: 100000, quota: 50000}}, timeout: 45, max_concurrency: 3}}\n"));
+    }
+    yaml.push_str("data_providers:\n");
+    for i in &images {
+        yaml.push_str(&format!("  {i}: {{type: echo, min_body_size: {body}, max_body_size: {body}}}\n"));
+    }
+    yaml
+}

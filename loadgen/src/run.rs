@@ -1,0 +1,339 @@
+//! One run, start to finish: resolve the schedule, open the run database,
+//! create the functions, send every call, record every outcome, mark the run.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use hyperfake_core::defaults::MAX_MESSAGE_SIZE;
+use hyperfake_core::{FunctionId, ImageTag};
+use indicatif::{ProgressBar, ProgressStyle};
+use proto::leaf::CreateFunctionRequest;
+use proto::leaf::leaf_client::LeafClient;
+use tokio::sync::watch;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::config::Workload;
+use crate::payload::Payloads;
+use crate::record::{self, RunRow, RunStatus};
+use crate::schedule::Schedule;
+use crate::sender::{self, Clock, Counters, SendOptions, Target};
+
+/// Where run databases go unless `--out` says otherwise.
+pub const DEFAULT_OUT_DIR: &str = "training_data";
+/// Time between the last preparation step and the schedule's time 0, so the
+/// first calls' bodies are ready when they are due.
+const START_LEAD: Duration = Duration::from_millis(200);
+/// Bodies built ahead of their send time. Bounded so MiB bodies cannot pile up.
+const LOOKAHEAD: usize = 256;
+/// Records queued for the writer thread; at 2 kB a record, 32 MB at most.
+const RECORD_QUEUE: usize = 16_384;
+/// How long to wait for the leaf's TCP connection before giving up.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Deadline for one `CreateFunction`: the leaf may pull or register an image.
+const CREATE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Everything a run needs; `None` fields fall back to the workload file.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub workload: Workload,
+    /// The workload file's text, stored with the run.
+    pub config_yaml: String,
+    pub config_path: Option<PathBuf>,
+    /// The run database; default `training_data/<run_id>.db`.
+    pub out: Option<PathBuf>,
+    pub leaf_address: Option<String>,
+    pub run_id: Option<String>,
+    pub max_in_flight: Option<usize>,
+    pub progress: bool,
+}
+
+/// How a run went.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunReport {
+    pub run_id: String,
+    pub db_path: PathBuf,
+    pub status: RunStatus,
+    pub scheduled: u64,
+    /// Calls whose time came before the run stopped.
+    pub due: u64,
+    /// Rows written to `calls`; equal to `due` unless something was lost.
+    pub recorded: u64,
+    pub errors: u64,
+}
+
+/// A new run id: UTC time to the second plus 6 random hex digits, e.g.
+/// `20261123T031500Z-3fa2c1`. Sorts by start time; safe in file names.
+pub fn new_run_id() -> String {
+    let secs = hyperfake_core::time::now_unix().0 / 1_000_000_000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(i64::try_from(days).unwrap_or(0));
+    let suffix: u32 = rand::random::<u32>() & 0xFF_FFFF;
+    format!("{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z-{suffix:06x}", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// Whether a run id can be used in a file name and in request metadata.
+pub fn valid_run_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
+/// Days since 1970-01-01 to (year, month, day) (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
+    let m = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// Connects to a leaf with hyperfake's message size limits.
+pub async fn connect(address: &str) -> anyhow::Result<LeafClient<Channel>> {
+    let uri = if address.contains("://") { address.to_string() } else { format!("http://{address}") };
+    let channel = Endpoint::from_shared(uri.clone())
+        .with_context(|| format!("invalid leaf address {address:?}"))?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .with_context(|| format!("cannot connect to the leaf at {uri}"))?;
+    Ok(LeafClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_SIZE)
+        .max_encoding_message_size(MAX_MESSAGE_SIZE))
+}
+
+/// Runs a workload. Returns once every call that came due is recorded; a
+/// `true` on `stop` ends sending early (the run is then `interrupted`).
+pub async fn run(options: RunOptions, stop: watch::Receiver<bool>) -> anyhow::Result<RunReport> {
+    let RunOptions { workload, config_yaml, config_path, out, leaf_address, run_id, max_in_flight, progress } =
+        options;
+    let run_id = run_id.unwrap_or_else(new_run_id);
+    if !valid_run_id(&run_id) {
+        bail!("run id {run_id:?}: use letters, digits, '-', '_' and '.' only (at most 128)");
+    }
+    let leaf_address = leaf_address.unwrap_or_else(|| workload.leaf_address.clone());
+    let max_in_flight = max_in_flight.or(workload.max_in_flight);
+    let db_path = out.unwrap_or_else(|| PathBuf::from(DEFAULT_OUT_DIR).join(format!("{run_id}.db")));
+
+    let schedule = Arc::new(Schedule::resolve(&workload));
+    let payloads = {
+        let schedule = schedule.clone();
+        tokio::task::spawn_blocking(move || Payloads::for_schedule(&schedule))
+            .await
+            .context("building payloads panicked")?
+            .context("cannot generate a thumbnailer source image")?
+    };
+
+    let mut conn =
+        record::open(&db_path).with_context(|| format!("cannot open run database {}", db_path.display()))?;
+    let exists: bool = conn
+        .query_row("SELECT EXISTS (SELECT 1 FROM runs WHERE run_id = ?1)", [&run_id], |r| r.get(0))
+        .context("cannot read the runs table")?;
+    if exists {
+        bail!("run {run_id} already exists in {}; choose another --run-id", db_path.display());
+    }
+    let config_path_text = config_path.as_ref().map(|p| p.display().to_string());
+    record::insert_run(
+        &mut conn,
+        &RunRow {
+            run_id: &run_id,
+            started_at_ns: hyperfake_core::time::now_unix().as_i64(),
+            seed: workload.seed,
+            leaf_address: &leaf_address,
+            config_path: config_path_text.as_deref(),
+            config_yaml: &config_yaml,
+            schedule: &schedule,
+        },
+    )
+    .context("cannot write the run and its schedule")?;
+    tracing::info!(run_id, db = %db_path.display(), calls = schedule.calls.len(), "run recorded; connecting");
+
+    let fail = |conn: &rusqlite::Connection, e: &anyhow::Error, status: RunStatus| {
+        let now = hyperfake_core::time::now_unix().as_i64();
+        if let Err(db) = record::finish_run(conn, &run_id, now, status, None, None, Some(&format!("{e:#}"))) {
+            tracing::error!("cannot mark the run {}: {db}", status.as_str());
+        }
+    };
+    let target = match prepare_target(&leaf_address, &workload, &conn, &run_id, stop.clone()).await {
+        Ok(target) => target,
+        Err(e) => {
+            let status = if *stop.borrow() { RunStatus::Interrupted } else { RunStatus::Failed };
+            fail(&conn, &e, status);
+            return Err(e);
+        }
+    };
+
+    let writer_conn =
+        record::open(&db_path).context("cannot open a second connection for the call writer")?;
+    let (recorder, records) = record::Recorder::start(writer_conn, run_id.clone(), RECORD_QUEUE);
+    let counters = Arc::new(Counters::default());
+    let bar = progress_bar(progress, schedule.calls.len() as u64);
+    let ticker = tokio::spawn(tick_progress(bar.clone(), counters.clone()));
+
+    let clock = Clock::starting_in(START_LEAD);
+    conn.execute(
+        "UPDATE runs SET started_at_ns = ?2 WHERE run_id = ?1",
+        rusqlite::params![run_id, clock.unix_ns],
+    )
+    .context("cannot record the run's start time")?;
+    let report = sender::send_all(
+        schedule.clone(),
+        Arc::new(payloads),
+        target,
+        SendOptions {
+            run_id: run_id.clone(),
+            call_timeout: workload.call_timeout,
+            max_in_flight,
+            lookahead: LOOKAHEAD,
+        },
+        clock,
+        records,
+        stop,
+        counters.clone(),
+    )
+    .await;
+    ticker.abort();
+    bar.finish_and_clear();
+
+    let recorded = match tokio::task::spawn_blocking(move || recorder.finish()).await {
+        Ok(Ok(n)) => n,
+        Ok(Err(e)) => {
+            let e = anyhow::Error::new(e).context("the call writer failed; rows may be missing");
+            fail(&conn, &e, RunStatus::Failed);
+            return Err(e);
+        }
+        Err(e) => bail!("the call writer panicked: {e}"),
+    };
+    let status = if report.interrupted { RunStatus::Interrupted } else { RunStatus::Completed };
+    let lost = report.due.saturating_sub(recorded);
+    let error = (lost > 0).then(|| format!("{lost} of {} calls were not recorded", report.due));
+    record::finish_run(
+        &conn,
+        &run_id,
+        hyperfake_core::time::now_unix().as_i64(),
+        status,
+        Some(report.due),
+        Some(recorded),
+        error.as_deref(),
+    )
+    .context("cannot mark the run finished")?;
+    // Fold the WAL into the main file, so the .db alone is the whole run.
+    if let Err(e) = conn.pragma_update(None, "wal_checkpoint", "TRUNCATE") {
+        tracing::warn!("WAL checkpoint failed (the data is safe in the -wal file): {e}");
+    }
+    if let Some(error) = error {
+        tracing::error!("{error}");
+    }
+    Ok(RunReport {
+        run_id,
+        db_path,
+        status,
+        scheduled: schedule.calls.len() as u64,
+        due: report.due,
+        recorded,
+        errors: counters.errors.load(Ordering::Relaxed),
+    })
+}
+
+/// Connects and creates one function per image, recording each.
+async fn prepare_target(
+    leaf_address: &str,
+    workload: &Workload,
+    conn: &rusqlite::Connection,
+    run_id: &str,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<Target> {
+    let work = async {
+        let mut client = connect(leaf_address).await?;
+        let mut functions = HashMap::new();
+        for (image_tag, spec) in &workload.functions {
+            let function_id = create_function(&mut client, image_tag, &spec.config).await?;
+            let config_json = serde_json::to_string(&spec.config).expect("a config always serializes");
+            record::insert_function(conn, run_id, image_tag.as_str(), function_id.as_str(), &config_json)
+                .context("cannot record a created function")?;
+            tracing::info!(image = %image_tag, function = %function_id, "function created");
+            functions.insert(image_tag.clone(), function_id);
+        }
+        anyhow::Ok(Target { client, functions })
+    };
+    tokio::select! {
+        result = work => result,
+        _ = stop.wait_for(|s| *s) => bail!("interrupted before any call was sent"),
+    }
+}
+
+/// `CreateFunction` for one image.
+pub async fn create_function(
+    client: &mut LeafClient<Channel>,
+    image_tag: &ImageTag,
+    config: &hyperfake_core::FunctionConfig,
+) -> anyhow::Result<FunctionId> {
+    let mut request = tonic::Request::new(CreateFunctionRequest {
+        image_tag: Some(image_tag.into()),
+        config: Some(config.into()),
+        ..Default::default()
+    });
+    request.set_timeout(CREATE_TIMEOUT);
+    let response = client
+        .create_function(request)
+        .await
+        .with_context(|| format!("CreateFunction for {image_tag} failed"))?
+        .into_inner();
+    proto::convert::function_id(response.function_id.as_ref())
+        .with_context(|| format!("CreateFunction for {image_tag} returned no function id"))
+}
+
+fn progress_bar(enabled: bool, total: u64) -> ProgressBar {
+    if !enabled {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} calls due  {msg}")
+            .expect("the template is valid")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+/// Updates the bar 4 times a second: calls due, current send rate, calls in
+/// flight and errors so far.
+async fn tick_progress(bar: ProgressBar, counters: Arc<Counters>) {
+    let mut interval = tokio::time::interval(Duration::from_millis(250));
+    let mut last = (tokio::time::Instant::now(), 0u64);
+    loop {
+        interval.tick().await;
+        let now = tokio::time::Instant::now();
+        let sent = counters.sent.load(Ordering::Relaxed);
+        let rate = (sent - last.1) as f64 / (now - last.0).as_secs_f64().max(1e-3);
+        last = (now, sent);
+        bar.set_position(counters.due.load(Ordering::Relaxed));
+        bar.set_message(format!(
+            "{rate:.0} calls/s  in flight {}  errors {}",
+            counters.in_flight.load(Ordering::Relaxed),
+            counters.errors.load(Ordering::Relaxed)
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_sort_by_time_and_are_safe() {
+        let id = new_run_id();
+        assert!(valid_run_id(&id), "{id}");
+        assert_eq!(id.len(), "20261123T031500Z-3fa2c1".len());
+        assert!(!valid_run_id("a/b"));
+        assert!(!valid_run_id(""));
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_415), (2025, 11, 23));
+    }
+}

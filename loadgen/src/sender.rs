@@ -1,0 +1,360 @@
+//! The open-loop dispatcher: every call is sent at its scheduled time whether
+//! or not earlier calls returned.
+//!
+//! Three parts, so that none of them can delay the send clock:
+//! - a blocking thread builds request bodies ahead of time (bounded lookahead);
+//! - the dispatcher sleeps until each call is due and spawns it;
+//! - each call runs in its own task, with the per-call deadline, and hands
+//!   its record to the recorder thread.
+//!
+//! Every call that comes due produces exactly one record: OK, a gRPC error,
+//! `DEADLINE_EXCEEDED`, or `NOT_SENT` when `max_in_flight` calls are already
+//! outstanding (dropping keeps an overloaded run honest: queueing inside the
+//! generator would show up as server latency). On stop, no new call is
+//! started and the ones in flight are waited for, each up to its deadline.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use base64::Engine;
+use hyperfake_core::{FunctionId, ImageTag, trailers};
+use proto::leaf::ScheduleCallRequest;
+use proto::leaf::leaf_client::LeafClient;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tonic::metadata::{KeyAndValueRef, MetadataMap, MetadataValue};
+use tonic::transport::Channel;
+
+use crate::payload::Payloads;
+use crate::record::CallRecord;
+use crate::schedule::{Schedule, ScheduledCall};
+
+/// Extra time past a call's gRPC deadline before the client gives up on its
+/// own, in case the server does not honour `grpc-timeout`.
+const DEADLINE_GRACE: Duration = Duration::from_secs(1);
+
+/// The time base of a run: schedule offset 0 is `instant` on the monotonic
+/// clock and `unix_ns` on the wall clock. All recorded times derive from it,
+/// so `sent_ns - scheduled_ns` is measured on one clock.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    pub instant: Instant,
+    pub unix_ns: i64,
+}
+
+impl Clock {
+    /// A clock whose time 0 is `lead` from now.
+    pub fn starting_in(lead: Duration) -> Clock {
+        let now = Instant::now();
+        let unix = hyperfake_core::time::now_unix();
+        Clock { instant: now + lead, unix_ns: unix.as_i64().saturating_add(nanos_i64(lead)) }
+    }
+
+    /// Wall-clock ns of a monotonic instant.
+    pub fn unix_at(&self, at: Instant) -> i64 {
+        if at >= self.instant {
+            self.unix_ns.saturating_add(nanos_i64(at - self.instant))
+        } else {
+            self.unix_ns.saturating_sub(nanos_i64(self.instant - at))
+        }
+    }
+}
+
+/// Live counts, read by the progress bar.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Calls whose time came (sent or not).
+    pub due: AtomicU64,
+    pub sent: AtomicU64,
+    pub completed: AtomicU64,
+    pub in_flight: AtomicU64,
+    /// Calls that were not OK (including `NOT_SENT`).
+    pub errors: AtomicU64,
+}
+
+/// Where calls go: the leaf and the function created for each image.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub client: LeafClient<Channel>,
+    pub functions: HashMap<ImageTag, FunctionId>,
+}
+
+#[derive(Clone, Debug)]
+pub struct SendOptions {
+    pub run_id: String,
+    pub call_timeout: Duration,
+    pub max_in_flight: Option<usize>,
+    /// Bodies built ahead of their send time.
+    pub lookahead: usize,
+}
+
+/// What happened, once every call that came due has been recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SendReport {
+    pub due: u64,
+    pub interrupted: bool,
+    /// Records the recorder could not take (it stopped early); 0 unless it failed.
+    pub lost_records: u64,
+}
+
+/// The request id of a call: `<run_id>-<call index>`.
+pub fn request_id(run_id: &str, index: u64) -> String {
+    format!("{run_id}-{index}")
+}
+
+/// Sends every call of `schedule` on `clock`, until the schedule ends or
+/// `stop` becomes true. Returns after every call that came due is recorded
+/// (handed to `records`).
+#[allow(clippy::too_many_arguments)]
+pub async fn send_all(
+    schedule: Arc<Schedule>,
+    payloads: Arc<Payloads>,
+    target: Target,
+    options: SendOptions,
+    clock: Clock,
+    records: mpsc::Sender<CallRecord>,
+    mut stop: watch::Receiver<bool>,
+    counters: Arc<Counters>,
+) -> SendReport {
+    let (ready_tx, mut ready_rx) = mpsc::channel::<(usize, Vec<u8>)>(options.lookahead.max(1));
+    let producer = {
+        let schedule = schedule.clone();
+        tokio::task::spawn_blocking(move || {
+            for (i, call) in schedule.calls.iter().enumerate() {
+                if ready_tx.blocking_send((i, payloads.body(call))).is_err() {
+                    break; // The dispatcher stopped.
+                }
+            }
+        })
+    };
+    let lost = Arc::new(AtomicU64::new(0));
+    let mut tasks = JoinSet::new();
+    let mut interrupted = false;
+    let mut due = 0u64;
+    loop {
+        if *stop.borrow() {
+            interrupted = true;
+            break;
+        }
+        let Some((i, body)) = ready_rx.recv().await else { break };
+        let call = &schedule.calls[i];
+        let at = clock.instant + Duration::from_nanos(call.offset_ns);
+        tokio::select! {
+            biased;
+            _ = stopped(&mut stop) => {
+                interrupted = true;
+                break;
+            }
+            () = tokio::time::sleep_until(at) => {}
+        }
+        due += 1;
+        counters.due.fetch_add(1, Ordering::Relaxed);
+        let meta = CallMeta::new(&schedule, call, &options.run_id, &target, clock, body.len());
+        let in_flight = counters.in_flight.load(Ordering::Relaxed);
+        if options.max_in_flight.is_some_and(|cap| in_flight >= cap as u64) {
+            counters.errors.fetch_add(1, Ordering::Relaxed);
+            let record = meta.not_sent(format!(
+                "not sent: {in_flight} calls in flight, max_in_flight is {}",
+                options.max_in_flight.unwrap_or_default()
+            ));
+            if records.send(record).await.is_err() {
+                lost.fetch_add(1, Ordering::Relaxed);
+            }
+            continue;
+        }
+        counters.in_flight.fetch_add(1, Ordering::Relaxed);
+        counters.sent.fetch_add(1, Ordering::Relaxed);
+        tasks.spawn(call_one(
+            target.client.clone(),
+            meta,
+            body,
+            options.call_timeout,
+            records.clone(),
+            counters.clone(),
+            lost.clone(),
+        ));
+        while let Some(done) = tasks.try_join_next() {
+            log_panic(done);
+        }
+    }
+    drop(ready_rx);
+    // Calls in flight end by their deadline (plus grace), so this is bounded.
+    while let Some(done) = tasks.join_next().await {
+        log_panic(done);
+    }
+    if let Err(e) = producer.await {
+        tracing::error!("body builder failed: {e}");
+    }
+    SendReport { due, interrupted, lost_records: lost.load(Ordering::Relaxed) }
+}
+
+/// Resolves once `stop` is true; never if its sender is gone.
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    if stop.wait_for(|s| *s).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+fn log_panic(result: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = result {
+        // A call task only panics on a bug; its record is lost, so say so loudly.
+        tracing::error!("call task failed, its record is lost: {e}");
+    }
+}
+
+/// What a record needs to know about its call, captured at dispatch.
+struct CallMeta {
+    template: CallRecord,
+    function_id: Option<FunctionId>,
+    clock: Clock,
+}
+
+impl CallMeta {
+    fn new(
+        schedule: &Schedule,
+        call: &ScheduledCall,
+        run_id: &str,
+        target: &Target,
+        clock: Clock,
+        request_bytes: usize,
+    ) -> Self {
+        let function_id = target.functions.get(&call.image_tag).cloned();
+        CallMeta {
+            template: CallRecord {
+                call_index: call.index,
+                request_id: request_id(run_id, call.index),
+                image_tag: call.image_tag.to_string(),
+                function_id: function_id.as_ref().map(|f| f.to_string()).unwrap_or_default(),
+                phase: schedule.phases[call.phase as usize].name.clone(),
+                scheduled_ns: clock.unix_ns.saturating_add(i64::try_from(call.offset_ns).unwrap_or(i64::MAX)),
+                request_bytes: i64::try_from(request_bytes).unwrap_or(i64::MAX),
+                request: Some(call.request.clone()),
+                ..CallRecord::default()
+            },
+            function_id,
+            clock,
+        }
+    }
+
+    fn not_sent(self, why: String) -> CallRecord {
+        CallRecord { status: "NOT_SENT".into(), error: Some(why), ..self.template }
+    }
+}
+
+async fn call_one(
+    mut client: LeafClient<Channel>,
+    meta: CallMeta,
+    body: Vec<u8>,
+    timeout: Duration,
+    records: mpsc::Sender<CallRecord>,
+    counters: Arc<Counters>,
+    lost: Arc<AtomicU64>,
+) {
+    let CallMeta { template, function_id, clock } = meta;
+    let mut request = tonic::Request::new(ScheduleCallRequest {
+        function_id: function_id.as_ref().map(Into::into),
+        data: body,
+    });
+    request.set_timeout(timeout);
+    if let Ok(value) = MetadataValue::try_from(template.request_id.as_str()) {
+        request.metadata_mut().insert(trailers::REQUEST_ID, value);
+    }
+    let sent = Instant::now();
+    let outcome = tokio::time::timeout(timeout + DEADLINE_GRACE, client.schedule_call(request)).await;
+    let latency = sent.elapsed();
+    counters.in_flight.fetch_sub(1, Ordering::Relaxed);
+    counters.completed.fetch_add(1, Ordering::Relaxed);
+    let mut record =
+        CallRecord { sent_ns: Some(clock.unix_at(sent)), latency_ns: Some(nanos_i64(latency)), ..template };
+    match outcome {
+        Ok(Ok(response)) => {
+            record.metadata = metadata_map(response.metadata());
+            let response = response.into_inner();
+            record.status = "OK".into();
+            record.grpc_code = Some(0);
+            record.response_bytes = Some(i64::try_from(response.data.len()).unwrap_or(i64::MAX));
+            record.function_error = response.error.map(|e| e.message);
+            record.response_instance_id =
+                proto::convert::instance_id(response.instance_id.as_ref()).map(|i| i.0);
+        }
+        Ok(Err(status)) => {
+            counters.errors.fetch_add(1, Ordering::Relaxed);
+            // tonic reports its own client-side deadline as CANCELLED ("Timeout
+            // expired"); gRPC's name for a passed deadline is DEADLINE_EXCEEDED.
+            let code = if status.code() == tonic::Code::Cancelled && latency >= timeout {
+                tonic::Code::DeadlineExceeded
+            } else {
+                status.code()
+            };
+            record.metadata = metadata_map(status.metadata());
+            record.status = code_name(code).into();
+            record.grpc_code = Some(code as i32);
+            record.error = Some(status.message().to_string());
+        }
+        Err(_) => {
+            counters.errors.fetch_add(1, Ordering::Relaxed);
+            record.status = code_name(tonic::Code::DeadlineExceeded).into();
+            record.grpc_code = Some(tonic::Code::DeadlineExceeded as i32);
+            record.error =
+                Some(format!("no response within the deadline ({timeout:?}) plus {DEADLINE_GRACE:?}"));
+        }
+    }
+    if records.send(record).await.is_err() {
+        lost.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Every metadata entry as text; binary (`-bin`) values as base64. Repeated
+/// keys are joined with `,` as HTTP does.
+pub fn metadata_map(md: &MetadataMap) -> BTreeMap<String, String> {
+    let mut out: BTreeMap<String, String> = BTreeMap::new();
+    for entry in md.iter() {
+        let (key, value) = match entry {
+            KeyAndValueRef::Ascii(k, v) => {
+                (k.as_str().to_string(), v.to_str().map(str::to_string).unwrap_or_else(|_| format!("{v:?}")))
+            }
+            KeyAndValueRef::Binary(k, v) => (
+                k.as_str().to_string(),
+                v.to_bytes().map(|b| base64::engine::general_purpose::STANDARD.encode(b)).unwrap_or_default(),
+            ),
+        };
+        out.entry(key)
+            .and_modify(|existing| {
+                existing.push(',');
+                existing.push_str(&value);
+            })
+            .or_insert(value);
+    }
+    out
+}
+
+/// The canonical gRPC name of a status code (`DEADLINE_EXCEEDED`).
+pub fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code::*;
+    match code {
+        Ok => "OK",
+        Cancelled => "CANCELLED",
+        Unknown => "UNKNOWN",
+        InvalidArgument => "INVALID_ARGUMENT",
+        DeadlineExceeded => "DEADLINE_EXCEEDED",
+        NotFound => "NOT_FOUND",
+        AlreadyExists => "ALREADY_EXISTS",
+        PermissionDenied => "PERMISSION_DENIED",
+        ResourceExhausted => "RESOURCE_EXHAUSTED",
+        FailedPrecondition => "FAILED_PRECONDITION",
+        Aborted => "ABORTED",
+        OutOfRange => "OUT_OF_RANGE",
+        Unimplemented => "UNIMPLEMENTED",
+        Internal => "INTERNAL",
+        Unavailable => "UNAVAILABLE",
+        DataLoss => "DATA_LOSS",
+        Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+fn nanos_i64(d: Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,264 @@
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use loadgen::Workload;
+use loadgen::record::RunStatus;
+use loadgen::run::{RunOptions, RunReport, run};
+use rusqlite::Connection;
+use tokio::sync::watch;
+
+use crate::common::{
+    FUNCTION_HANDLER_TIME_NS, FUNCTION_PROCESSING_TIME_NS, INSTANCE, TestLeaf, serve, workload_yaml,
+};
+
+async fn run_yaml(yaml: &str, db: &Path, stop: watch::Receiver<bool>) -> RunReport {
+    let workload = Workload::from_yaml(yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+    run(
+        RunOptions {
+            workload,
+            config_yaml: yaml.to_string(),
+            config_path: None,
+            out: Some(db.to_path_buf()),
+            leaf_address: None,
+            run_id: Some("test-run".into()),
+            max_in_flight: None,
+            progress: false,
+        },
+        stop,
+    )
+    .await
+    .unwrap()
+}
+
+fn count(conn: &Connection, sql: &str) -> i64 {
+    conn.query_row(sql, [], |r| r.get(0)).unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// Every call that came due has exactly one row, and the run row agrees.
+fn assert_no_row_lost(conn: &Connection, report: &RunReport) {
+    let rows = count(conn, "SELECT COUNT(*) FROM calls WHERE run_id = 'test-run'");
+    assert_eq!(rows as u64, report.due, "rows vs calls due: {report:?}");
+    assert_eq!(report.recorded, report.due);
+    let (due, recorded): (i64, i64) = conn
+        .query_row("SELECT calls_due, calls_recorded FROM runs WHERE run_id = 'test-run'", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!((due as u64, recorded as u64), (report.due, report.due));
+    // Each row is a distinct scheduled call.
+    let distinct = count(conn, "SELECT COUNT(DISTINCT call_index) FROM calls");
+    assert_eq!(distinct, rows);
+    let orphans = count(
+        conn,
+        "SELECT COUNT(*) FROM calls c LEFT JOIN schedule s USING (run_id, call_index) WHERE s.call_index IS NULL",
+    );
+    assert_eq!(orphans, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_every_call_with_trailers_errors_and_calls_in_flight_at_the_end() {
+    let served = serve(TestLeaf::new().with_slow_delay(Duration::from_millis(1500))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("run.db");
+    // The slow phase's last call is sent about 0.9 s in and returns 1.5 s later,
+    // after the schedule has ended: the run must wait for it.
+    let yaml = workload_yaml(
+        served.addr,
+        "10s",
+        "5s",
+        "64",
+        &[
+            "{name: e, type: constant, duration: 2s, start_rps: 10, image_tag: hyperfaas-echo:latest}",
+            "{name: s, type: constant, start_time: 1s, duration: 1s, start_rps: 3, image_tag: hyperfaas-slow:latest}",
+            "{name: f, type: constant, duration: 1s, start_rps: 4, image_tag: hyperfaas-fail:latest}",
+        ],
+    );
+    let (_stop_tx, stop) = watch::channel(false);
+    let report = run_yaml(&yaml, &db, stop).await;
+    assert_eq!(report.status, RunStatus::Completed);
+    assert_eq!((report.scheduled, report.due), (27, 27));
+    let conn = Connection::open(&db).unwrap();
+    assert_no_row_lost(&conn, &report);
+    assert_eq!(served.seen.calls.load(Ordering::SeqCst), 27);
+
+    // Outcomes.
+    assert_eq!(count(&conn, "SELECT COUNT(*) FROM calls WHERE status = 'OK' AND grpc_code = 0"), 23);
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT COUNT(*) FROM calls WHERE image_tag = 'hyperfaas-slow:latest' AND status = 'OK'"
+        ),
+        3
+    );
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT COUNT(*) FROM calls WHERE status = 'UNAVAILABLE' AND grpc_code = 14
+             AND error = 'no worker has capacity' AND image_tag = 'hyperfaas-fail:latest'"
+        ),
+        4
+    );
+    // Times and sizes.
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT COUNT(*) FROM calls WHERE sent_ns IS NULL OR latency_ns IS NULL OR send_lag_ns != sent_ns - scheduled_ns
+             OR send_lag_ns < 0 OR request_bytes != 64"
+        ),
+        0
+    );
+    assert_eq!(
+        count(&conn, "SELECT COUNT(*) FROM calls WHERE image_tag LIKE '%echo%' AND response_bytes = 64"),
+        20
+    );
+    // Every trailer in its column, for OK and error outcomes alike.
+    let typed = format!(
+        "SELECT COUNT(*) FROM calls WHERE function_processing_time_ns = {FUNCTION_PROCESSING_TIME_NS}
+         AND function_handler_time_ns = {FUNCTION_HANDLER_TIME_NS} AND instance_id = '{INSTANCE}'
+         AND call_started_ns = leaf_got_request_ns + 30 AND call_queued_ns = leaf_got_request_ns + 20
+         AND leaf_scheduled_call_ns = leaf_got_request_ns + 10 AND got_response_ns >= leaf_got_request_ns
+         AND worker_address = '127.0.0.1:50051'
+         AND json_extract(trailers_json, '$.\"x-extra-key\"') = 'kept-in-json'
+         AND json_extract(trailers_json, '$.functionprocessingtime') = '{FUNCTION_PROCESSING_TIME_NS}'"
+    );
+    assert_eq!(count(&conn, &typed), 27);
+    // The request id went out as metadata and names the call.
+    let mut ids = served.seen.request_ids.lock().unwrap().clone();
+    ids.sort();
+    let mut stmt = conn.prepare("SELECT request_id FROM calls ORDER BY request_id").unwrap();
+    let recorded: Vec<String> = stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+    assert_eq!(ids, recorded);
+    assert_eq!(count(&conn, "SELECT COUNT(*) FROM calls WHERE request_id = 'test-run-' || call_index"), 27);
+    // The run row stores the config and the resolved schedule; functions were created with their config.
+    let (status, config, resolved): (String, String, String) = conn
+        .query_row("SELECT status, config_yaml, resolved_schedule_json FROM runs", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .unwrap();
+    assert_eq!(status, "completed");
+    assert_eq!(config, yaml);
+    assert!(resolved.contains("\"phases\""));
+    assert_eq!(count(&conn, "SELECT COUNT(*) FROM schedule"), 27);
+    assert_eq!(count(&conn, "SELECT COUNT(*) FROM functions WHERE function_id = 'fn-' || image_tag"), 3);
+    let created = served.seen.created.lock().unwrap();
+    let echo = &created["hyperfaas-echo:latest"];
+    assert_eq!(echo.memory, 128 * 1024 * 1024);
+    assert_eq!((echo.timeout, echo.max_concurrency), (45, 3));
+    assert_eq!(echo.cpu.as_ref().map(|c| (c.period, c.quota)), Some((100_000, 50_000)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_past_their_deadline_are_recorded_as_deadline_exceeded() {
+    let served = serve(TestLeaf::new().with_slow_delay(Duration::from_secs(30))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("run.db");
+    let yaml = workload_yaml(
+        served.addr,
+        "300ms",
+        "2s",
+        "8",
+        &["{name: s, type: constant, duration: 1s, start_rps: 3, image_tag: hyperfaas-slow:latest}"],
+    );
+    let (_stop_tx, stop) = watch::channel(false);
+    let report = run_yaml(&yaml, &db, stop).await;
+    let conn = Connection::open(&db).unwrap();
+    assert_no_row_lost(&conn, &report);
+    let statuses: Vec<(String, Option<String>)> = conn
+        .prepare("SELECT status, error FROM calls")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        count(&conn, "SELECT COUNT(*) FROM calls WHERE status = 'DEADLINE_EXCEEDED' AND grpc_code = 4"),
+        3,
+        "{statuses:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_mib_body_goes_through() {
+    let served = serve(TestLeaf::new()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("run.db");
+    let yaml = workload_yaml(
+        served.addr,
+        "20s",
+        "3s",
+        "1MiB",
+        &["{name: big, type: constant, duration: 1s, start_rps: 3, image_tag: hyperfaas-echo:latest}"],
+    );
+    let (_stop_tx, stop) = watch::channel(false);
+    let report = run_yaml(&yaml, &db, stop).await;
+    let conn = Connection::open(&db).unwrap();
+    assert_no_row_lost(&conn, &report);
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT COUNT(*) FROM calls WHERE status = 'OK' AND request_bytes = 1048576 AND response_bytes = 1048576"
+        ),
+        3
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_run_loses_no_row() {
+    // Each echo takes 400 ms, so calls are in flight when the stop comes.
+    let served = serve(TestLeaf::new().with_echo_delay(Duration::from_millis(400))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("run.db");
+    let yaml = workload_yaml(
+        served.addr,
+        "10s",
+        "2m",
+        "32",
+        &["{name: long, type: constant, duration: 100s, start_rps: 20, image_tag: hyperfaas-echo:latest}"],
+    );
+    let (stop_tx, stop) = watch::channel(false);
+    let seen = served.seen.clone();
+    let trigger = tokio::spawn(async move {
+        // Stop once the leaf has seen 30 calls; poll, don't guess a sleep.
+        while seen.calls.load(Ordering::SeqCst) < 30 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        stop_tx.send(true).unwrap();
+        stop_tx
+    });
+    let report = run_yaml(&yaml, &db, stop).await;
+    drop(trigger.await.unwrap());
+    assert_eq!(report.status, RunStatus::Interrupted);
+    assert!(report.due >= 30 && report.due < report.scheduled, "{report:?}");
+    let conn = Connection::open(&db).unwrap();
+    assert_no_row_lost(&conn, &report);
+    // Calls in flight at the stop were waited for: all OK, none cut off.
+    assert_eq!(count(&conn, "SELECT COUNT(*) FROM calls WHERE status = 'OK'") as u64, report.due);
+    assert_eq!(served.seen.calls.load(Ordering::SeqCst), report.due);
+    let status: String = conn.query_row("SELECT status FROM runs", [], |r| r.get(0)).unwrap();
+    assert_eq!(status, "interrupted");
+    assert_eq!(count(&conn, "SELECT COUNT(*) FROM schedule") as u64, report.scheduled);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_in_flight_cap_records_not_sent_instead_of_queueing() {
+    let served = serve(TestLeaf::new().with_slow_delay(Duration::from_millis(1500))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("run.db");
+    let yaml = workload_yaml(
+        served.addr,
+        "10s",
+        "3s",
+        "8",
+        &["{name: s, type: constant, duration: 1s, start_rps: 10, image_tag: hyperfaas-slow:latest}"],
+    )
+    .replace("seed: 5\n", "seed: 5\nmax_in_flight: 4\n");
+    let (_stop_tx, stop) = watch::channel(false);
+    let report = run_yaml(&yaml, &db, stop).await;
+    let conn = Connection::open(&db).unwrap();
+    assert_no_row_lost(&conn, &report);
+    // All 10 are due within 1 s and each takes 1.5 s: the first 4 go out.
+    assert_eq!(count(&conn, "SELECT COUNT(*) FROM calls WHERE status = 'OK'"), 4);
+    assert_eq!(count(&conn, "SELECT COUNT(*) FROM calls WHERE status = 'NOT_SENT' AND sent_ns IS NULL"), 6);
+    assert_eq!(served.seen.calls.load(Ordering::SeqCst), 4);
+}
