@@ -1,0 +1,271 @@
+//! Fake worker benchmark (not a test): `cargo bench -p fakeworker`.
+//!
+//! 1. Concurrent sleeping simulated calls: 100 000 calls in flight at once on
+//!    one fake worker (in-process, through `Worker::call`: routing, slots,
+//!    events, the model and the timer), with the process's peak memory.
+//! 2. Simulated calls/s at zero runtime through the gRPC API, next to a bare
+//!    tonic echo server measured the same way in the same run.
+//!
+//! Writes `bench-results/fakeworker.{json,md}` (or `$HYPERFAKE_BENCH_OUT`).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use fakeworker::{ModelRegistry, SimRuntime, SimSettings};
+use hyperfake_core::{FunctionId, ImageTag};
+use hyperfake_testkit::{TestDatabase, TestWorker, config};
+use proto::common::{CallRequest, CallResponse};
+use proto::function::function_service_client::FunctionServiceClient;
+use proto::function::function_service_server::{FunctionService, FunctionServiceServer};
+use tonic::transport::Channel;
+use worker::WorkerSettings;
+
+const IMAGE: &str = "hyperfaas-echo:latest";
+const SLEEPING_CALLS: usize = 100_000;
+const THROUGHPUT_SECONDS: u64 = 5;
+const CONNECTIONS: usize = 4;
+const CALLERS_PER_CONNECTION: usize = 32;
+
+fn proc_status_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn write_model(dir: &std::path::Path, runtime_ns: f64) {
+    let entry = serde_json::json!({ IMAGE: {
+        "image_tag": IMAGE, "runtime_unit": "ns",
+        "runtime_coeffs": [0, 0, 0, 0, 0, runtime_ns],
+        "cpu_coeffs": [0, 0, 0, 0, 0, 0.01], "ram_coeffs": [0, 0, 0, 0, 0, 1e6],
+    }});
+    std::fs::write(dir.join("m.json"), entry.to_string()).unwrap();
+}
+
+async fn fake_worker(
+    runtime_ns: f64,
+) -> (TestDatabase, TestWorker, SimRuntime, FunctionId, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    write_model(dir.path(), runtime_ns);
+    let (registry, _) = ModelRegistry::load(Some(dir.path().into()), vec![]).unwrap();
+    let runtime =
+        SimRuntime::new(Arc::new(registry), SimSettings { cold_start: Duration::ZERO, ..Default::default() });
+    let database = TestDatabase::start().await;
+    let worker = TestWorker::with_runtime(
+        WorkerSettings::new("bench"),
+        Arc::new(runtime.clone()),
+        database.client.clone(),
+    )
+    .await;
+    let function = database.client.create(&ImageTag::from(IMAGE), &config(64, None, 0, 0)).await.unwrap().id;
+    worker.worker.start(Some(function.clone())).await.unwrap();
+    (database, worker, runtime, function, dir)
+}
+
+fn request(function: &FunctionId) -> CallRequest {
+    CallRequest {
+        request_id: "b".into(),
+        instance_id: None,
+        data: vec![1; 64],
+        function_id: Some(function.into()),
+    }
+}
+
+struct Sleeping {
+    calls: usize,
+    held_at_once: u32,
+    baseline_rss_mib: f64,
+    peak_rss_mib: f64,
+    per_call_bytes: f64,
+    seconds_to_launch: f64,
+}
+
+async fn sleeping_calls() -> Sleeping {
+    // 20 s runtime: long enough that every call is still asleep when the last one is in.
+    let (_db, worker, runtime, function, _dir) = fake_worker(20e9).await;
+    let baseline = proc_status_kib("VmRSS:");
+    let launched = Instant::now();
+    let mut tasks = Vec::with_capacity(SLEEPING_CALLS);
+    for _ in 0..SLEEPING_CALLS {
+        let w = Arc::clone(&worker.worker);
+        let r = request(&function);
+        tasks.push(tokio::spawn(async move { w.call(r, None).await.map(|_| ()) }));
+    }
+    let mut held = 0;
+    while held < SLEEPING_CALLS as u32 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        held = held.max(runtime.active_calls());
+        if launched.elapsed() > Duration::from_secs(19) {
+            break;
+        }
+    }
+    let seconds_to_launch = launched.elapsed().as_secs_f64();
+    let peak = proc_status_kib("VmHWM:");
+    let mut ok = 0;
+    for t in tasks {
+        if matches!(t.await, Ok(Ok(()))) {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, SLEEPING_CALLS, "every sleeping call must complete");
+    Sleeping {
+        calls: SLEEPING_CALLS,
+        held_at_once: held,
+        baseline_rss_mib: baseline as f64 / 1024.0,
+        peak_rss_mib: peak as f64 / 1024.0,
+        per_call_bytes: (peak.saturating_sub(baseline)) as f64 * 1024.0 / SLEEPING_CALLS as f64,
+        seconds_to_launch,
+    }
+}
+
+/// Calls/s that `CONNECTIONS × CALLERS_PER_CONNECTION` closed-loop callers achieve.
+async fn throughput<F, Fut>(connect: F) -> f64
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Box<dyn FnMut() -> tokio::task::JoinHandle<bool> + Send>>,
+{
+    let done = Arc::new(AtomicU64::new(0));
+    let stop_at = Instant::now() + Duration::from_secs(THROUGHPUT_SECONDS);
+    let mut loops = Vec::new();
+    for _ in 0..CONNECTIONS {
+        for _ in 0..CALLERS_PER_CONNECTION {
+            let mut call = connect().await;
+            let done = Arc::clone(&done);
+            loops.push(tokio::spawn(async move {
+                while Instant::now() < stop_at {
+                    if call().await.unwrap_or(false) {
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }));
+        }
+    }
+    let started = Instant::now();
+    for l in loops {
+        l.await.unwrap();
+    }
+    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+#[derive(Debug, Default)]
+struct BareEcho;
+
+#[tonic::async_trait]
+impl FunctionService for BareEcho {
+    async fn call(
+        &self,
+        r: tonic::Request<CallRequest>,
+    ) -> Result<tonic::Response<CallResponse>, tonic::Status> {
+        let r = r.into_inner();
+        Ok(tonic::Response::new(CallResponse {
+            request_id: r.request_id,
+            data: r.data,
+            error: None,
+            instance_id: r.instance_id,
+        }))
+    }
+}
+
+async fn channel(address: &str) -> Channel {
+    tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+        .unwrap()
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .unwrap()
+}
+
+#[tokio::main]
+async fn main() {
+    eprintln!("holding {SLEEPING_CALLS} sleeping simulated calls");
+    let sleeping = sleeping_calls().await;
+
+    eprintln!("zero-runtime throughput through the fake worker ({THROUGHPUT_SECONDS} s)");
+    let (_db, worker, _rt, function, _dir) = fake_worker(0.0).await;
+    let channels: Vec<Channel> =
+        futures::future::join_all((0..CONNECTIONS).map(|_| channel(&worker.address))).await;
+    let next = Arc::new(AtomicU64::new(0));
+    let fake_rate = throughput(|| {
+        let ch = channels[next.fetch_add(1, Ordering::Relaxed) as usize % CONNECTIONS].clone();
+        let function = function.clone();
+        async move {
+            let client = proto::controller::controller_client::ControllerClient::new(ch);
+            Box::new(move || {
+                let mut c = client.clone();
+                let r = request(&function);
+                tokio::spawn(async move { c.call(r).await.is_ok() })
+            }) as Box<dyn FnMut() -> tokio::task::JoinHandle<bool> + Send>
+        }
+    })
+    .await;
+
+    eprintln!("bare tonic echo server ({THROUGHPUT_SECONDS} s)");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let bare_address = listener.local_addr().unwrap().to_string();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .add_service(FunctionServiceServer::new(BareEcho))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let bare_channels: Vec<Channel> =
+        futures::future::join_all((0..CONNECTIONS).map(|_| channel(&bare_address))).await;
+    let next = Arc::new(AtomicU64::new(0));
+    let bare_rate = throughput(|| {
+        let ch = bare_channels[next.fetch_add(1, Ordering::Relaxed) as usize % CONNECTIONS].clone();
+        let function = function.clone();
+        async move {
+            let client = FunctionServiceClient::new(ch);
+            Box::new(move || {
+                let mut c = client.clone();
+                let r = request(&function);
+                tokio::spawn(async move { c.call(r).await.is_ok() })
+            }) as Box<dyn FnMut() -> tokio::task::JoinHandle<bool> + Send>
+        }
+    })
+    .await;
+
+    let goal_met = sleeping.held_at_once as usize == sleeping.calls && sleeping.peak_rss_mib < 1024.0;
+    let md = format!(
+        "# Fake worker benchmark\n\n\
+         ## Concurrent sleeping simulated calls (in-process, one fake worker)\n\n\
+         | calls launched | held in flight at once | baseline RSS MiB | peak RSS MiB | bytes per call | launch s | goal (100 000 in < 1 GiB) |\n|---|---|---|---|---|---|---|\n\
+         | {} | {} | {:.1} | {:.1} | {:.0} | {:.2} | {} |\n\n\
+         ## Zero-runtime calls/s over gRPC ({} connections × {} closed-loop callers, {} s)\n\n\
+         | server | calls/s |\n|---|---|\n| fake worker (Controller.Call, simulated) | {:.0} |\n| bare tonic echo server (FunctionService.Call) | {:.0} |\n\n\
+         The fake worker reaches {:.0}% of the bare server's rate on the same machine in the same run.\n",
+        sleeping.calls,
+        sleeping.held_at_once,
+        sleeping.baseline_rss_mib,
+        sleeping.peak_rss_mib,
+        sleeping.per_call_bytes,
+        sleeping.seconds_to_launch,
+        if goal_met { "met" } else { "NOT met" },
+        CONNECTIONS,
+        CALLERS_PER_CONNECTION,
+        THROUGHPUT_SECONDS,
+        fake_rate,
+        bare_rate,
+        100.0 * fake_rate / bare_rate
+    );
+    let json = serde_json::json!({
+        "sleeping": {
+            "calls": sleeping.calls, "held_at_once": sleeping.held_at_once,
+            "baseline_rss_mib": sleeping.baseline_rss_mib, "peak_rss_mib": sleeping.peak_rss_mib,
+            "bytes_per_call": sleeping.per_call_bytes, "launch_seconds": sleeping.seconds_to_launch, "goal_met": goal_met,
+        },
+        "zero_runtime_calls_per_second": { "fake_worker": fake_rate, "bare_tonic_echo": bare_rate },
+        "connections": CONNECTIONS, "callers_per_connection": CALLERS_PER_CONNECTION, "seconds": THROUGHPUT_SECONDS,
+    });
+    let out = std::env::var("HYPERFAKE_BENCH_OUT")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench-results"));
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("fakeworker.md"), &md).unwrap();
+    std::fs::write(out.join("fakeworker.json"), serde_json::to_string_pretty(&json).unwrap()).unwrap();
+    println!("{md}\nwritten to {}", out.display());
+}
