@@ -43,6 +43,9 @@ pub struct WorkerHandle {
     /// each other's subscription.
     pub subscriber_id: String,
     client: ControllerClient<Channel>,
+    /// The status stream gets a connection of its own, so its event frames
+    /// (two per call) never queue in front of calls.
+    events: ControllerClient<Channel>,
     connected: AtomicBool,
     healthy: AtomicBool,
     resubscribe: Notify,
@@ -102,11 +105,13 @@ impl WorkerPool {
                 let client = ControllerClient::new(channel(address, settings.connect_timeout)?)
                     .max_decoding_message_size(MAX_MESSAGE_SIZE)
                     .max_encoding_message_size(MAX_MESSAGE_SIZE);
+                let events = ControllerClient::new(channel(address, settings.connect_timeout)?);
                 Ok(Arc::new(WorkerHandle {
                     index,
                     address: address.clone(),
                     subscriber_id: format!("leaf-{}-{index}", &node[..12]),
                     client,
+                    events,
                     connected: AtomicBool::new(false),
                     healthy: AtomicBool::new(false),
                     resubscribe: Notify::new(),
@@ -185,7 +190,7 @@ async fn follow(worker: Arc<WorkerHandle>, settings: PoolSettings, events: mpsc:
     let mut backoff = settings.reconnect_min;
     loop {
         let request = StatusRequest { node_id: worker.subscriber_id.clone() };
-        match worker.client().status(request).await {
+        match worker.events.clone().status(request).await {
             Ok(stream) => {
                 let mut stream = stream.into_inner();
                 // Reconcile right after subscribing: events missed while
