@@ -12,6 +12,8 @@
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=lib/scratch-image.sh
+source "$repo/scripts/lib/scratch-image.sh"
 bin_dir="$repo/functions/src/bin"
 target=x86_64-unknown-linux-gnu
 profile=function-image
@@ -52,42 +54,9 @@ RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet \
     --profile "$profile" --target "$target" "${bin_args[@]}"
 
 out_dir="${CARGO_TARGET_DIR:-$repo/target}/$target/$profile"
-context="$(mktemp -d)"
-build_log="$(mktemp)"
-trap 'rm -rf "$context" "$build_log"' EXIT
-
-export DOCKER_BUILDKIT=0  # the classic builder never contacts a registry for FROM scratch
 for name in "${names[@]}"; do
-    binary="$out_dir/$name"
-    [[ -x "$binary" ]] || die "$binary was not built"
-    # A dynamically linked binary would fail in a scratch image with a
-    # confusing "no such file or directory"; catch it here instead.
-    if ldd "$binary" >/dev/null 2>&1 && ! ldd "$binary" 2>&1 | grep -q "statically linked"; then
-        die "$binary is dynamically linked: $(ldd "$binary" 2>&1 | tr '\n' ' ')"
-    fi
-
-    tag="${image_prefix}${name}:latest"
-    rm -rf "${context:?}"/*
-    cp "$binary" "$context/$name"
-    cat >"$context/Dockerfile" <<DOCKERFILE
-FROM scratch
-COPY $name /$name
-EXPOSE $port
-ENTRYPOINT ["/$name"]
-DOCKERFILE
-    previous="$(docker image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)"
-    # The CLI warns that the classic builder is deprecated on every build;
-    # keep its output for when the build fails.
-    if ! id="$(docker build --quiet --label "$managed_label=true" --label "$function_label=$name" \
-        --tag "$tag" "$context" 2>"$build_log")"; then
-        cat "$build_log" >&2
-        die "docker build of $tag failed"
-    fi
-    if [[ -n "$previous" && "$previous" != "$id" ]]; then
-        # The replaced image is now untagged; drop it unless a container still uses it.
-        docker image rm "$previous" >/dev/null 2>&1 || true
-    fi
-    size="$(docker image inspect --format '{{.Size}}' "$tag")"
-    printf '  %-28s %s  %s MB\n' "$tag" "${id:7:12}" "$(awk -v bytes="$size" 'BEGIN { printf "%.1f", bytes / 1e6 }')"
+    build_scratch_image "${image_prefix}${name}:latest" "$out_dir/$name" \
+        --label "$managed_label=true" --label "$function_label=$name" --expose "$port" \
+        || die "image of $name"
 done
 echo "built ${#names[@]} images in $((SECONDS - start)) s"
