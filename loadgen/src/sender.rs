@@ -32,6 +32,9 @@ use crate::payload::Payloads;
 use crate::record::CallRecord;
 use crate::schedule::{Schedule, ScheduledCall};
 
+/// The dispatcher sleeps precisely (blocking its own thread) for at most this
+/// long before a call; longer waits use tokio's 1 ms timer and can be stopped.
+const COARSE_WAIT_MARGIN: Duration = Duration::from_millis(2);
 /// Extra time past a call's gRPC deadline before the client gives up on its
 /// own, in case the server does not honour `grpc-timeout`.
 const DEADLINE_GRACE: Duration = Duration::from_secs(1);
@@ -108,6 +111,10 @@ pub fn request_id(run_id: &str, index: u64) -> String {
 /// Sends every call of `schedule` on `clock`, until the schedule ends or
 /// `stop` becomes true. Returns after every call that came due is recorded
 /// (handed to `records`).
+///
+/// The dispatch loop runs on a thread of its own (a current-thread runtime),
+/// so its timers fire on time even when the main runtime's workers are busy
+/// with responses; call tasks run on the caller's runtime.
 #[allow(clippy::too_many_arguments)]
 pub async fn send_all(
     schedule: Arc<Schedule>,
@@ -116,13 +123,42 @@ pub async fn send_all(
     options: SendOptions,
     clock: Clock,
     records: mpsc::Sender<CallRecord>,
+    stop: watch::Receiver<bool>,
+    counters: Arc<Counters>,
+) -> SendReport {
+    let calls = tokio::runtime::Handle::current();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new().name("loadgen-dispatch".into()).spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("a current-thread runtime only fails to build when out of resources");
+        let report = runtime
+            .block_on(dispatch(schedule, payloads, target, options, clock, records, stop, counters, calls));
+        let _ = done_tx.send(report);
+    });
+    if let Err(e) = spawned {
+        panic!("cannot start the dispatch thread: {e}");
+    }
+    done_rx.await.expect("the dispatch thread always reports unless it panicked")
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn dispatch(
+    schedule: Arc<Schedule>,
+    payloads: Arc<Payloads>,
+    target: Target,
+    options: SendOptions,
+    clock: Clock,
+    records: mpsc::Sender<CallRecord>,
     mut stop: watch::Receiver<bool>,
     counters: Arc<Counters>,
+    calls: tokio::runtime::Handle,
 ) -> SendReport {
     let (ready_tx, mut ready_rx) = mpsc::channel::<(usize, Vec<u8>)>(options.lookahead.max(1));
     let producer = {
         let schedule = schedule.clone();
-        tokio::task::spawn_blocking(move || {
+        calls.spawn_blocking(move || {
             for (i, call) in schedule.calls.iter().enumerate() {
                 if ready_tx.blocking_send((i, payloads.body(call))).is_err() {
                     break; // The dispatcher stopped.
@@ -142,13 +178,23 @@ pub async fn send_all(
         let Some((i, body)) = ready_rx.recv().await else { break };
         let call = &schedule.calls[i];
         let at = clock.instant + Duration::from_nanos(call.offset_ns);
-        tokio::select! {
-            biased;
-            _ = stopped(&mut stop) => {
-                interrupted = true;
-                break;
+        // tokio's timer has 1 ms resolution: wait with it (interruptibly)
+        // until shortly before the call is due, then sleep the rest on this
+        // dedicated thread, which the kernel's high-resolution timers wake
+        // within tens of µs.
+        if at.saturating_duration_since(Instant::now()) > COARSE_WAIT_MARGIN {
+            tokio::select! {
+                biased;
+                _ = stopped(&mut stop) => {
+                    interrupted = true;
+                    break;
+                }
+                () = tokio::time::sleep_until(at - COARSE_WAIT_MARGIN) => {}
             }
-            () = tokio::time::sleep_until(at) => {}
+        }
+        let rest = at.saturating_duration_since(Instant::now());
+        if !rest.is_zero() {
+            std::thread::sleep(rest);
         }
         due += 1;
         counters.due.fetch_add(1, Ordering::Relaxed);
@@ -160,22 +206,41 @@ pub async fn send_all(
                 "not sent: {in_flight} calls in flight, max_in_flight is {}",
                 options.max_in_flight.unwrap_or_default()
             ));
-            if records.send(record).await.is_err() {
-                lost.fetch_add(1, Ordering::Relaxed);
+            // Never wait on the recorder here: a full queue hands the record
+            // to a task instead of delaying the next send.
+            match records.try_send(record) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(record)) => {
+                    let (records, lost) = (records.clone(), lost.clone());
+                    tasks.spawn_on(
+                        async move {
+                            if records.send(record).await.is_err() {
+                                lost.fetch_add(1, Ordering::Relaxed);
+                            }
+                        },
+                        &calls,
+                    );
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    lost.fetch_add(1, Ordering::Relaxed);
+                }
             }
             continue;
         }
         counters.in_flight.fetch_add(1, Ordering::Relaxed);
         counters.sent.fetch_add(1, Ordering::Relaxed);
-        tasks.spawn(call_one(
-            target.client.clone(),
-            meta,
-            body,
-            options.call_timeout,
-            records.clone(),
-            counters.clone(),
-            lost.clone(),
-        ));
+        tasks.spawn_on(
+            call_one(
+                target.client.clone(),
+                meta,
+                body,
+                options.call_timeout,
+                records.clone(),
+                counters.clone(),
+                lost.clone(),
+            ),
+            &calls,
+        );
         while let Some(done) = tasks.try_join_next() {
             log_panic(done);
         }
