@@ -6,6 +6,8 @@ mod common;
 
 /// Model inputs follow docs/units.md; Metrics report simulated usage.
 mod features;
+/// A real leaf in front of fake workers only.
+mod leaf;
 /// Lifecycle: idle timeout, stop, max_concurrency, stopped instances.
 mod lifecycle;
 /// Model loading errors and hot reload under load.
