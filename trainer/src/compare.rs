@@ -1,0 +1,162 @@
+//! Side-by-side comparison of training runs' test metrics.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, bail};
+use hyperfake_model::TARGETS;
+use serde::{Deserialize, Serialize};
+
+use crate::export::write_atomic;
+use crate::metrics::Metrics;
+use crate::report::{Report, num};
+
+/// A metric and which way is better.
+#[derive(Clone, Copy, Debug)]
+struct MetricDef {
+    name: &'static str,
+    higher_is_better: bool,
+    get: fn(&Metrics) -> Option<f64>,
+}
+
+const METRICS: [MetricDef; 4] = [
+    MetricDef { name: "R²", higher_is_better: true, get: |m| m.r2 },
+    MetricDef { name: "MAE", higher_is_better: false, get: |m| Some(m.mae) },
+    MetricDef { name: "RMSE", higher_is_better: false, get: |m| Some(m.rmse) },
+    MetricDef { name: "MAPE %", higher_is_better: false, get: |m| m.mape },
+];
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    pub runs: Vec<String>,
+    /// Column headers: `<run>/<model kind>`.
+    pub columns: Vec<String>,
+    pub rows: Vec<ComparisonRow>,
+    /// Problems that make cells not directly comparable.
+    pub warnings: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ComparisonRow {
+    pub image_tag: String,
+    pub target: String,
+    pub metric: String,
+    pub values: Vec<Option<f64>>,
+    /// Index into `values` of the best value.
+    pub best: Option<usize>,
+}
+
+/// Compares the reports in `run_dirs` (at least two, or one run with
+/// several model kinds).
+pub fn compare(run_dirs: &[PathBuf]) -> Result<Comparison> {
+    if run_dirs.is_empty() {
+        bail!("compare needs at least one run directory");
+    }
+    let reports: Vec<Report> = run_dirs.iter().map(|d| Report::read(d)).collect::<Result<_>>()?;
+    let mut warnings = Vec::new();
+    // Columns: every (run, kind) in order.
+    let mut columns = Vec::new();
+    let mut col_keys = Vec::new();
+    for (ri, r) in reports.iter().enumerate() {
+        let mut kinds: Vec<_> = r.images.iter().flat_map(|i| i.models.iter().map(|m| m.kind)).collect();
+        kinds.sort();
+        kinds.dedup();
+        for k in kinds {
+            columns.push(format!("{}/{k}", r.run));
+            col_keys.push((ri, k));
+        }
+    }
+    let mut images: Vec<&str> =
+        reports.iter().flat_map(|r| r.images.iter().map(|i| i.image_tag.as_str())).collect();
+    images.sort();
+    images.dedup();
+    for img in &images {
+        let prints: Vec<(&str, &str)> = reports
+            .iter()
+            .filter_map(|r| {
+                r.images
+                    .iter()
+                    .find(|i| i.image_tag == *img)
+                    .map(|i| (r.run.as_str(), i.test_fingerprint.as_str()))
+            })
+            .collect();
+        if let Some((first_run, first)) = prints.first()
+            && let Some((run, _)) = prints.iter().find(|(_, p)| p != first)
+        {
+            warnings.push(format!(
+                "{img}: runs {first_run} and {run} were tested on different rows; their metrics are not directly comparable"
+            ));
+        }
+    }
+    let mut rows = Vec::new();
+    for img in &images {
+        for t in TARGETS {
+            for def in METRICS {
+                let values: Vec<Option<f64>> = col_keys
+                    .iter()
+                    .map(|(ri, kind)| {
+                        let i = reports[*ri].images.iter().find(|i| i.image_tag == *img)?;
+                        let m = i.models.iter().find(|m| m.kind == *kind)?;
+                        (def.get)(m.test.get(t)?).filter(|v| v.is_finite())
+                    })
+                    .collect();
+                let best = values
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, v)| v.map(|v| (i, v)))
+                    .reduce(|a, b| {
+                        let better = if def.higher_is_better { b.1 > a.1 } else { b.1 < a.1 };
+                        if better { b } else { a }
+                    })
+                    .map(|(i, _)| i);
+                rows.push(ComparisonRow {
+                    image_tag: img.to_string(),
+                    target: t.to_string(),
+                    metric: def.name.to_string(),
+                    values,
+                    best,
+                });
+            }
+        }
+    }
+    Ok(Comparison { runs: reports.iter().map(|r| r.run.clone()).collect(), columns, rows, warnings })
+}
+
+impl Comparison {
+    /// The table, best value per row in bold (and starred for plain text).
+    pub fn markdown(&self) -> String {
+        let mut s = format!("# Comparison: {}\n\n", self.runs.join(" vs "));
+        for w in &self.warnings {
+            let _ = writeln!(s, "> **Warning:** {w}\n");
+        }
+        let _ = writeln!(s, "| image | target | metric | {} |", self.columns.join(" | "));
+        let _ = writeln!(s, "|---|---|---|{}", "---:|".repeat(self.columns.len()));
+        for r in &self.rows {
+            let cells: Vec<String> = r
+                .values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| match v {
+                    None => "–".into(),
+                    Some(v) if Some(i) == r.best && r.values.iter().flatten().count() > 1 => {
+                        format!("**{}** *", num(*v))
+                    }
+                    Some(v) => num(*v),
+                })
+                .collect();
+            let _ = writeln!(s, "| {} | {} | {} | {} |", r.image_tag, r.target, r.metric, cells.join(" | "));
+        }
+        s.push_str(
+            "\nBest value per row in **bold** and marked *. R²: higher is better; the others: lower.\n",
+        );
+        s
+    }
+
+    /// Writes `comparison.md` and `comparison.json` into `dir`.
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        write_atomic(&dir.join("comparison.md"), self.markdown().as_bytes())?;
+        let mut json = serde_json::to_string_pretty(self)?;
+        json.push('\n');
+        write_atomic(&dir.join("comparison.json"), json.as_bytes())
+    }
+}

@@ -1,0 +1,144 @@
+//! Scores an existing model file (ours or one produced elsewhere, such as
+//! HyperFake's PyTorch ONNX export) on a training database.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use hyperfake_core::ImageTag;
+use hyperfake_model::{Features, ModelSet, TARGETS};
+use serde::{Deserialize, Serialize};
+
+use crate::data::{Dataset, Table};
+use crate::metrics::Metrics;
+use crate::progress::Progress;
+use crate::report::{num, opt};
+use crate::split::SplitConfig;
+use crate::train::Sets;
+
+#[derive(Clone, Debug)]
+pub struct EvalConfig {
+    /// A `.onnx` file or a `.json` linear-model file.
+    pub model: PathBuf,
+    pub dbs: Vec<PathBuf>,
+    pub table: Table,
+    /// Only this image (default: every image the file has a model for).
+    pub image: Option<ImageTag>,
+    /// Score only the test rows of this split (to compare with a training
+    /// report); by default every row.
+    pub split: Option<SplitConfig>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    pub model: String,
+    pub sources: Vec<String>,
+    pub table: Table,
+    /// "all rows" or "test rows of split …".
+    pub rows_used: String,
+    pub images: Vec<ImageEvaluation>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ImageEvaluation {
+    pub image_tag: String,
+    pub kind: String,
+    pub rows: usize,
+    pub rows_dropped_null: u64,
+    pub metrics: BTreeMap<String, Metrics>,
+}
+
+pub fn evaluate(cfg: &EvalConfig, progress: &Progress) -> Result<Evaluation> {
+    let set = ModelSet::load(&cfg.model)?;
+    let bar = progress.bar("loading rows");
+    let ds = Dataset::load(&cfg.dbs, cfg.table, &bar)?;
+    bar.finish();
+    let mut images = Vec::new();
+    for (tag, model) in set.iter() {
+        if cfg.image.as_ref().is_some_and(|want| want.normalized() != *tag) {
+            continue;
+        }
+        let Some(rows) = ds.images.get(tag) else {
+            tracing::warn!(image = %tag, "the database has no rows for this image");
+            continue;
+        };
+        let (x, y): (Vec<[f64; 5]>, Vec<[f64; 3]>) = match &cfg.split {
+            Some(split) => {
+                let s = Sets::from_rows(rows, split)?;
+                (s.test_x, s.test_y)
+            }
+            None => rows.rows.iter().map(|r| (r.x, r.y)).unzip(),
+        };
+        #[allow(clippy::cast_possible_truncation)]
+        let input: Vec<Features> = x.iter().map(|r| r.map(|v| v as f32)).collect();
+        let pred = model.predict(&input).with_context(|| format!("predicting {tag}"))?;
+        let mut metrics = BTreeMap::new();
+        for (t, name) in TARGETS.iter().enumerate() {
+            let a: Vec<f64> = y.iter().map(|r| r[t]).collect();
+            let p: Vec<f64> = pred.iter().map(|r| f64::from(r[t])).collect();
+            if let Some(m) = Metrics::compute(&a, &p) {
+                metrics.insert(name.to_string(), m);
+            }
+        }
+        images.push(ImageEvaluation {
+            image_tag: tag.to_string(),
+            kind: model.info().kind.to_string(),
+            rows: y.len(),
+            rows_dropped_null: rows.dropped_null,
+            metrics,
+        });
+    }
+    if images.is_empty() {
+        anyhow::bail!(
+            "{} has no model for any image in the database{}",
+            cfg.model.display(),
+            cfg.image.as_ref().map(|i| format!(" matching {i}")).unwrap_or_default()
+        );
+    }
+    Ok(Evaluation {
+        model: cfg.model.display().to_string(),
+        sources: ds.sources.iter().map(|p| p.display().to_string()).collect(),
+        table: cfg.table,
+        rows_used: match &cfg.split {
+            Some(s) => format!("test rows of the {:?} split with seed {}", s.mode, s.seed),
+            None => "all rows".into(),
+        },
+        images,
+    })
+}
+
+impl Evaluation {
+    pub fn markdown(&self) -> String {
+        let mut s = format!(
+            "# Evaluation of {}\n\nOn {} of table `{}` in {}.\n\n\
+             | image | kind | target | rows | R² | MAE | RMSE | MAPE % | \\|err\\| p50 | p90 | p95 | p99 |\n\
+             |---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+            self.model,
+            self.rows_used,
+            self.table.name(),
+            self.sources.join(", ")
+        );
+        for img in &self.images {
+            for t in TARGETS {
+                let Some(m) = img.metrics.get(t) else { continue };
+                let _ = write!(
+                    s,
+                    "| {} | {} | {t} | {} | {} | {} | {} | {} |",
+                    img.image_tag,
+                    img.kind,
+                    m.rows,
+                    opt(m.r2, 4),
+                    num(m.mae),
+                    num(m.rmse),
+                    opt(m.mape, 2)
+                );
+                for (_, v) in &m.abs_error_percentiles {
+                    let _ = write!(s, " {} |", num(*v));
+                }
+                s.push('\n');
+            }
+        }
+        s
+    }
+}

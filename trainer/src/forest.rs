@@ -1,0 +1,199 @@
+//! Random forests with smartcore, one single-target forest per target (that is
+//! all smartcore offers), fitted in parallel. smartcore keeps tree nodes
+//! private; serialising the fitted forest with serde exposes them, so they
+//! are read that way into [`Forest`], which predicts and exports. That layout
+//! is not smartcore's public API: the version is pinned (`=0.7.0`) and a test
+//! checks that walking the trees reproduces smartcore's `predict`.
+
+use anyhow::{Result, anyhow};
+use serde::{Deserialize, Serialize};
+use smartcore::ensemble::random_forest_regressor::{RandomForestRegressor, RandomForestRegressorParameters};
+use smartcore::linalg::basic::matrix::DenseMatrix;
+
+/// Forest hyper-parameters (scikit-learn's names in the comments).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ForestConfig {
+    /// Trees per target (`n_estimators`).
+    pub n_trees: usize,
+    /// Maximum depth (`max_depth`); `None` grows until leaves are pure.
+    pub max_depth: Option<u16>,
+    /// Minimum rows in a leaf (`min_samples_leaf`).
+    pub min_samples_leaf: usize,
+    /// Minimum rows to split a node (`min_samples_split`).
+    pub min_samples_split: usize,
+    /// Inputs tried per split (`max_features`); 5 = all, scikit-learn's
+    /// regression default.
+    pub max_features: usize,
+    /// Threads: the three target forests are fitted concurrently up to this.
+    pub threads: usize,
+    pub seed: u64,
+}
+
+type SmartForest = RandomForestRegressor<f64, f64, DenseMatrix<f64>, Vec<f64>>;
+
+/// One node of a regression tree. Node 0 is the root.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum TreeNode {
+    /// Go to `if_leq` when `x[feature] <= threshold`, else to `otherwise`.
+    Split {
+        feature: usize,
+        threshold: f64,
+        if_leq: usize,
+        otherwise: usize,
+    },
+    Leaf {
+        value: f64,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Tree {
+    pub nodes: Vec<TreeNode>,
+}
+
+impl Tree {
+    pub fn predict(&self, x: &[f64; 5]) -> f64 {
+        let mut i = 0;
+        loop {
+            match self.nodes[i] {
+                TreeNode::Leaf { value } => return value,
+                TreeNode::Split { feature, threshold, if_leq, otherwise } => {
+                    i = if x[feature] <= threshold { if_leq } else { otherwise };
+                }
+            }
+        }
+    }
+}
+
+/// A forest per target; a target's prediction is the mean of its trees.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Forest {
+    pub targets: [Vec<Tree>; 3],
+}
+
+impl Forest {
+    pub fn predict(&self, x: &[f64; 5]) -> [f64; 3] {
+        let mut out = [0.0; 3];
+        for (o, trees) in out.iter_mut().zip(&self.targets) {
+            *o = trees.iter().map(|t| t.predict(x)).sum::<f64>() / trees.len() as f64;
+        }
+        out
+    }
+
+    /// Total node count (a size measure for reports).
+    pub fn node_count(&self) -> usize {
+        self.targets.iter().flatten().map(|t| t.nodes.len()).sum()
+    }
+}
+
+/// Fits the three forests.
+pub fn fit(x: &[[f64; 5]], y: &[[f64; 3]], cfg: &ForestConfig) -> Result<Forest> {
+    let fitted = fit_smartcore(x, y, cfg)?;
+    let mut targets: [Vec<Tree>; 3] = Default::default();
+    for (t, f) in fitted.iter().enumerate() {
+        targets[t] = extract(f)?;
+    }
+    Ok(Forest { targets })
+}
+
+/// The smartcore forests themselves (one per target).
+pub fn fit_smartcore(x: &[[f64; 5]], y: &[[f64; 3]], cfg: &ForestConfig) -> Result<Vec<SmartForest>> {
+    if x.is_empty() {
+        return Err(anyhow!("no rows to fit a forest on"));
+    }
+    let m = matrix(x)?;
+    let mut params = RandomForestRegressorParameters::default()
+        .with_n_trees(cfg.n_trees)
+        .with_min_samples_leaf(cfg.min_samples_leaf)
+        .with_min_samples_split(cfg.min_samples_split)
+        .with_m(cfg.max_features.clamp(1, 5))
+        .with_seed(cfg.seed);
+    if let Some(d) = cfg.max_depth {
+        params = params.with_max_depth(d);
+    }
+    let fit_one = |t: usize| -> Result<SmartForest> {
+        let yt: Vec<f64> = y.iter().map(|r| r[t]).collect();
+        let p = params.clone().with_seed(cfg.seed.wrapping_add(t as u64 * 7919));
+        RandomForestRegressor::fit(&m, &yt, p).map_err(|e| anyhow!("random forest (target {t}): {e}"))
+    };
+    let threads = cfg.threads.clamp(1, 3);
+    let mut out: Vec<Option<Result<SmartForest>>> = (0..3).map(|_| None).collect();
+    // Targets are handed out round-robin to `threads` workers.
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|w| {
+                let fit_one = &fit_one;
+                s.spawn(move || (w..3).step_by(threads).map(|t| (t, fit_one(t))).collect::<Vec<_>>())
+            })
+            .collect();
+        for h in handles {
+            for (t, r) in h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)) {
+                out[t] = Some(r);
+            }
+        }
+    });
+    out.into_iter().map(|r| r.unwrap_or_else(|| Err(anyhow!("forest not fitted")))).collect()
+}
+
+/// Rows as a smartcore matrix.
+pub fn matrix(x: &[[f64; 5]]) -> Result<DenseMatrix<f64>> {
+    let flat: Vec<f64> = x.iter().flatten().copied().collect();
+    DenseMatrix::new(x.len(), 5, flat, false).map_err(|e| anyhow!("{e}"))
+}
+
+// === smartcore's serialised layout (0.7.0) ===
+
+#[derive(Deserialize)]
+struct SerForest {
+    forest_regressor: Option<SerBaseForest>,
+}
+
+#[derive(Deserialize)]
+struct SerBaseForest {
+    trees: Option<Vec<SerTree>>,
+}
+
+#[derive(Deserialize)]
+struct SerTree {
+    nodes: Vec<SerNode>,
+}
+
+#[derive(Deserialize)]
+struct SerNode {
+    output: f64,
+    split_feature: usize,
+    split_value: Option<f64>,
+    true_child: Option<usize>,
+    false_child: Option<usize>,
+}
+
+/// Reads the trees of a fitted smartcore forest.
+pub fn extract(f: &SmartForest) -> Result<Vec<Tree>> {
+    let layout = |what: &str| anyhow!("smartcore forest layout changed ({what}); is smartcore still =0.7.0?");
+    let bytes = serde_json::to_vec(f)?;
+    let ser: SerForest = serde_json::from_slice(&bytes).map_err(|e| layout(&e.to_string()))?;
+    let trees = ser.forest_regressor.and_then(|b| b.trees).ok_or_else(|| layout("no trees"))?;
+    trees
+        .into_iter()
+        .map(|t| {
+            let n = t.nodes.len();
+            let nodes = t
+                .nodes
+                .into_iter()
+                .map(|node| match (node.true_child, node.false_child, node.split_value) {
+                    (Some(a), Some(b), Some(threshold)) if a < n && b < n && node.split_feature < 5 => {
+                        Ok(TreeNode::Split {
+                            feature: node.split_feature,
+                            threshold,
+                            if_leq: a,
+                            otherwise: b,
+                        })
+                    }
+                    (None, _, _) => Ok(TreeNode::Leaf { value: node.output }),
+                    _ => Err(layout("split node without children or threshold")),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok(Tree { nodes })
+        })
+        .collect()
+}

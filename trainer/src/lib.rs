@@ -1,0 +1,29 @@
+//! Trains models of function behaviour from the processing step's training
+//! databases, exports them (JSON for linear models, ONNX for every kind), and
+//! writes accuracy reports. The `trainer` binary is a thin CLI over this.
+//!
+//! Loading and predicting lives in `hyperfake-model`, shared with the fake
+//! worker; this crate only trains, exports, scores and compares.
+
+pub mod bench;
+pub mod compare;
+pub mod data;
+pub mod deploy;
+pub mod evaluate;
+pub mod export;
+pub mod forest;
+pub mod linear;
+pub mod metrics;
+pub mod onnx;
+pub mod plots;
+pub mod progress;
+pub mod report;
+pub mod split;
+pub mod synth;
+pub mod time;
+pub mod train;
+
+pub use data::{Dataset, Table};
+pub use progress::Progress;
+pub use report::Report;
+pub use train::{TrainConfig, TrainOutcome, train};

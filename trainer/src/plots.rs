@@ -1,0 +1,104 @@
+//! Predicted-vs-actual and residual plots (SVG, plotters).
+
+use std::path::Path;
+
+use anyhow::{Result, anyhow};
+use hyperfake_model::{TARGET_UNITS, TARGETS};
+use plotters::prelude::*;
+
+/// At most this many points per panel: enough to see the shape, small enough
+/// for an SVG a browser opens quickly.
+const MAX_POINTS: usize = 1500;
+
+/// Writes a 2×3 panel SVG: top row predicted vs actual (with y = x), bottom
+/// row residual (actual − predicted) vs predicted, one column per target.
+pub fn write(path: &Path, title: &str, actual: &[[f64; 3]], predicted: &[[f64; 3]]) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let step = actual.len().div_ceil(MAX_POINTS).max(1);
+    let idx: Vec<usize> = (0..actual.len()).step_by(step).collect();
+    let root = SVGBackend::new(path, (1200, 760)).into_drawing_area();
+    root.fill(&WHITE).map_err(plot_err)?;
+    let root = root.titled(title, ("sans-serif", 20)).map_err(plot_err)?;
+    let panels = root.split_evenly((2, 3));
+    for t in 0..3 {
+        let a: Vec<f64> = idx.iter().map(|&i| actual[i][t]).collect();
+        let p: Vec<f64> = idx.iter().map(|&i| predicted[i][t]).collect();
+        let r: Vec<f64> = a.iter().zip(&p).map(|(a, p)| a - p).collect();
+        let label = format!("{} ({})", TARGETS[t], TARGET_UNITS[t]);
+
+        let (lo, hi) = bounds(a.iter().chain(&p));
+        let mut chart = ChartBuilder::on(&panels[t])
+            .caption(&label, ("sans-serif", 13))
+            .margin(8)
+            .x_label_area_size(30)
+            .y_label_area_size(60)
+            .build_cartesian_2d(lo..hi, lo..hi)
+            .map_err(plot_err)?;
+        chart
+            .configure_mesh()
+            .x_desc("actual")
+            .y_desc("predicted")
+            .x_labels(5)
+            .y_labels(5)
+            .x_label_formatter(&|v| short(*v))
+            .y_label_formatter(&|v| short(*v))
+            .draw()
+            .map_err(plot_err)?;
+        chart.draw_series(LineSeries::new([(lo, lo), (hi, hi)], RED.stroke_width(1))).map_err(plot_err)?;
+        chart
+            .draw_series(a.iter().zip(&p).map(|(a, p)| Circle::new((*a, *p), 2, BLUE.mix(0.35).filled())))
+            .map_err(plot_err)?;
+
+        let (plo, phi) = bounds(p.iter());
+        let (rlo, rhi) = bounds(r.iter());
+        let mut chart = ChartBuilder::on(&panels[3 + t])
+            .margin(8)
+            .x_label_area_size(30)
+            .y_label_area_size(60)
+            .build_cartesian_2d(plo..phi, rlo..rhi)
+            .map_err(plot_err)?;
+        chart
+            .configure_mesh()
+            .x_desc("predicted")
+            .y_desc("residual")
+            .x_labels(5)
+            .y_labels(5)
+            .x_label_formatter(&|v| short(*v))
+            .y_label_formatter(&|v| short(*v))
+            .draw()
+            .map_err(plot_err)?;
+        chart
+            .draw_series(LineSeries::new([(plo, 0.0), (phi, 0.0)], RED.stroke_width(1)))
+            .map_err(plot_err)?;
+        chart
+            .draw_series(p.iter().zip(&r).map(|(p, r)| Circle::new((*p, *r), 2, GREEN.mix(0.35).filled())))
+            .map_err(plot_err)?;
+    }
+    root.present().map_err(plot_err)?;
+    Ok(())
+}
+
+fn plot_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
+    anyhow!("plotting failed: {e:?}")
+}
+
+/// Finite min/max with a little padding; never an empty range.
+fn bounds<'a>(v: impl Iterator<Item = &'a f64>) -> (f64, f64) {
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for &x in v.filter(|x| x.is_finite()) {
+        lo = lo.min(x);
+        hi = hi.max(x);
+    }
+    if !lo.is_finite() {
+        return (0.0, 1.0);
+    }
+    let pad = ((hi - lo) * 0.03).max(hi.abs() * 1e-6).max(1e-12);
+    (lo - pad, hi + pad)
+}
+
+fn short(v: f64) -> String {
+    let a = v.abs();
+    if a != 0.0 && !(1e-2..1e5).contains(&a) { format!("{v:.1e}") } else { format!("{v:.2}") }
+}
