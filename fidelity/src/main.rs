@@ -1,0 +1,131 @@
+//! `fidelity`: how faithful is the simulation?
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use fidelity::{Comparison, RunData};
+use loadgen::Workload;
+use loadgen::run::{RunOptions, new_run_id};
+
+/// Compares a run of a seeded workload on the real platform with the same run
+/// on the fake platform: latency p50/p90/p99 and their ratio, the KS distance
+/// of the latency distributions, throughput, error rates and instance counts
+/// over time, per function. Writes fidelity.{json,md,html} and SVG plots.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Compare two existing run databases (written by loadgen, optionally with collector tables).
+    Compare {
+        /// Run database from the real platform.
+        #[arg(long)]
+        real: PathBuf,
+        /// Run database from the fake platform.
+        #[arg(long)]
+        fake: PathBuf,
+        /// Run id in --real (needed when the file holds several runs).
+        #[arg(long)]
+        real_run: Option<String>,
+        /// Run id in --fake (needed when the file holds several runs).
+        #[arg(long)]
+        fake_run: Option<String>,
+        /// Directory for the report.
+        #[arg(long, default_value = "fidelity")]
+        out: PathBuf,
+    },
+    /// Run a workload against a real and a fake platform (leaf addresses), then compare.
+    Run {
+        /// The workload (loadgen YAML); the same seed is sent to both platforms.
+        config: PathBuf,
+        /// Leaf (or load-balancer) address of the real platform.
+        #[arg(long)]
+        real: String,
+        /// Leaf (or load-balancer) address of the fake platform.
+        #[arg(long)]
+        fake: String,
+        /// Where the two run databases go.
+        #[arg(long, default_value = "training_data")]
+        db_dir: PathBuf,
+        /// Directory for the report.
+        #[arg(long, default_value = "fidelity")]
+        out: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fidelity: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn report(real: &RunData, fake: &RunData, out: &std::path::Path) -> anyhow::Result<()> {
+    let comparison = Comparison::new(real, fake);
+    if !comparison.same_workload {
+        tracing::warn!("the two runs used different seeds or workload files");
+    }
+    let files = comparison.write(out, real, fake)?;
+    println!("{}", comparison.to_markdown());
+    println!("report written to {}", out.join("fidelity.html").display());
+    for f in files {
+        println!("  {}", f.display());
+    }
+    Ok(())
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Compare { real, fake, real_run, fake_run, out } => {
+            let real = RunData::load(&real, real_run.as_deref())?;
+            let fake = RunData::load(&fake, fake_run.as_deref())?;
+            report(&real, &fake, &out)
+        }
+        Command::Run { config, real, fake, db_dir, out } => {
+            let text =
+                std::fs::read_to_string(&config).with_context(|| format!("reading {}", config.display()))?;
+            let workload =
+                Workload::from_yaml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", config.display()))?;
+            let runtime = tokio::runtime::Runtime::new()?;
+            let base = new_run_id();
+            let mut dbs = Vec::new();
+            for (side, leaf) in [("real", real), ("fake", fake)] {
+                let run_id = format!("{base}-{side}");
+                let db = db_dir.join(format!("{run_id}.db"));
+                println!("running {} against the {side} platform at {leaf}", config.display());
+                let options = RunOptions {
+                    workload: workload.clone(),
+                    config_yaml: text.clone(),
+                    config_path: Some(config.clone()),
+                    out: Some(db.clone()),
+                    leaf_address: Some(leaf),
+                    run_id: Some(run_id.clone()),
+                    max_in_flight: None,
+                    progress: true,
+                };
+                let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+                let done = runtime.block_on(loadgen::run::run(options, stop_rx))?;
+                println!("  {side}: {} calls recorded, {} errors", done.recorded, done.errors);
+                dbs.push((db, run_id));
+            }
+            let real = RunData::load(&dbs[0].0, Some(&dbs[0].1))?;
+            let fake = RunData::load(&dbs[1].0, Some(&dbs[1].1))?;
+            report(&real, &fake, &out)
+        }
+    }
+}
