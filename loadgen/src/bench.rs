@@ -50,6 +50,8 @@ pub struct BenchStep {
     pub rows: u64,
     pub lost_rows: u64,
     pub errors: u64,
+    /// Calls that were not OK, by status (`DEADLINE_EXCEEDED`, …).
+    pub errors_by_status: std::collections::BTreeMap<String, u64>,
     pub achieved_rps: f64,
     pub send_lag_p50_us: f64,
     pub send_lag_p99_us: f64,
@@ -213,6 +215,18 @@ fn measure(
     let rows: i64 = conn.query_row("SELECT COUNT(*) FROM calls", [], |r| r.get(0))?;
     let errors: i64 = conn.query_row("SELECT COUNT(*) FROM calls WHERE status != 'OK'", [], |r| r.get(0))?;
     let rows = u64::try_from(rows).unwrap_or(0);
+    {
+        let mut examples =
+            conn.prepare("SELECT status, MIN(error) FROM calls WHERE status != 'OK' GROUP BY status")?;
+        for row in examples.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)))? {
+            let (status, error) = row?;
+            tracing::warn!(rate, status, example = error.unwrap_or_default(), "calls not OK");
+        }
+    }
+    let mut stmt = conn.prepare("SELECT status, COUNT(*) FROM calls WHERE status != 'OK' GROUP BY status")?;
+    let errors_by_status = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0))))?
+        .collect::<Result<_, _>>()?;
     let errors = u64::try_from(errors).unwrap_or(0);
     let seconds = match (sent.first(), sent.last()) {
         (Some(a), Some(b)) if b > a => (b - a) as f64 / 1e9,
@@ -231,6 +245,7 @@ fn measure(
         rows,
         lost_rows,
         errors,
+        errors_by_status,
         achieved_rps,
         send_lag_p50_us: us(&lags, 0.50),
         send_lag_p99_us,
@@ -274,6 +289,7 @@ pub fn markdown(report: &BenchReport) -> String {
         "| target rps | achieved rps | calls | rows | lost | errors | lag p50 µs | lag p99 µs | lag max µs | latency p50 µs | latency p99 µs | sustained |\n",
     );
     out.push_str("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|\n");
+    let mut errors = String::new();
     for s in &report.steps {
         out.push_str(&format!(
             "| {} | {:.0} | {} | {} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {} |\n",
@@ -290,6 +306,13 @@ pub fn markdown(report: &BenchReport) -> String {
             s.latency_p99_us,
             if s.sustained { "yes" } else { "no" }
         ));
+        for (status, n) in &s.errors_by_status {
+            errors.push_str(&format!("- {} calls/s: {n} × {status}\n", s.target_rps));
+        }
+    }
+    if !errors.is_empty() {
+        out.push_str("\nErrors:\n");
+        out.push_str(&errors);
     }
     out.push_str(&format!(
         "\nSustained rate: **{}**. Zero lost rows: **{}**.\n",
