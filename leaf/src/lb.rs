@@ -29,6 +29,7 @@ use proto::leaf::{
     ScheduleCallRequest, ScheduleCallResponse,
 };
 use tokio::task::JoinHandle;
+use tonic::metadata::AsciiMetadataValue;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Response, Status};
 
@@ -200,14 +201,18 @@ impl Balancer {
         function: &FunctionId,
         data: Vec<u8>,
         deadline: Option<Duration>,
+        request_id: Option<AsciiMetadataValue>,
     ) -> Result<Response<ScheduleCallResponse>, LeafError> {
         let got_request_at = now_unix();
         let expires = deadline.map(|d| Instant::now() + d);
         let mut excluded = HashSet::new();
         loop {
             let child = self.route(function, &excluded).ok_or(LeafError::NoChild)?;
-            let request =
+            let mut request =
                 Request::new(ScheduleCallRequest { function_id: Some(function.into()), data: data.clone() });
+            if let Some(id) = &request_id {
+                request.metadata_mut().insert(trailers::REQUEST_ID, id.clone());
+            }
             let forwarded_at = now_unix();
             child.begin(function);
             let result = match expires {
@@ -344,10 +349,11 @@ impl Leaf for BalancerService {
         request: Request<ScheduleCallRequest>,
     ) -> Result<Response<ScheduleCallResponse>, Status> {
         let deadline = proto::deadline::from_metadata(request.metadata());
+        let request_id = request.metadata().get(trailers::REQUEST_ID).cloned();
         let ScheduleCallRequest { function_id, data } = request.into_inner();
         let function = proto::convert::function_id(function_id.as_ref())
             .ok_or_else(|| LeafError::InvalidArgument("function_id: missing".into()))?;
-        Ok(self.balancer.call(&function, data, deadline).await?)
+        Ok(self.balancer.call(&function, data, deadline, request_id).await?)
     }
 
     async fn create_function(

@@ -38,10 +38,16 @@ impl Leaf for LeafService {
         request: Request<ScheduleCallRequest>,
     ) -> Result<Response<ScheduleCallResponse>, Status> {
         let deadline = proto::deadline::from_metadata(request.metadata());
+        // The caller's id for the call, if it sent one, so records can be joined on it.
+        let request_id = request
+            .metadata()
+            .get(trailers::REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .filter(|id| !id.is_empty())
+            .map_or_else(new_request_id, str::to_string);
         let ScheduleCallRequest { function_id, data } = request.into_inner();
         let function = proto::convert::function_id(function_id.as_ref())
             .ok_or_else(|| LeafError::InvalidArgument("function_id: missing".into()))?;
-        let request_id = new_request_id();
         let forwarded = self.scheduler.call(&function, data, request_id.clone(), deadline).await?;
         let CallResponse { data, error, request_id: _, instance_id: _ } = forwarded.response;
         let mut response = Response::new(ScheduleCallResponse {

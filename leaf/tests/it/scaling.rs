@@ -41,7 +41,7 @@ async fn instances_scale_up_under_load_and_back_to_zero_after_the_timeout() {
     assert!(seen.len() > 1, "load never scaled up: {seen:?}");
     assert!(seen.len() <= 3, "more instances than max_instances: {seen:?}");
     assert!(ctx.worker_instances(0, &f).len() <= 3);
-    eventually(Duration::from_secs(10), "every instance stopped after the idle timeout", || {
+    eventually(Duration::from_secs(20), "every instance stopped after the idle timeout", || {
         ctx.worker_instances(0, &f).is_empty() && ctx.leaf.scheduler().instances_of(&f).is_empty()
     })
     .await;

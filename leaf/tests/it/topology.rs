@@ -85,6 +85,14 @@ async fn a_three_level_tree_answers_calls() {
         let r = call(&client, &f, b"warm").await.unwrap();
         assert_eq!(metadata_str(&r, leaf::metadata::LEAF_ADDRESS), warm_leaf);
     }
+    // A caller's request id travels through the tree to the response.
+    let mut request = tonic::Request::new(proto::leaf::ScheduleCallRequest {
+        function_id: Some((&f).into()),
+        data: vec![],
+    });
+    request.metadata_mut().insert(trailers::REQUEST_ID, "run-7".parse().unwrap());
+    let r = client.clone().schedule_call(request).await.unwrap();
+    assert_eq!(r.get_ref().request_id, "run-7");
     // Another function works through the same tree.
     let r = call(&client, &g, b"").await.unwrap_or_else(|s| panic!("{s:?}"));
     assert!(r.get_ref().error.is_none());
