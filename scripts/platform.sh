@@ -15,6 +15,9 @@
 #   PROFILE=dev          cargo profile of the binaries (release for measurements)
 #   LEAF_ARGS=""         extra flags for the leaf (e.g. "--max-instances 4")
 #   SKIP_BUILD=0         1 uses the binaries already built
+#   WORKER_KIND=real     fake runs fakeworker (models instead of containers)
+#   FAKE_MODELS=<repo>/models/deployed   models directory of the fake workers
+#   FAKEWORKER_ARGS=""   extra flags for each fake worker
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -59,14 +62,20 @@ up() {
     if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
         echo "building database, worker and leaf (profile $profile)"
         cargo build --quiet --manifest-path "$repo/Cargo.toml" --profile "$profile" \
-            -p database -p worker -p leaf --bins
+            -p database -p worker -p fakeworker -p leaf --bins
     fi
     local worker_addresses=()
     start database "$bin_dir/database" --address "127.0.0.1:$database_port" --db "$run_dir/functions.db"
     for ((i = 0; i < workers; i++)); do
         local address="127.0.0.1:$((worker_port + i))"
-        start "worker-$i" "$bin_dir/worker" --address "$address" --database "127.0.0.1:$database_port" \
-            --worker-id "platform-worker-$i"
+        if [[ "${WORKER_KIND:-real}" == fake ]]; then
+            # shellcheck disable=SC2086 # FAKEWORKER_ARGS is a list of flags
+            start "worker-$i" "$bin_dir/fakeworker" --address "$address" --database "127.0.0.1:$database_port" \
+                --worker-id "platform-fakeworker-$i" --models "${FAKE_MODELS:-$repo/models/deployed}" ${FAKEWORKER_ARGS:-}
+        else
+            start "worker-$i" "$bin_dir/worker" --address "$address" --database "127.0.0.1:$database_port" \
+                --worker-id "platform-worker-$i"
+        fi
         worker_addresses+=("$address")
     done
     local IFS=,
