@@ -25,4 +25,6 @@ export ORT_DYLIB_PATH
 
 scripts/build-function-images.sh
 
+# Some tests run other crates' binaries as real processes (e.g. the leaf kills a worker).
+cargo build --workspace --bins
 cargo test --workspace --no-fail-fast "$@"
