@@ -14,93 +14,38 @@
 #
 # Settings (environment): PROFILE=dev|release (cargo profile, default dev),
 # WORKERS=2, RUN_ID=<utc time>-local, SKIP_FAKE=1 to stop after training,
-# CARGO_TARGET_DIR (default ~/.cache/hyperfake/target).
+# CARGO_TARGET_DIR (default ~/.cache/hyperfake/target); see scripts/lib/pipeline.sh.
+# The steps are shared with scripts/run-full-pipeline.sh (scripts/lib/pipeline.sh).
 set -euo pipefail
 
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$repo"
-config="${1:-configs/local.yaml}"
-[[ -f "$config" ]] || { echo "run-local-pipeline: no workload file $config" >&2; exit 1; }
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${HYPERFAKE_CACHE:-$HOME/.cache/hyperfake}/target}"
-export PROFILE="${PROFILE:-dev}"
+# shellcheck source=lib/pipeline.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/pipeline.sh"
+pipeline_init run-local-pipeline "${1:-configs/local.yaml}" local
 export WORKERS="${WORKERS:-2}"
-bin="$CARGO_TARGET_DIR/$([[ $PROFILE == dev ]] && echo debug || echo "$PROFILE")"
-run_id="${RUN_ID:-$(date -u +%Y%m%dT%H%M%SZ)-local}"
-run_dir="$repo/target/pipeline/$run_id"
-real_db="training_data/$run_id.db"
-fake_db="training_data/$run_id-fake.db"
-report_dir="reports/$run_id"
 leaf="127.0.0.1:${LEAF_PORT:-50050}"
 first_worker_port="${WORKER_PORT:-50051}"
 workers=()
-for ((i = 0; i < WORKERS; i++)); do workers+=(--worker "127.0.0.1:$((first_worker_port + i))"); done
-mkdir -p "$run_dir" training_data "$report_dir"
-
-step() { printf '\n==> %s\n' "$*"; }
-collector_pid=""
-platform_dir=""
-cleanup() {
-    [[ -n "$collector_pid" ]] && kill -TERM "$collector_pid" 2>/dev/null && wait "$collector_pid" 2>/dev/null || true
-    [[ -n "$platform_dir" ]] && RUN_DIR="$platform_dir" scripts/platform.sh down >/dev/null 2>&1 || true
-}
-trap cleanup EXIT
-
-# Runs the workload against whatever platform is up, with the collector beside it.
-measure() {
-    local db="$1" id="$2" log="$3"
-    "$bin/collector" "${workers[@]}" --run-id "$id" --db "$db" --no-progress 2>"$log" &
-    collector_pid=$!
-    "$bin/loadgen" run "$config" --leaf "$leaf" --run-id "$id" --out "$db"
-    kill -TERM "$collector_pid"
-    wait "$collector_pid" || { echo "collector failed (log: $log)" >&2; exit 1; }
-    collector_pid=""
-}
+for ((i = 0; i < WORKERS; i++)); do workers+=("127.0.0.1:$((first_worker_port + i))"); done
 
 step "building binaries (profile $PROFILE), function images and ONNX Runtime"
-cargo build --quiet --profile "$PROFILE" -p database -p worker -p fakeworker -p leaf -p loadgen \
-    -p collector -p processing -p trainer -p fidelity --bins
+build_binaries database worker fakeworker leaf loadgen collector processing trainer fidelity
 scripts/build-function-images.sh
-ORT_DYLIB_PATH="$(scripts/install-onnxruntime.sh | tail -n 1)"
-export ORT_DYLIB_PATH
+install_onnxruntime
 
 step "real platform: $WORKERS worker(s) on Docker, leaf at $leaf"
 platform_dir="$run_dir/real"
 RUN_DIR="$platform_dir" SKIP_BUILD=1 scripts/platform.sh up
 step "collector + load generator: $config -> $real_db"
-measure "$real_db" "$run_id" "$run_dir/collector-real.log"
+measure "$real_db" "$run_id" "$run_dir/collector-real.log" "$leaf" "${workers[@]}"
 RUN_DIR="$platform_dir" scripts/platform.sh down
 platform_dir=""
 
-step "processing $real_db"
-"$bin/process" --db "$real_db" --run-id "$run_id"
-"$bin/process" plots --db "$real_db" --run-id "$run_id" --out "training_data/$run_id/plots"
+process_and_plot "$real_db" "$run_id"
+train "$real_db" "$run_id"
 
-step "training models from $real_db"
-"$bin/trainer" train --db "$real_db" --model all --out models --run "$run_id"
-
+with_fake=0
 if [[ "${SKIP_FAKE:-0}" != 1 ]]; then
-    step "deploying the random forests of $run_id and replaying on the fake platform"
-    models_dir="$run_dir/models"
-    "$bin/trainer" deploy "models/$run_id" --to "$models_dir" --kind random-forest
-    platform_dir="$run_dir/fake"
-    RUN_DIR="$platform_dir" SKIP_BUILD=1 WORKER_KIND=fake FAKE_MODELS="$models_dir" scripts/platform.sh up
-    measure "$fake_db" "$run_id-fake" "$run_dir/collector-fake.log"
-    RUN_DIR="$platform_dir" scripts/platform.sh down
-    platform_dir=""
-    "$bin/process" --db "$fake_db" --run-id "$run_id-fake"
-
-    step "fidelity: real vs fake"
-    "$bin/fidelity" compare --real "$real_db" --fake "$fake_db" --out "$report_dir"
+    with_fake=1
+    fake_replay "$WORKERS"
 fi
-
-step "done"
-cat <<EOF2
-  run database (real):  $real_db
-  training plots:       training_data/$run_id/plots/index.html
-  models and report:    models/$run_id/ (report.html)
-EOF2
-[[ "${SKIP_FAKE:-0}" == 1 ]] || cat <<EOF2
-  run database (fake):  $fake_db
-  fidelity report:      $report_dir/fidelity.html
-EOF2
-echo "  logs:                 $run_dir/"
+print_done "$with_fake"

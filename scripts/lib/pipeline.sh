@@ -1,0 +1,124 @@
+# Steps shared by scripts/run-local-pipeline.sh (platform on this machine) and
+# scripts/run-full-pipeline.sh (platform on another host). Source it after
+# `set -euo pipefail`, then call pipeline_init <config> <run id suffix>.
+#
+# Settings (environment): PROFILE=dev|release (cargo profile, default dev),
+# RUN_ID=<utc time>-<suffix>, SKIP_FAKE=1 to stop after training,
+# CARGO_TARGET_DIR (default ~/.cache/hyperfake/target), DATA_DIR=training_data,
+# MODELS_DIR=models, REPORTS_DIR=reports, PIPELINE_DIR=<repo>/target/pipeline
+# (logs and platform state of a run go to $PIPELINE_DIR/<run>).
+
+pipeline_repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+
+# Sets the paths every step uses: repo, config, bin, run_id, run_dir, real_db,
+# fake_db, report_dir, data_dir, models_dir; enters the repository.
+pipeline_init() {
+    local name="$1" suffix="$3"
+    config="$2"
+    repo="$pipeline_repo"
+    cd "$repo"
+    [[ -f "$config" ]] || { echo "$name: no workload file $config" >&2; exit 1; }
+    export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${HYPERFAKE_CACHE:-$HOME/.cache/hyperfake}/target}"
+    export PROFILE="${PROFILE:-dev}"
+    bin="$CARGO_TARGET_DIR/$([[ $PROFILE == dev ]] && echo debug || echo "$PROFILE")"
+    run_id="${RUN_ID:-$(date -u +%Y%m%dT%H%M%SZ)-$suffix}"
+    data_dir="${DATA_DIR:-training_data}"
+    models_dir="${MODELS_DIR:-models}"
+    run_dir="${PIPELINE_DIR:-$repo/target/pipeline}/$run_id"
+    real_db="$data_dir/$run_id.db"
+    fake_db="$data_dir/$run_id-fake.db"
+    report_dir="${REPORTS_DIR:-reports}/$run_id"
+    mkdir -p "$run_dir" "$data_dir" "$report_dir"
+    collector_pid=""
+    platform_dir=""
+    trap pipeline_cleanup EXIT
+}
+
+step() { printf '\n==> %s\n' "$*"; }
+
+# Stops the collector and a platform this script started (on exit, even a failed one).
+pipeline_cleanup() {
+    [[ -n "$collector_pid" ]] && kill -TERM "$collector_pid" 2>/dev/null && wait "$collector_pid" 2>/dev/null || true
+    [[ -n "$platform_dir" ]] && RUN_DIR="$platform_dir" "$repo/scripts/platform.sh" down >/dev/null 2>&1 || true
+}
+
+# `--worker a --worker b ...` for the collector, from addresses a b ...
+worker_flags() {
+    local w
+    for w in "$@"; do printf -- '--worker\n%s\n' "$w"; done
+}
+
+# measure <db> <run id> <collector log> <leaf> <worker>...: runs the workload
+# against the platform at <leaf>, with the collector following the workers.
+measure() {
+    local db="$1" id="$2" log="$3" leaf="$4"
+    shift 4
+    local flags=()
+    mapfile -t flags < <(worker_flags "$@")
+    "$bin/collector" "${flags[@]}" --run-id "$id" --db "$db" --no-progress 2>"$log" &
+    collector_pid=$!
+    "$bin/loadgen" run "$config" --leaf "$leaf" --run-id "$id" --out "$db"
+    kill -TERM "$collector_pid"
+    wait "$collector_pid" || { echo "collector failed (log: $log)" >&2; exit 1; }
+    collector_pid=""
+}
+
+# build_binaries <package>...: the binaries of these packages, then ONNX Runtime.
+build_binaries() {
+    local packages=() p
+    for p in "$@"; do packages+=(-p "$p"); done
+    cargo build --quiet --profile "$PROFILE" "${packages[@]}" --bins
+}
+
+install_onnxruntime() {
+    ORT_DYLIB_PATH="$(scripts/install-onnxruntime.sh | tail -n 1)"
+    export ORT_DYLIB_PATH
+}
+
+# process_and_plot <db> <run id>
+process_and_plot() {
+    step "processing $1"
+    "$bin/process" --db "$1" --run-id "$2"
+    "$bin/process" plots --db "$1" --run-id "$2" --out "$data_dir/$2/plots"
+}
+
+# train <db> <run id>
+train() {
+    step "training models from $1"
+    "$bin/trainer" train --db "$1" --model all --out "$models_dir" --run "$2"
+}
+
+# fake_replay <workers>: deploys the random forests of $run_id, replays the same
+# workload on a local fake platform (scripts/platform.sh, WORKER_KIND=fake) and
+# compares the two runs.
+fake_replay() {
+    local n="$1" leaf="127.0.0.1:${LEAF_PORT:-50050}" first="${WORKER_PORT:-50051}" local_workers=() i
+    for ((i = 0; i < n; i++)); do local_workers+=("127.0.0.1:$((first + i))"); done
+    step "deploying the random forests of $run_id and replaying on the fake platform"
+    local deployed="$run_dir/models"
+    "$bin/trainer" deploy "$models_dir/$run_id" --to "$deployed" --kind random-forest
+    platform_dir="$run_dir/fake"
+    RUN_DIR="$platform_dir" SKIP_BUILD=1 WORKERS="$n" WORKER_KIND=fake FAKE_MODELS="$deployed" scripts/platform.sh up
+    measure "$fake_db" "$run_id-fake" "$run_dir/collector-fake.log" "$leaf" "${local_workers[@]}"
+    RUN_DIR="$platform_dir" scripts/platform.sh down
+    platform_dir=""
+    "$bin/process" --db "$fake_db" --run-id "$run_id-fake"
+
+    step "fidelity: real vs fake"
+    "$bin/fidelity" compare --real "$real_db" --fake "$fake_db" --out "$report_dir"
+}
+
+# print_done <with fake: 0|1>
+print_done() {
+    step "done"
+    cat <<EOF2
+  run database (real):  $real_db
+  training plots:       $data_dir/$run_id/plots/index.html
+  models and report:    $models_dir/$run_id/ (report.html)
+EOF2
+    [[ "$1" != 1 ]] || cat <<EOF2
+  run database (fake):  $fake_db
+  fidelity report:      $report_dir/fidelity.html
+EOF2
+    echo "  logs:                 $run_dir/"
+}
