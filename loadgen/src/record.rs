@@ -11,7 +11,7 @@
 //! - `calls`: one row per call that came due, with its outcome and all the
 //!   metadata the server returned.
 //!
-//! `docs/run-database.md`-style details are in `configs/README.md`.
+//! Column-by-column documentation: `configs/README.md`, "The run database".
 
 use std::collections::BTreeMap;
 use std::path::Path;
