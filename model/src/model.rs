@@ -102,3 +102,10 @@ impl Model {
         Ok(out[0])
     }
 }
+
+// A model is shared between concurrent calls (the fake worker keeps them in
+// an `Arc`); keep it `Send + Sync`.
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Model>();
+};

@@ -2,6 +2,7 @@
 //! with `load-dynamic` because its build-time download cannot work here; the
 //! library comes from the PyPI wheel via `scripts/install-onnxruntime.sh`.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
@@ -20,13 +21,18 @@ const HYPERFAKE_CACHE: &str = "HYPERFAKE_CACHE";
 /// Where the library is looked for, in order: `ORT_DYLIB_PATH` if set, else
 /// `${HYPERFAKE_CACHE:-$HOME/.cache/hyperfake}/onnxruntime/libonnxruntime.so.<version>`.
 pub fn onnxruntime_search_paths() -> Vec<PathBuf> {
-    if let Some(p) = std::env::var_os(ORT_DYLIB_PATH).filter(|p| !p.is_empty()) {
+    search_paths(|k| std::env::var_os(k))
+}
+
+/// [`onnxruntime_search_paths`] over any environment (tests pass a map).
+fn search_paths(env: impl Fn(&str) -> Option<OsString>) -> Vec<PathBuf> {
+    if let Some(p) = env(ORT_DYLIB_PATH).filter(|p| !p.is_empty()) {
         return vec![PathBuf::from(p)];
     }
-    let cache = std::env::var_os(HYPERFAKE_CACHE)
+    let cache = env(HYPERFAKE_CACHE)
         .filter(|p| !p.is_empty())
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/hyperfake")));
+        .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".cache/hyperfake")));
     cache
         .map(|c| c.join("onnxruntime").join(format!("libonnxruntime.so.{ONNXRUNTIME_VERSION}")))
         .into_iter()
@@ -61,5 +67,40 @@ pub(crate) fn environment() -> Result<&'static Environment, ModelError> {
             Err(ModelError::RuntimeLoad { path: path.clone(), message: message.clone() })
         }
         None => unreachable!("initialised above"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn paths(vars: &[(&str, &str)]) -> Vec<PathBuf> {
+        let map: HashMap<String, OsString> =
+            vars.iter().map(|(k, v)| (k.to_string(), OsString::from(v))).collect();
+        search_paths(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn env_var_wins_then_cache_then_home() {
+        assert_eq!(paths(&[(ORT_DYLIB_PATH, "/x/lib.so"), ("HOME", "/h")]), vec![PathBuf::from("/x/lib.so")]);
+        assert_eq!(
+            paths(&[(HYPERFAKE_CACHE, "/c"), ("HOME", "/h")]),
+            vec![PathBuf::from("/c/onnxruntime/libonnxruntime.so.1.31.1")]
+        );
+        assert_eq!(
+            paths(&[(ORT_DYLIB_PATH, ""), ("HOME", "/h")]),
+            vec![PathBuf::from("/h/.cache/hyperfake/onnxruntime/libonnxruntime.so.1.31.1")]
+        );
+        assert!(paths(&[]).is_empty());
+    }
+
+    #[test]
+    fn missing_runtime_says_how_to_install_it() {
+        let err = ModelError::RuntimeMissing { tried: paths(&[("HOME", "/nowhere")]) };
+        let msg = err.to_string();
+        assert!(msg.contains("scripts/install-onnxruntime.sh") && msg.contains("/nowhere/.cache"), "{msg}");
+        assert!(err.is_runtime_missing());
     }
 }

@@ -66,6 +66,11 @@ impl ModelSet {
         self.models.len()
     }
 
+    /// The models, consuming the set (a consumer can then share each one).
+    pub fn into_models(self) -> impl Iterator<Item = Model> {
+        self.models.into_values()
+    }
+
     /// True when there are no models.
     pub fn is_empty(&self) -> bool {
         self.models.is_empty()

@@ -24,7 +24,7 @@ pub struct ForestConfig {
     /// Inputs tried per split (`max_features`); 5 = all, scikit-learn's
     /// regression default.
     pub max_features: usize,
-    /// Threads: the three target forests are fitted concurrently up to this.
+    /// Threads fitting trees concurrently.
     pub threads: usize,
     pub seed: u64,
 }
@@ -88,51 +88,72 @@ impl Forest {
 
 /// Fits the three forests.
 pub fn fit(x: &[[f64; 5]], y: &[[f64; 3]], cfg: &ForestConfig) -> Result<Forest> {
-    let fitted = fit_smartcore(x, y, cfg)?;
     let mut targets: [Vec<Tree>; 3] = Default::default();
-    for (t, f) in fitted.iter().enumerate() {
-        targets[t] = extract(f)?;
+    for (t, f) in fit_smartcore(x, y, cfg)? {
+        targets[t].extend(extract(&f)?);
     }
     Ok(Forest { targets })
 }
 
-/// The smartcore forests themselves (one per target).
-pub fn fit_smartcore(x: &[[f64; 5]], y: &[[f64; 3]], cfg: &ForestConfig) -> Result<Vec<SmartForest>> {
+/// The smartcore forests, as `(target, forest)` pairs. smartcore grows the
+/// trees of one forest one after another, so each target's trees are split
+/// into `threads` smaller forests with their own seeds (a forest is just its
+/// trees: the union is a forest of `n_trees` with independent bootstraps),
+/// and all of them are fitted by `threads` workers. Splitting by target only
+/// would leave one of two cores idle for a third of the time.
+pub fn fit_smartcore(
+    x: &[[f64; 5]],
+    y: &[[f64; 3]],
+    cfg: &ForestConfig,
+) -> Result<Vec<(usize, SmartForest)>> {
     if x.is_empty() {
         return Err(anyhow!("no rows to fit a forest on"));
     }
     let m = matrix(x)?;
-    let mut params = RandomForestRegressorParameters::default()
-        .with_n_trees(cfg.n_trees)
-        .with_min_samples_leaf(cfg.min_samples_leaf)
-        .with_min_samples_split(cfg.min_samples_split)
-        .with_m(cfg.max_features.clamp(1, 5))
-        .with_seed(cfg.seed);
-    if let Some(d) = cfg.max_depth {
-        params = params.with_max_depth(d);
-    }
-    let fit_one = |t: usize| -> Result<SmartForest> {
+    let threads = cfg.threads.max(1);
+    let chunks = threads.min(cfg.n_trees.max(1));
+    // (target, chunk, trees in it)
+    let jobs: Vec<(usize, usize, usize)> = (0..3)
+        .flat_map(|t| {
+            (0..chunks).map(move |c| (t, c, cfg.n_trees / chunks + usize::from(c < cfg.n_trees % chunks)))
+        })
+        .filter(|j| j.2 > 0)
+        .collect();
+    let fit_job = |&(t, chunk, n_trees): &(usize, usize, usize)| -> Result<(usize, SmartForest)> {
         let yt: Vec<f64> = y.iter().map(|r| r[t]).collect();
-        let p = params.clone().with_seed(cfg.seed.wrapping_add(t as u64 * 7919));
-        RandomForestRegressor::fit(&m, &yt, p).map_err(|e| anyhow!("random forest (target {t}): {e}"))
+        // smartcore seeds tree i with `seed + i`: chunks are spaced far apart.
+        let seed = cfg.seed.wrapping_add((t * 1_000 + chunk) as u64 * 1_000_003);
+        let mut params = RandomForestRegressorParameters::default()
+            .with_n_trees(n_trees)
+            .with_min_samples_leaf(cfg.min_samples_leaf)
+            .with_min_samples_split(cfg.min_samples_split)
+            .with_m(cfg.max_features.clamp(1, 5))
+            .with_seed(seed);
+        if let Some(d) = cfg.max_depth {
+            params = params.with_max_depth(d);
+        }
+        let f = RandomForestRegressor::fit(&m, &yt, params)
+            .map_err(|e| anyhow!("random forest (target {t}): {e}"))?;
+        Ok((t, f))
     };
-    let threads = cfg.threads.clamp(1, 3);
-    let mut out: Vec<Option<Result<SmartForest>>> = (0..3).map(|_| None).collect();
-    // Targets are handed out round-robin to `threads` workers.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results = std::sync::Mutex::new(Vec::with_capacity(jobs.len()));
     std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|w| {
-                let fit_one = &fit_one;
-                s.spawn(move || (w..3).step_by(threads).map(|t| (t, fit_one(t))).collect::<Vec<_>>())
-            })
-            .collect();
-        for h in handles {
-            for (t, r) in h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)) {
-                out[t] = Some(r);
-            }
+        for _ in 0..threads.min(jobs.len()) {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(job) = jobs.get(i) else { break };
+                    let r = fit_job(job);
+                    results.lock().unwrap_or_else(|p| p.into_inner()).push((i, r));
+                }
+            });
         }
     });
-    out.into_iter().map(|r| r.unwrap_or_else(|| Err(anyhow!("forest not fitted")))).collect()
+    let mut results = results.into_inner().unwrap_or_else(|p| p.into_inner());
+    // Job order, so the forest does not depend on thread timing.
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
 }
 
 /// Rows as a smartcore matrix.

@@ -83,13 +83,17 @@ impl Scaling {
 
 /// Fits OLS to every target.
 pub fn fit_ols(x: &[[f64; 5]], y: &[[f64; 3]]) -> Result<LinearFit> {
-    fit(x, y, &[0, 1, 2], |z, t| {
-        let fitted = LinearRegression::new()
-            .fit(&Dataset::new(z.clone(), t.clone()))
-            .map_err(|e| anyhow!("least squares failed: {e}"))?;
-        Ok((fitted.params().to_vec(), fitted.intercept()))
-    })
-    .map(|coeffs| LinearFit { coeffs, penalties: None })
+    let prepared = Prepared::new(x, y)?;
+    let mut coeffs = [[0.0; 6]; 3];
+    for (t, c) in coeffs.iter_mut().enumerate() {
+        *c = prepared.solve(t, |p, yt| {
+            let fitted = LinearRegression::new()
+                .fit(&Dataset::new(p.z.clone(), Array1::from_vec(yt.to_vec())))
+                .map_err(|e| anyhow!("least squares failed: {e}"))?;
+            Ok((fitted.params().to_vec(), fitted.intercept()))
+        })?;
+    }
+    Ok(LinearFit { coeffs, penalties: None })
 }
 
 /// Fits ridge to every target, choosing each target's penalty by k-fold
@@ -111,12 +115,12 @@ pub fn fit_ridge(x: &[[f64; 5]], y: &[[f64; 3]], cfg: &RidgeConfig) -> Result<Li
         }
         let xk: Vec<[f64; 5]> = kept.iter().map(|&i| x[i]).collect();
         let yk: Vec<[f64; 3]> = kept.iter().map(|&i| y[i]).collect();
+        // Standardised once per fold; each penalty is one closed-form solve.
+        let prepared = Prepared::new(&xk, &yk)?;
         for (p, sse) in cfg.penalties.iter().zip(&mut sse) {
-            let c = fit(&xk, &yk, &[0, 1, 2], |z, tv| ridge_one(z, tv, *p))?;
-            for &i in &held {
-                for t in 0..3 {
-                    sse[t] += (c[t][5] + dot(&c[t], &x[i]) - y[i][t]).powi(2);
-                }
+            for (t, sse) in sse.iter_mut().enumerate() {
+                let c = prepared.solve(t, |prep, yt| ridge_one(prep, yt, *p))?;
+                *sse += held.iter().map(|&i| (c[5] + dot(&c, &x[i]) - y[i][t]).powi(2)).sum::<f64>();
             }
         }
     }
@@ -126,9 +130,10 @@ pub fn fit_ridge(x: &[[f64; 5]], y: &[[f64; 3]], cfg: &RidgeConfig) -> Result<Li
         *c = cfg.penalties[best];
     }
     // Refit on all rows with each target's penalty.
+    let prepared = Prepared::new(x, y)?;
     let mut coeffs = [[0.0; 6]; 3];
-    for t in 0..3 {
-        coeffs[t] = fit(x, y, &[t], |z, tv| ridge_one(z, tv, chosen[t]))?[t];
+    for (t, c) in coeffs.iter_mut().enumerate() {
+        *c = prepared.solve(t, |prep, yt| ridge_one(prep, yt, chosen[t]))?;
     }
     Ok(LinearFit { coeffs, penalties: Some(chosen) })
 }
@@ -137,55 +142,73 @@ pub fn fit_ridge(x: &[[f64; 5]], y: &[[f64; 3]], cfg: &RidgeConfig) -> Result<Li
 /// `w = (ZᵀZ + α·I)⁻¹ Zᵀy` (smartcore, Cholesky) with `α = penalty · n`, so
 /// the penalty means the same at every row count. Centred data needs no
 /// intercept.
-fn ridge_one(z: &Array2<f64>, t: &Array1<f64>, penalty: f64) -> Result<(Vec<f64>, f64)> {
-    let (n, p) = z.dim();
-    let m = DenseMatrix::new(n, p, z.iter().copied().collect(), false).map_err(|e| anyhow!("{e}"))?;
+fn ridge_one(p: &Prepared, yt: &[f64], penalty: f64) -> Result<(Vec<f64>, f64)> {
+    let (n, cols) = p.z.dim();
     let params = RidgeRegressionParameters::default()
         .with_alpha(penalty * n as f64)
         .with_solver(RidgeRegressionSolverName::Cholesky)
         .with_normalize(false);
-    let fitted = RidgeRegression::fit(&m, &t.to_vec(), params)
+    let fitted = RidgeRegression::fit(&p.dense, &yt.to_vec(), params)
         .map_err(|e| anyhow!("ridge (penalty {penalty}) failed: {e}"))?;
     let w = fitted.coefficients();
-    Ok(((0..p).map(|j| *w.get((j, 0))).collect(), 0.0))
+    Ok(((0..cols).map(|j| *w.get((j, 0))).collect(), 0.0))
 }
 
 fn dot(c: &[f64; 6], x: &[f64; 5]) -> f64 {
     x.iter().zip(c).map(|(x, w)| x * w).sum()
 }
 
-/// Standardises, fits each target with `solve` (weights and intercept on
-/// standardised data), and converts back to raw units.
-fn fit(
-    x: &[[f64; 5]],
-    y: &[[f64; 3]],
-    targets: &[usize],
-    solve: impl Fn(&Array2<f64>, &Array1<f64>) -> Result<(Vec<f64>, f64)>,
-) -> Result<[[f64; 6]; 3]> {
-    if x.len() < 2 {
-        return Err(anyhow!("too few rows to fit ({})", x.len()));
-    }
-    let scaling = Scaling::of(x);
-    let rows: Vec<usize> = (0..x.len()).collect();
-    let z = scaling.matrix(x, &rows);
-    let mut coeffs = [[0.0; 6]; 3];
-    for &t in targets {
-        let c = &mut coeffs[t];
-        let n = y.len() as f64;
-        let ym = y.iter().map(|r| r[t]).sum::<f64>() / n;
-        let ysd = (y.iter().map(|r| (r[t] - ym).powi(2)).sum::<f64>() / n).sqrt();
-        if ysd == 0.0 || scaling.active.is_empty() {
-            c[5] = ym;
-            continue;
+/// Rows standardised once: inputs (varying columns only) and each target.
+struct Prepared {
+    scaling: Scaling,
+    /// Standardised inputs, as ndarray (linfa) and smartcore matrices.
+    z: Array2<f64>,
+    dense: DenseMatrix<f64>,
+    /// Per target: mean, standard deviation, standardised values.
+    targets: [(f64, f64, Vec<f64>); 3],
+}
+
+impl Prepared {
+    fn new(x: &[[f64; 5]], y: &[[f64; 3]]) -> Result<Prepared> {
+        if x.len() < 2 {
+            return Err(anyhow!("too few rows to fit ({})", x.len()));
         }
-        let yt = Array1::from_iter(y.iter().map(|r| (r[t] - ym) / ysd));
-        let (w, b) = solve(&z, &yt).with_context(|| format!("fitting target {t}"))?;
-        let mut intercept = ym + ysd * b;
-        for (k, &j) in scaling.active.iter().enumerate() {
-            c[j] = ysd * w[k] / scaling.sd[j];
-            intercept -= c[j] * scaling.mean[j];
+        let scaling = Scaling::of(x);
+        let rows: Vec<usize> = (0..x.len()).collect();
+        let z = scaling.matrix(x, &rows);
+        let (n, cols) = z.dim();
+        let dense =
+            DenseMatrix::new(n, cols, z.iter().copied().collect(), false).map_err(|e| anyhow!("{e}"))?;
+        let targets = std::array::from_fn(|t| {
+            let nf = n as f64;
+            let mean = y.iter().map(|r| r[t]).sum::<f64>() / nf;
+            let sd = (y.iter().map(|r| (r[t] - mean).powi(2)).sum::<f64>() / nf).sqrt();
+            let std = if sd > 0.0 { y.iter().map(|r| (r[t] - mean) / sd).collect() } else { vec![] };
+            (mean, sd, std)
+        });
+        Ok(Prepared { scaling, z, dense, targets })
+    }
+
+    /// Fits target `t` with `solve` (weights and intercept on standardised
+    /// data) and converts back to raw units `[w0..w4, b]`.
+    fn solve(
+        &self,
+        t: usize,
+        solve: impl Fn(&Prepared, &[f64]) -> Result<(Vec<f64>, f64)>,
+    ) -> Result<[f64; 6]> {
+        let (mean, sd, yt) = &self.targets[t];
+        let mut c = [0.0; 6];
+        if *sd == 0.0 || self.scaling.active.is_empty() {
+            c[5] = *mean;
+            return Ok(c);
+        }
+        let (w, b) = solve(self, yt).with_context(|| format!("fitting target {t}"))?;
+        let mut intercept = mean + sd * b;
+        for (k, &j) in self.scaling.active.iter().enumerate() {
+            c[j] = sd * w[k] / self.scaling.sd[j];
+            intercept -= c[j] * self.scaling.mean[j];
         }
         c[5] = intercept;
+        Ok(c)
     }
-    Ok(coeffs)
 }
