@@ -38,6 +38,8 @@ pub mod env {
     pub const DATABASE_ADDRESS: &str = "HYPERFAKE_DATABASE_ADDRESS";
     pub const WORKER_ADDRESS: &str = "HYPERFAKE_WORKER_ADDRESS";
     pub const LEAF_ADDRESS: &str = "HYPERFAKE_LEAF_ADDRESS";
+    /// Shared token every service requires and every client sends (optional).
+    pub const TOKEN: &str = "HYPERFAKE_TOKEN";
     /// Set in function containers by the worker so the SDK knows its instance id.
     pub const INSTANCE_ID: &str = "HYPERFAKE_INSTANCE_ID";
     pub const FUNCTION_ID: &str = "HYPERFAKE_FUNCTION_ID";

@@ -22,5 +22,6 @@ pub mod database {
     tonic::include_proto!("database");
 }
 
+pub mod auth;
 pub mod convert;
 pub mod deadline;

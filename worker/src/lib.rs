@@ -27,5 +27,5 @@ pub use runtime::{
     CallError, CallOutput, ExitNotice, HostUsage, InstanceConn, ResourceCounters, Runtime, RuntimeError,
     StartSpec, Started,
 };
-pub use server::serve;
+pub use server::{ServeOptions, serve, serve_with};
 pub use worker::Worker;

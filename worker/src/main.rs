@@ -44,6 +44,10 @@ struct Args {
     /// How long a stopping container gets after SIGTERM before SIGKILL.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
     stop_grace: Duration,
+    /// Require this shared token (`authorization: Bearer <token>`) on every
+    /// request; clients without it are refused with UNAUTHENTICATED.
+    #[arg(long, env = defaults::env::TOKEN, hide_env_values = true)]
+    token: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -107,7 +111,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     println!("worker {worker_id} listening on {bound}");
     tracing::info!(%bound, %worker_id, "serving controller.Controller");
-    worker::serve(Arc::clone(&worker), listener, shutdown_signal()).await?;
+    let options = worker::ServeOptions { token: args.token };
+    if options.token.is_some() {
+        tracing::info!("requiring the shared token on every request");
+    }
+    worker::serve_with(Arc::clone(&worker), listener, shutdown_signal(), options).await?;
     let stopped = worker.stop_all().await;
     tracing::info!(stopped, "worker stopped; its containers are removed");
     Ok(())

@@ -4,6 +4,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use hyperfake_core::defaults::MAX_MESSAGE_SIZE;
+use proto::auth::{RequireToken, TokenError};
 use proto::controller::controller_server::ControllerServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -11,23 +12,57 @@ use tokio_stream::wrappers::TcpListenerStream;
 use crate::service::ControllerService;
 use crate::worker::Worker;
 
+/// How to serve, beyond what every worker does.
+#[derive(Clone, Debug, Default)]
+pub struct ServeOptions {
+    /// Require `authorization: Bearer <token>` on every request (refused with
+    /// UNAUTHENTICATED otherwise). By default, no token is required.
+    pub token: Option<String>,
+}
+
+/// Why a worker could not serve.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("invalid token")]
+    Token(#[from] TokenError),
+    #[error(transparent)]
+    Transport(#[from] tonic::transport::Error),
+}
+
 /// Serves `worker` on `listener` until `shutdown` resolves.
 pub async fn serve(
     worker: Arc<Worker>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
+    match serve_with(worker, listener, shutdown, ServeOptions::default()).await {
+        Ok(()) => Ok(()),
+        Err(ServeError::Transport(e)) => Err(e),
+        Err(ServeError::Token(_)) => unreachable!("no token was given, so none can be invalid"),
+    }
+}
+
+/// Serves `worker` on `listener` with `options` until `shutdown` resolves.
+pub async fn serve_with(
+    worker: Arc<Worker>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+    options: ServeOptions,
+) -> Result<(), ServeError> {
+    let ServeOptions { token } = options;
+    let auth = RequireToken::new(token.as_deref())?;
     let background = worker.spawn_background();
     let service = ControllerServer::new(ControllerService::new(worker))
         .max_decoding_message_size(MAX_MESSAGE_SIZE)
         .max_encoding_message_size(MAX_MESSAGE_SIZE);
     let result = tonic::transport::Server::builder()
         .tcp_nodelay(true)
+        .layer(auth.layer())
         .add_service(service)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await;
     for task in background {
         task.abort();
     }
-    result
+    Ok(result?)
 }

@@ -1,0 +1,217 @@
+//! Optional shared-token authentication for every hyperfake service.
+//!
+//! When the services run on one host and the load generator and collector on
+//! another, a shared token keeps strangers on the network from starting
+//! containers. Clients add `authorization: Bearer <token>` to every request
+//! with [`BearerToken`]; servers check it with [`RequireToken`] and refuse with
+//! `UNAUTHENTICATED`, naming whether the token was missing, malformed or wrong.
+//! Both are no-ops without a token, so callers need a single code path.
+//!
+//! ```
+//! use proto::auth::{BearerToken, RequireToken};
+//! use tonic::service::Interceptor;
+//!
+//! let mut client = BearerToken::new(Some("s3cret")).unwrap();
+//! let mut server = RequireToken::new(Some("s3cret")).unwrap();
+//! let request = client.call(tonic::Request::new(())).unwrap();
+//! assert!(server.call(request).is_ok());
+//! let refused = server.call(tonic::Request::new(())).unwrap_err();
+//! assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+
+use tonic::metadata::{AsciiMetadataValue, MetadataMap};
+use tonic::service::{Interceptor, InterceptorLayer};
+use tonic::{Request, Status};
+
+/// The request header carrying the token.
+pub const AUTHORIZATION: &str = "authorization";
+/// The scheme in front of the token in [`AUTHORIZATION`].
+const SCHEME: &str = "Bearer ";
+
+/// A token that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// The token is empty (unset the flag or `HYPERFAKE_TOKEN` to run without one).
+    #[error("the token is empty: unset --token / HYPERFAKE_TOKEN to run without authentication")]
+    Empty,
+    /// The token cannot travel in a header.
+    #[error("the token must be printable ASCII without spaces")]
+    NotPrintable,
+}
+
+fn validate(token: &str) -> Result<(), TokenError> {
+    if token.is_empty() {
+        return Err(TokenError::Empty);
+    }
+    if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(TokenError::NotPrintable);
+    }
+    Ok(())
+}
+
+// === impl BearerToken ===
+
+/// Client side: adds `authorization: Bearer <token>` to every request. Without
+/// a token it passes requests through unchanged.
+///
+/// Use with a generated client: `ControllerClient::with_interceptor(channel, token)`.
+#[derive(Clone, Default)]
+pub struct BearerToken {
+    header: Option<AsciiMetadataValue>,
+}
+
+impl BearerToken {
+    pub fn new(token: Option<&str>) -> Result<Self, TokenError> {
+        let header = match token {
+            None => None,
+            Some(token) => {
+                validate(token)?;
+                let value = AsciiMetadataValue::try_from(format!("{SCHEME}{token}"))
+                    .map_err(|_| TokenError::NotPrintable)?;
+                Some(value)
+            }
+        };
+        Ok(BearerToken { header })
+    }
+
+    /// Whether requests carry a token.
+    pub fn is_set(&self) -> bool {
+        self.header.is_some()
+    }
+}
+
+impl fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print the secret.
+        f.debug_struct("BearerToken").field("set", &self.is_set()).finish()
+    }
+}
+
+impl Interceptor for BearerToken {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(header) = &self.header {
+            request.metadata_mut().insert(AUTHORIZATION, header.clone());
+        }
+        Ok(request)
+    }
+}
+
+// === impl RequireToken ===
+
+/// Server side: refuses every request whose `authorization` header does not
+/// carry the expected token, with `UNAUTHENTICATED`. Without a token it
+/// accepts everything.
+///
+/// Apply to a whole server (every service, health included):
+/// `Server::builder().layer(RequireToken::new(token)?.layer())`.
+#[derive(Clone, Default)]
+pub struct RequireToken {
+    expected: Option<Arc<str>>,
+}
+
+impl RequireToken {
+    pub fn new(token: Option<&str>) -> Result<Self, TokenError> {
+        if let Some(token) = token {
+            validate(token)?;
+        }
+        Ok(RequireToken { expected: token.map(Arc::from) })
+    }
+
+    /// Whether requests must carry a token.
+    pub fn is_required(&self) -> bool {
+        self.expected.is_some()
+    }
+
+    /// This check as a tower layer for `tonic::transport::Server::builder().layer(..)`.
+    pub fn layer(self) -> InterceptorLayer<Self> {
+        InterceptorLayer::new(self)
+    }
+
+    /// Checks the request metadata; the error names what is wrong.
+    pub fn check(&self, metadata: &MetadataMap) -> Result<(), Status> {
+        let Some(expected) = &self.expected else { return Ok(()) };
+        let Some(header) = metadata.get(AUTHORIZATION) else {
+            return Err(Status::unauthenticated(
+                "missing token: this server requires `authorization: Bearer <token>` \
+                 (give the client --token or set HYPERFAKE_TOKEN)",
+            ));
+        };
+        let given = header.to_str().ok().and_then(|h| h.strip_prefix(SCHEME));
+        match given {
+            None => Err(Status::unauthenticated("malformed authorization header: expected `Bearer <token>`")),
+            Some(given) if constant_time_eq(given.as_bytes(), expected.as_bytes()) => Ok(()),
+            Some(_) => Err(Status::unauthenticated(
+                "wrong token: the client's token does not match this server's --token / HYPERFAKE_TOKEN",
+            )),
+        }
+    }
+}
+
+impl fmt::Debug for RequireToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequireToken").field("required", &self.is_required()).finish()
+    }
+}
+
+impl Interceptor for RequireToken {
+    fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
+        self.check(request.metadata())?;
+        Ok(request)
+    }
+}
+
+/// Compares without an early exit, so response timing does not reveal how
+/// much of a guessed token was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request_with(header: Option<&str>) -> Request<()> {
+        let mut request = Request::new(());
+        if let Some(h) = header {
+            request.metadata_mut().insert(AUTHORIZATION, h.parse().unwrap());
+        }
+        request
+    }
+
+    #[test]
+    fn the_server_names_what_is_wrong() {
+        let mut server = RequireToken::new(Some("abc")).unwrap();
+        let missing = server.call(request_with(None)).unwrap_err();
+        assert_eq!(missing.code(), tonic::Code::Unauthenticated);
+        assert!(missing.message().starts_with("missing token"), "{}", missing.message());
+        let wrong = server.call(request_with(Some("Bearer abd"))).unwrap_err();
+        assert!(wrong.message().starts_with("wrong token"), "{}", wrong.message());
+        let malformed = server.call(request_with(Some("Basic abc"))).unwrap_err();
+        assert!(malformed.message().starts_with("malformed"), "{}", malformed.message());
+        assert!(server.call(request_with(Some("Bearer abc"))).is_ok());
+    }
+
+    #[test]
+    fn without_a_token_both_sides_pass_everything() {
+        let mut client = BearerToken::new(None).unwrap();
+        let request = client.call(Request::new(())).unwrap();
+        assert!(request.metadata().get(AUTHORIZATION).is_none());
+        assert!(RequireToken::default().call(request).is_ok());
+    }
+
+    #[test]
+    fn unusable_tokens_are_refused() {
+        assert_eq!(BearerToken::new(Some("")).unwrap_err(), TokenError::Empty);
+        assert_eq!(RequireToken::new(Some("a b")).unwrap_err(), TokenError::NotPrintable);
+        assert_eq!(RequireToken::new(Some("ü")).unwrap_err(), TokenError::NotPrintable);
+    }
+
+    #[test]
+    fn debug_never_prints_the_secret() {
+        let text = format!("{:?} {:?}", BearerToken::new(Some("s3cret")), RequireToken::new(Some("s3cret")));
+        assert!(!text.contains("s3cret"), "{text}");
+    }
+}
