@@ -428,11 +428,12 @@ impl ConfigError {
         }
         // … and prefixes the path of nested errors: "workload.phases[1]: msg".
         let mut path = String::new();
-        if let Some((prefix, rest)) = message.split_once(": ") {
-            if !prefix.is_empty() && !prefix.contains(' ') {
-                path = prefix.to_string();
-                message = rest.to_string();
-            }
+        if let Some((prefix, rest)) = message.split_once(": ")
+            && !prefix.is_empty()
+            && !prefix.contains(' ')
+        {
+            path = prefix.to_string();
+            message = rest.to_string();
         }
         // Name the offending key itself for unknown and missing fields.
         for marker in ["unknown field `", "missing field `", "duplicate field `"] {
@@ -520,31 +521,27 @@ impl Workload {
         // them); they must agree rather than silently win.
         let raw_phases = workload.unwrap_or_default();
         let wpath = root.key("workload");
-        if let Some(addr) = &raw_phases.leaf_address {
-            if addr.trim() != leaf_address {
-                p.push(
-                    &wpath.key("leaf_address"),
-                    Problem::Conflict(format!("differs from leaf_address ({leaf_address})")),
-                );
-            }
+        if let Some(addr) = &raw_phases.leaf_address
+            && addr.trim() != leaf_address
+        {
+            p.push(
+                &wpath.key("leaf_address"),
+                Problem::Conflict(format!("differs from leaf_address ({leaf_address})")),
+            );
         }
-        if let Some(s) = &raw_phases.max_duration {
-            if let (Some(inner), Some(outer)) =
+        if let Some(s) = &raw_phases.max_duration
+            && let (Some(inner), Some(outer)) =
                 (p.check(&wpath.key("max_duration"), positive_duration(s)), max_duration)
-            {
-                if inner != outer {
-                    p.push(&wpath.key("max_duration"), Problem::Conflict("differs from max_duration".into()));
-                }
-            }
+            && inner != outer
+        {
+            p.push(&wpath.key("max_duration"), Problem::Conflict("differs from max_duration".into()));
         }
-        if let Some(s) = &raw_phases.timeout {
-            if let (Some(inner), Some(outer)) =
+        if let Some(s) = &raw_phases.timeout
+            && let (Some(inner), Some(outer)) =
                 (p.check(&wpath.key("timeout"), seconds_or_duration(s)), call_timeout)
-            {
-                if inner != outer {
-                    p.push(&wpath.key("timeout"), Problem::Conflict("differs from timeout".into()));
-                }
-            }
+            && inner != outer
+        {
+            p.push(&wpath.key("timeout"), Problem::Conflict("differs from timeout".into()));
         }
 
         // Phases, or patterns to generate them from; and the images they use,
@@ -689,15 +686,16 @@ fn validate_phase(
             }
             // HyperFaaS wants end_rps and step absent (0) here; the same value
             // as start_rps is accepted too, since it means the same thing.
-            if let Some(end) = end_rps {
-                if end != 0 && end != start_rps {
-                    p.push(
-                        &path.key("end_rps"),
-                        Problem::Conflict(format!(
-                            "a constant phase runs at start_rps ({start_rps}); end_rps must be absent, 0 or equal"
-                        )),
-                    );
-                }
+            if let Some(end) = end_rps
+                && end != 0
+                && end != start_rps
+            {
+                p.push(
+                    &path.key("end_rps"),
+                    Problem::Conflict(format!(
+                        "a constant phase runs at start_rps ({start_rps}); end_rps must be absent, 0 or equal"
+                    )),
+                );
             }
             if step.is_some_and(|s| s != 0) {
                 p.push(
@@ -729,15 +727,16 @@ fn validate_phase(
                 Some(s) => {
                     // A negative step ramps down (HyperFaaS's convention); it
                     // must then point towards end_rps.
-                    if let (Some(start), Some(end)) = (start, end) {
-                        if s < 0 && end > start {
-                            p.push(
-                                &path.key("step"),
-                                Problem::Conflict(format!(
-                                    "negative step {s} moves away from end_rps {end} (start_rps {start})"
-                                )),
-                            );
-                        }
+                    if let (Some(start), Some(end)) = (start, end)
+                        && s < 0
+                        && end > start
+                    {
+                        p.push(
+                            &path.key("step"),
+                            Problem::Conflict(format!(
+                                "negative step {s} moves away from end_rps {end} (start_rps {start})"
+                            )),
+                        );
                     }
                     p.check(&path.key("step"), u32::try_from(s.unsigned_abs()).map_err(|_| too_large(s)))
                 }
@@ -745,16 +744,16 @@ fn validate_phase(
             (end, step)
         }
     };
-    if let (Some(start_time), Some(max)) = (start_time, max_duration) {
-        if start_time >= max {
-            p.push(
-                &path.key("start_time"),
-                Problem::OutOfRange {
-                    value: duration::format(start_time),
-                    expected: format!("the phase must start before max_duration ({})", duration::format(max)),
-                },
-            );
-        }
+    if let (Some(start_time), Some(max)) = (start_time, max_duration)
+        && start_time >= max
+    {
+        p.push(
+            &path.key("start_time"),
+            Problem::OutOfRange {
+                value: duration::format(start_time),
+                expected: format!("the phase must start before max_duration ({})", duration::format(max)),
+            },
+        );
     }
     Some(Phase {
         name: name.filter(|n| !n.trim().is_empty()).unwrap_or_else(|| format!("phase{index}")),
@@ -786,13 +785,13 @@ fn validate_pattern(
         arrival,
     } = raw;
     let count = range(p, &path.key("phase_count"), phase_count);
-    if let Some((min, _)) = count {
-        if min == 0 {
-            p.push(
-                &path.key("phase_count").key("min"),
-                Problem::OutOfRange { value: "0".into(), expected: "at least 1".into() },
-            );
-        }
+    if let Some((min, _)) = count
+        && min == 0
+    {
+        p.push(
+            &path.key("phase_count").key("min"),
+            Problem::OutOfRange { value: "0".into(), expected: "at least 1".into() },
+        );
     }
     let likelihood = |p: &mut Problems<'_>, key: &str, v: f64| {
         let ok = (0.0..=1.0).contains(&v);

@@ -87,8 +87,12 @@ pub fn format(d: Duration) -> String {
     if ns == 0 {
         return "0s".to_string();
     }
-    if ns % 1_000_000_000 != 0 {
-        return if ns % 1_000_000 == 0 { format!("{}ms", ns / 1_000_000) } else { format!("{ns}ns") };
+    if !ns.is_multiple_of(1_000_000_000) {
+        return if ns.is_multiple_of(1_000_000) {
+            format!("{}ms", ns / 1_000_000)
+        } else {
+            format!("{ns}ns")
+        };
     }
     let secs = ns / 1_000_000_000;
     let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);

@@ -31,21 +31,22 @@ async fn run_yaml(yaml: &str, db: &Path, stop: watch::Receiver<bool>) -> RunRepo
     .unwrap()
 }
 
-fn count(conn: &Connection, sql: &str) -> i64 {
-    conn.query_row(sql, [], |r| r.get(0)).unwrap_or_else(|e| panic!("{sql}: {e}"))
+fn count(conn: &Connection, sql: &str) -> u64 {
+    let n: i64 = conn.query_row(sql, [], |r| r.get(0)).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    u64::try_from(n).unwrap()
 }
 
 /// Every call that came due has exactly one row, and the run row agrees.
 fn assert_no_row_lost(conn: &Connection, report: &RunReport) {
     let rows = count(conn, "SELECT COUNT(*) FROM calls WHERE run_id = 'test-run'");
-    assert_eq!(rows as u64, report.due, "rows vs calls due: {report:?}");
+    assert_eq!(rows, report.due, "rows vs calls due: {report:?}");
     assert_eq!(report.recorded, report.due);
     let (due, recorded): (i64, i64) = conn
         .query_row("SELECT calls_due, calls_recorded FROM runs WHERE run_id = 'test-run'", [], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })
         .unwrap();
-    assert_eq!((due as u64, recorded as u64), (report.due, report.due));
+    assert_eq!((u64::try_from(due).unwrap(), u64::try_from(recorded).unwrap()), (report.due, report.due));
     // Each row is a distinct scheduled call.
     let distinct = count(conn, "SELECT COUNT(DISTINCT call_index) FROM calls");
     assert_eq!(distinct, rows);
@@ -233,11 +234,11 @@ async fn an_interrupted_run_loses_no_row() {
     let conn = Connection::open(&db).unwrap();
     assert_no_row_lost(&conn, &report);
     // Calls in flight at the stop were waited for: all OK, none cut off.
-    assert_eq!(count(&conn, "SELECT COUNT(*) FROM calls WHERE status = 'OK'") as u64, report.due);
+    assert_eq!(count(&conn, "SELECT COUNT(*) FROM calls WHERE status = 'OK'"), report.due);
     assert_eq!(served.seen.calls.load(Ordering::SeqCst), report.due);
     let status: String = conn.query_row("SELECT status FROM runs", [], |r| r.get(0)).unwrap();
     assert_eq!(status, "interrupted");
-    assert_eq!(count(&conn, "SELECT COUNT(*) FROM schedule") as u64, report.scheduled);
+    assert_eq!(count(&conn, "SELECT COUNT(*) FROM schedule"), report.scheduled);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
