@@ -119,14 +119,8 @@ impl ModelRegistry {
             for (path, _, _) in &files {
                 match ModelSet::load(path) {
                     Ok(set) => {
-                        for (image, _) in set.iter() {
-                            // Reload each image's model on its own so it can be shared by Arc.
-                            match Model::load_image(path, image) {
-                                Ok(m) => {
-                                    models.by_image.insert(image.normalized(), Arc::new(m));
-                                }
-                                Err(error) => skipped.push(Skipped { path: path.clone(), error }),
-                            }
+                        for m in set.into_models() {
+                            models.by_image.insert(m.info().image_tag.normalized(), Arc::new(m));
                         }
                     }
                     Err(error) => skipped.push(Skipped { path: path.clone(), error }),
