@@ -1,0 +1,64 @@
+//! The one error type of the processing library.
+
+use std::path::PathBuf;
+
+/// What went wrong while reading a run database or writing its results.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    /// The database file could not be opened.
+    #[error("cannot open {path}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// A SQLite statement failed; `what` names the table or step.
+    #[error("SQLite error while {what}")]
+    Sql {
+        what: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// A polars query failed; `what` names the step.
+    #[error("polars error while {what}")]
+    Polars {
+        what: &'static str,
+        #[source]
+        source: polars::error::PolarsError,
+    },
+    /// The database has no `calls` table, or no run in it.
+    #[error("{path} has no run to process (no `calls` rows); is it a loadgen run database?")]
+    NoRuns { path: PathBuf },
+    /// `--run-id` names a run the database does not have.
+    #[error("{path} has no run {run_id:?} (runs in it: {known})")]
+    UnknownRun { path: PathBuf, run_id: String, known: String },
+    /// Writing a plot or report file failed.
+    #[error("cannot write {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Drawing a plot failed.
+    #[error("cannot draw {path}: {message}")]
+    Draw { path: PathBuf, message: String },
+    /// No TrueType font for plot labels was found.
+    #[error(
+        "no TrueType font for plot labels: tried {tried}; install fonts-dejavu-core or set {env} to a .ttf file",
+        env = crate::plots::FONT_ENV
+    )]
+    NoFont { tried: String },
+}
+
+impl ProcessError {
+    pub(crate) fn sql(what: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> ProcessError {
+        let what = what.into();
+        move |source| ProcessError::Sql { what, source }
+    }
+
+    pub(crate) fn polars(what: &'static str) -> impl FnOnce(polars::error::PolarsError) -> ProcessError {
+        move |source| ProcessError::Polars { what, source }
+    }
+}
+
+pub type Result<T, E = ProcessError> = std::result::Result<T, E>;

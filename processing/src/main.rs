@@ -1,0 +1,159 @@
+//! `process`: turns a run database into training data, plots and a benchmark.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use processing::{ProcessOptions, Progress};
+
+/// Builds `training_data`, `training_data_avg` and `run_summary` from a run
+/// database (loadgen's calls + the collector's events and samples), writing
+/// them into the same file. Re-processing a run replaces its rows.
+///
+/// Column definitions: docs/units.md.
+#[derive(Debug, Parser)]
+#[command(name = "process", version, args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    process: ProcessArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Draws a processed run: throughput, latency decomposition and ECDF per
+    /// image, instances, worker CPU and RAM over time (PNG + SVG + index.html).
+    Plots(PlotArgs),
+    /// Times processing of a synthetic run of --calls calls; writes
+    /// <out>.json and <out>.md.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+struct ProcessArgs {
+    /// The run database (training_data/<run>.db).
+    #[arg(long, required = true)]
+    db: Option<PathBuf>,
+    /// Process only this run (default: every run in the file).
+    #[arg(long)]
+    run_id: Option<String>,
+    /// How far a sample may be from the time it describes, e.g. 500ms
+    /// (default: twice the collector's interval, at least 1s).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    sample_tolerance: Option<Duration>,
+    /// No progress bars.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+#[derive(Debug, Args)]
+struct PlotArgs {
+    /// The run database, processed or not (plots need only raw tables).
+    #[arg(long)]
+    db: PathBuf,
+    /// The run to draw (default: the only run in the file).
+    #[arg(long)]
+    run_id: Option<String>,
+    /// Output directory (default: training_data/<db file stem>/plots).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct BenchArgs {
+    /// Calls in the synthetic run.
+    #[arg(long, default_value_t = 1_000_000)]
+    calls: usize,
+    /// Output path without extension.
+    #[arg(long, default_value = "target/bench/processing")]
+    out: PathBuf,
+    /// No progress bars.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,processing=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Plots(args)) => plots(&args),
+        Some(Command::Bench(args)) => bench(&args),
+        None => process(&cli.process),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("process: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn bar(quiet: bool, what: &str) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:>10} [{bar:30}] {pos}/{len} {per_sec}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(what.to_owned());
+    bar
+}
+
+fn process(args: &ProcessArgs) -> Result<()> {
+    let db = args.db.as_deref().context("--db is required")?;
+    let options = ProcessOptions { sample_tolerance: args.sample_tolerance, ..ProcessOptions::default() };
+    let progress = Progress {
+        read: bar(args.quiet, "reading"),
+        process: bar(args.quiet, "runs"),
+        write: bar(args.quiet, "writing"),
+    };
+    let summaries = processing::process_db(db, args.run_id.as_deref(), &options, &progress)
+        .with_context(|| format!("processing {}", db.display()))?;
+    for bar in [&progress.read, &progress.process, &progress.write] {
+        bar.finish_and_clear();
+    }
+    for s in &summaries {
+        print!("{s}");
+    }
+    println!("wrote training_data, training_data_avg and run_summary into {}", db.display());
+    Ok(())
+}
+
+fn plots(args: &PlotArgs) -> Result<()> {
+    let out = match &args.out {
+        Some(out) => out.clone(),
+        None => default_plot_dir(&args.db),
+    };
+    let written = processing::plots::draw_db(&args.db, args.run_id.as_deref(), &out)
+        .with_context(|| format!("plotting {}", args.db.display()))?;
+    println!("wrote {} plots and {}", written.len(), out.join("index.html").display());
+    Ok(())
+}
+
+/// `training_data/<run>.db` → `training_data/<run>/plots`.
+fn default_plot_dir(db: &Path) -> PathBuf {
+    let stem = db.file_stem().map_or_else(|| "run".into(), |s| s.to_string_lossy().into_owned());
+    db.parent().unwrap_or(Path::new(".")).join(stem).join("plots")
+}
+
+fn bench(args: &BenchArgs) -> Result<()> {
+    let report =
+        processing::bench::run(args.calls, &bar(args.quiet, "bench")).context("running the benchmark")?;
+    report.write(&args.out).with_context(|| format!("writing {}.json/.md", args.out.display()))?;
+    print!("{}", report.markdown());
+    Ok(())
+}

@@ -1,0 +1,12 @@
+//! Integration tests of the processing crate: one binary, one module per area.
+
+mod common;
+
+/// The `process` command end to end.
+mod cli;
+/// Known answers on tiny hand-built run databases, one per definition.
+mod definitions;
+/// Invariants on a larger synthetic run.
+mod invariants;
+/// Plot files and the HTML index.
+mod plots;
