@@ -5,8 +5,10 @@ use std::time::Duration;
 
 use hyperfake_core::defaults::{DATABASE_TIMEOUT, MAX_MESSAGE_SIZE};
 use hyperfake_core::{FunctionConfig, FunctionId, ImageTag};
+use proto::auth::{BearerToken, TokenError};
 use proto::database::function_store_client::FunctionStoreClient;
 use proto::database::{CreateRequest, FunctionRecord, ListRequest};
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Response, Status};
 
@@ -63,10 +65,14 @@ impl ClientError {
     }
 }
 
+/// The generated client, sending the shared token if one is set.
+type Inner = FunctionStoreClient<InterceptedService<Channel, BearerToken>>;
+
 /// A client of the function store. Cheap to clone; clones share one connection.
 #[derive(Clone, Debug)]
 pub struct DatabaseClient {
-    inner: FunctionStoreClient<Channel>,
+    inner: Inner,
+    channel: Channel,
     address: String,
     timeout: Duration,
 }
@@ -81,9 +87,20 @@ impl DatabaseClient {
         let uri = if address.contains("://") { address.to_string() } else { format!("http://{address}") };
         let endpoint = Endpoint::from_shared(uri)
             .map_err(|source| ClientError::InvalidAddress { address: address.to_string(), source })?;
-        let inner =
-            FunctionStoreClient::new(endpoint.connect_lazy()).max_decoding_message_size(MAX_MESSAGE_SIZE);
-        Ok(Self { inner, address: address.to_string(), timeout: DATABASE_TIMEOUT })
+        let channel = endpoint.connect_lazy();
+        let inner = Self::inner(channel.clone(), BearerToken::default());
+        Ok(Self { inner, channel, address: address.to_string(), timeout: DATABASE_TIMEOUT })
+    }
+
+    /// Sends `authorization: Bearer <token>` with every call, for a database
+    /// started with `--token`. By default, no token is sent.
+    pub fn with_token(mut self, token: Option<&str>) -> Result<Self, TokenError> {
+        self.inner = Self::inner(self.channel.clone(), BearerToken::new(token)?);
+        Ok(self)
+    }
+
+    fn inner(channel: Channel, token: BearerToken) -> Inner {
+        FunctionStoreClient::with_interceptor(channel, token).max_decoding_message_size(MAX_MESSAGE_SIZE)
     }
 
     /// Sets how long one call may take, connecting included. By default, this
@@ -133,7 +150,7 @@ impl DatabaseClient {
         message: Req,
     ) -> Result<Res, ClientError>
     where
-        F: FnOnce(FunctionStoreClient<Channel>, Request<Req>) -> Fut,
+        F: FnOnce(Inner, Request<Req>) -> Fut,
         Fut: Future<Output = Result<Response<Res>, Status>>,
     {
         // Not `Request::set_timeout`: tonic would race this timer with its own,

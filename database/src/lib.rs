@@ -33,5 +33,5 @@ mod store;
 
 pub use client::{ClientError, DatabaseClient};
 pub use function::{Function, InvalidRecord};
-pub use server::{FunctionStoreService, serve};
+pub use server::{FunctionStoreService, serve, serve_with};
 pub use store::{Store, StoreError};

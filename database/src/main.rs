@@ -23,6 +23,10 @@ struct Args {
     /// SQLite file holding the functions; created if missing.
     #[arg(long, default_value = "hyperfake-functions.db")]
     db: PathBuf,
+    /// Require this shared token (`authorization: Bearer <token>`) on every
+    /// call; health checks stay open.
+    #[arg(long, env = defaults::env::TOKEN, hide_env_values = true)]
+    token: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -44,6 +48,7 @@ fn main() -> ExitCode {
 
 #[tokio::main]
 async fn run(args: Args) -> anyhow::Result<()> {
+    let auth = proto::auth::RequireToken::new(args.token.as_deref()).context("invalid --token")?;
     let store = Store::open(&args.db)?;
     let listener = tokio::net::TcpListener::bind(args.address)
         .await
@@ -58,7 +63,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     info!(%address, db = %args.db.display(), "serving the function store");
     println!("{address}");
-    database::serve(listener, store, shutdown).await.context("server failed")?;
+    if auth.is_required() {
+        info!("requiring the shared token on every call");
+    }
+    database::serve_with(listener, store, shutdown, auth).await.context("server failed")?;
     info!("stopped");
     Ok(())
 }

@@ -5,11 +5,13 @@ use std::future::Future;
 
 use hyperfake_core::ConfigError;
 use hyperfake_core::defaults::MAX_MESSAGE_SIZE;
+use proto::auth::RequireToken;
 use proto::database::function_store_server::{FunctionStore, FunctionStoreServer};
 use proto::database::{CreateRequest, FunctionRecord, ListRequest, ListResponse};
 use proto::{common, convert};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 use tonic::{Request, Response, Status};
 use tracing::{info, warn};
@@ -24,13 +26,25 @@ pub async fn serve(
     store: Store,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
+    serve_with(listener, store, shutdown, RequireToken::default()).await
+}
+
+/// [`serve`], requiring the shared token of `auth` on every function store
+/// call (UNAUTHENTICATED otherwise). Health checks stay open: they reveal
+/// nothing, and probes should not need the secret.
+pub async fn serve_with(
+    listener: TcpListener,
+    store: Store,
+    shutdown: impl Future<Output = ()> + Send,
+    auth: RequireToken,
+) -> Result<(), tonic::transport::Error> {
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<FunctionStoreServer<FunctionStoreService>>().await;
     let service = FunctionStoreServer::new(FunctionStoreService::new(store))
         .max_decoding_message_size(MAX_MESSAGE_SIZE);
     Server::builder()
         .add_service(health_service)
-        .add_service(service)
+        .add_service(InterceptedService::new(service, auth))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await
 }

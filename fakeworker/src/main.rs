@@ -59,6 +59,11 @@ struct Args {
     /// Only images whose tag starts with one of these prefixes may be started.
     #[arg(long = "allow-image-prefix", default_value = defaults::IMAGE_PREFIX)]
     allowed_image_prefixes: Vec<String>,
+    /// Require this shared token (`authorization: Bearer <token>`) on every
+    /// request; clients without it are refused with UNAUTHENTICATED. Also sent
+    /// to the database.
+    #[arg(long, env = defaults::env::TOKEN, hide_env_values = true)]
+    token: Option<String>,
 }
 
 fn parse_size(s: &str) -> Result<Bytes, String> {
@@ -115,14 +120,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let bound = listener.local_addr()?;
     let worker_id = args.worker_id.unwrap_or_else(|| format!("fakeworker-{}", bound.port()));
     let database = database::DatabaseClient::connect(&args.database)
-        .with_context(|| format!("database at {}", args.database))?;
+        .with_context(|| format!("database at {}", args.database))?
+        .with_token(args.token.as_deref())
+        .context("invalid --token")?;
     let mut settings = WorkerSettings::new(&worker_id);
     settings.allowed_image_prefixes = args.allowed_image_prefixes;
     let runtime = SimRuntime::new(registry, sim);
     let worker = Worker::new(settings, Arc::new(runtime), FunctionCatalog::new(database));
 
     println!("fakeworker {worker_id} listening on {bound} with models for {images:?}");
-    worker::serve(Arc::clone(&worker), listener, shutdown_signal()).await?;
+    let options = worker::ServeOptions { token: args.token };
+    worker::serve_with(Arc::clone(&worker), listener, shutdown_signal(), options).await?;
     worker.stop_all().await;
     Ok(())
 }

@@ -45,7 +45,8 @@ struct Args {
     #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
     stop_grace: Duration,
     /// Require this shared token (`authorization: Bearer <token>`) on every
-    /// request; clients without it are refused with UNAUTHENTICATED.
+    /// request; clients without it are refused with UNAUTHENTICATED. Also sent
+    /// to the database.
     #[arg(long, env = defaults::env::TOKEN, hide_env_values = true)]
     token: Option<String>,
 }
@@ -104,7 +105,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
 
     let database = database::DatabaseClient::connect(&args.database)
-        .with_context(|| format!("database at {}", args.database))?;
+        .with_context(|| format!("database at {}", args.database))?
+        .with_token(args.token.as_deref())
+        .context("invalid --token")?;
     let mut settings = WorkerSettings::new(&worker_id);
     settings.allowed_image_prefixes = args.allowed_image_prefixes;
     let worker = Worker::new(settings, Arc::new(runtime), FunctionCatalog::new(database));

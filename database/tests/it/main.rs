@@ -3,6 +3,8 @@
 
 mod common;
 
+/// Shared-token authentication (`--token`).
+mod auth;
 /// Create, get, list and delete, and what survives a restart.
 mod functions;
 /// Bad requests and unknown ids, as the client sees them.
