@@ -97,7 +97,7 @@ impl Dataset {
         let mut n = 0u64;
         while let Some(row) = rows.next()? {
             n += 1;
-            if n % 4096 == 0 {
+            if n.is_multiple_of(4096) {
                 progress.inc(4096);
             }
             let rowid: i64 = row.get(0)?;

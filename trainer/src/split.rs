@@ -108,8 +108,11 @@ pub fn fingerprint<'a>(keys: impl IntoIterator<Item = &'a str>) -> String {
     let mut acc: u64 = 0;
     let mut n: u64 = 0;
     for k in keys {
-        // Sum of per-key hashes: independent of order.
-        acc = acc.wrapping_add((unit_hash(0x5eed, k) * (1u64 << 53) as f64) as u64);
+        // Sum of per-key hashes: independent of order. `unit_hash` is in
+        // [0, 1), so the product is a non-negative integer below 2⁵³.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let h = (unit_hash(0x5eed, k) * (1u64 << 53) as f64) as u64;
+        acc = acc.wrapping_add(h);
         n += 1;
     }
     format!("{n}:{acc:016x}")

@@ -23,7 +23,10 @@ fn every_export_predicts_like_the_in_process_model() {
             .samples(run.images.iter().position(|i| i.image_tag == img.image_tag).unwrap())
             .iter()
             .step_by(7)
-            .map(|s| s.x.map(|v| v as f32))
+            .map(|s| {
+                #[allow(clippy::cast_possible_truncation)]
+                s.x.map(|v| v as f32)
+            })
             .collect();
         for kind in all_kinds() {
             let fitted = &out.models[&(tag.clone(), kind)];

@@ -7,6 +7,7 @@ use trainer::train::Fitted;
 use crate::common::{TestContext, all_kinds};
 
 #[test]
+#[allow(clippy::needless_range_loop)]
 fn linear_and_ridge_recover_known_coefficients() {
     let ctx = TestContext::new();
     let run = SyntheticRun::new(1)
