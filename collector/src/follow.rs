@@ -387,11 +387,11 @@ async fn follow<T, Open, Fut, Convert>(
                         Ok(Some(message)) => {
                             backoff.reset();
                             stats.messages.fetch_add(1, Ordering::Relaxed);
-                            if let Some(record) = convert(message) {
-                                if records.send(record).await.is_err() {
-                                    // The writer is gone: the collector was killed.
-                                    break 'reconnect;
-                                }
+                            if let Some(record) = convert(message)
+                                && records.send(record).await.is_err()
+                            {
+                                // The writer is gone: the collector was killed.
+                                break 'reconnect;
                             }
                         }
                         Ok(None) => break Broken::Ended,

@@ -1,6 +1,6 @@
 //! `collector`: the command line over the `collector` library.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -74,6 +74,8 @@ fn main() -> ExitCode {
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
+        // The writer hides the terminal from the subscriber: ask directly.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(move || LogWriter(log_target.clone()))
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

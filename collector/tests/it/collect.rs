@@ -93,7 +93,8 @@ async fn records_events_and_samples_of_a_real_worker() {
              WHERE run_id = ?1 AND instance_id = ?2 ORDER BY timestamp_ns",
         )
         .unwrap();
-    let samples: Vec<(Option<i64>, Option<i64>, Option<i64>, Option<String>)> = stmt
+    type Sample = (Option<i64>, Option<i64>, Option<i64>, Option<String>);
+    let samples: Vec<Sample> = stmt
         .query_map([&run.run_id, &instance], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .unwrap()
         .map(Result::unwrap)

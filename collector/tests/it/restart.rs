@@ -69,7 +69,6 @@ async fn a_killed_collector_loses_at_most_its_open_batch_and_resumes_the_run() {
     let unseen = fake.start_stop(&function).await;
 
     // Restart into the same run.
-    let mut settings = settings;
     settings.batch.interval = Duration::from_millis(100);
     let second = Collector::start(settings).await.unwrap();
     assert_eq!(second.session().number, 2);
