@@ -31,6 +31,9 @@ enum Command {
     /// Times processing of a synthetic run of --calls calls; writes
     /// <out>.json and <out>.md.
     Bench(BenchArgs),
+    /// Writes a synthetic run database (loadgen's and the collector's tables
+    /// with known behaviour), to try processing and plots without a platform.
+    Synth(SynthArgs),
 }
 
 #[derive(Debug, Args)]
@@ -76,6 +79,19 @@ struct BenchArgs {
     quiet: bool,
 }
 
+#[derive(Debug, Args)]
+struct SynthArgs {
+    /// The database to write (created; an existing run of the same id is an error).
+    #[arg(long)]
+    db: PathBuf,
+    /// Run id.
+    #[arg(long, default_value = "synthetic")]
+    run_id: String,
+    /// Calls in the run.
+    #[arg(long, default_value_t = 10_000)]
+    calls: usize,
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -88,6 +104,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Plots(args)) => plots(&args),
         Some(Command::Bench(args)) => bench(&args),
+        Some(Command::Synth(args)) => synth(&args),
         None => process(&cli.process),
     };
     match result {
@@ -140,7 +157,8 @@ fn plots(args: &PlotArgs) -> Result<()> {
     };
     let written = processing::plots::draw_db(&args.db, args.run_id.as_deref(), &out)
         .with_context(|| format!("plotting {}", args.db.display()))?;
-    println!("wrote {} plots and {}", written.len(), out.join("index.html").display());
+    let plots = written.iter().filter(|p| p.extension().is_some_and(|e| e == "png")).count();
+    println!("wrote {plots} plots (PNG + SVG) and {}", out.join("index.html").display());
     Ok(())
 }
 
@@ -155,5 +173,21 @@ fn bench(args: &BenchArgs) -> Result<()> {
         processing::bench::run(args.calls, &bar(args.quiet, "bench")).context("running the benchmark")?;
     report.write(&args.out).with_context(|| format!("writing {}.json/.md", args.out.display()))?;
     print!("{}", report.markdown());
+    Ok(())
+}
+
+fn synth(args: &SynthArgs) -> Result<()> {
+    let counts = processing::synth::SynthRun::new(&args.run_id, args.calls)
+        .write(&args.db)
+        .with_context(|| format!("writing {}", args.db.display()))?;
+    println!(
+        "wrote run {} into {}: {} calls, {} instances, {} container samples, {} worker samples",
+        args.run_id,
+        args.db.display(),
+        counts.calls,
+        counts.instances,
+        counts.container_samples,
+        counts.worker_samples
+    );
     Ok(())
 }

@@ -225,7 +225,20 @@ impl PlotData {
             .min()
             .unwrap_or(0);
         let secs = |t: i64| (t - worker0) as f64 / 1e9;
-        for (worker, steps) in Lifecycle::from_events(&raw.events).steps() {
+        let worker_end = raw
+            .events
+            .timestamp_ns
+            .iter()
+            .chain(&raw.worker_samples.timestamp_ns)
+            .chain(c.got_response_ns.iter().flatten())
+            .copied()
+            .max()
+            .unwrap_or(worker0);
+        for (worker, mut steps) in Lifecycle::from_events(&raw.events).steps() {
+            // Hold the last count to the end of the run.
+            if let Some(&(_, n)) = steps.last() {
+                steps.push((worker_end, n));
+            }
             d.instances.insert(worker, steps.into_iter().map(|(t, n)| (secs(t), n as f64)).collect());
         }
         let ws = &raw.worker_samples;
