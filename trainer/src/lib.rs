@@ -4,6 +4,17 @@
 //!
 //! Loading and predicting lives in `hyperfake-model`, shared with the fake
 //! worker; this crate only trains, exports, scores and compares.
+//!
+//! ```text
+//! trainer synth --out training_data/synthetic.db          # a database with known ground truth
+//! trainer train --db training_data/run1.db --model all    # models/run1/{linear,ridge,random-forest}/…
+//! trainer compare models/run1 models/run2                 # side-by-side test metrics
+//! trainer evaluate --model models/run1/linear.json --db training_data/run2.db
+//! trainer deploy models/run1 --to /var/lib/fakeworker/models
+//! trainer bench                                           # vs scikit-learn; writes models/bench/
+//! ```
+//!
+//! File formats: `docs/units.md`, "Training database schema" and "Model files".
 
 pub mod bench;
 pub mod compare;

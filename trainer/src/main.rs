@@ -44,6 +44,24 @@ enum Command {
     /// Benchmark the random forest against scikit-learn, linear/ridge fit time
     /// on 1 M rows and per-prediction latency of the exported models.
     Bench(BenchArgs),
+    /// Write a synthetic training database with known ground truth (echo:
+    /// linear, thumbnailer: nonlinear), to try the trainer without a real run.
+    Synth(SynthArgs),
+}
+
+#[derive(Debug, Args)]
+struct SynthArgs {
+    /// Database to create (tables are added if it exists).
+    #[arg(long)]
+    out: PathBuf,
+    /// Rows per image.
+    #[arg(long, default_value_t = 2000)]
+    rows: usize,
+    /// Fraction of rows with a NULL column.
+    #[arg(long, default_value_t = 0.02)]
+    null_fraction: f64,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
 }
 
 /// Which model kinds to train.
@@ -376,6 +394,13 @@ fn run(cli: Cli) -> Result<()> {
             let result = bench::run(&cfg, &progress)?;
             writeln!(stdout, "{}", result.markdown())?;
             writeln!(stdout, "Written to {}", cfg.out.display())?;
+        }
+        Command::Synth(a) => {
+            let run = trainer::synth::SyntheticRun::standard(a.seed)
+                .with_rows_per_image(a.rows)
+                .with_null_fraction(a.null_fraction);
+            run.write(&a.out)?;
+            writeln!(stdout, "{}", a.out.display())?;
         }
     }
     Ok(())

@@ -186,6 +186,9 @@ impl SyntheticRun {
 
     /// Writes both tables into `path` (created if missing).
     pub fn write(&self, path: &Path) -> Result<()> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
         let mut conn = Connection::open(path).with_context(|| format!("creating {}", path.display()))?;
         conn.execute_batch(SCHEMA)?;
         let tx = conn.transaction()?;
