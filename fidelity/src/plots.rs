@@ -25,6 +25,7 @@ pub fn write_all(
     fake: &RunData,
     comparison: &Comparison,
 ) -> anyhow::Result<Vec<PathBuf>> {
+    hyperfake_plotfont::ensure()?;
     let mut files = Vec::new();
     for image in &comparison.images {
         let empty = Vec::new();

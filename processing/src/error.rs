@@ -45,7 +45,7 @@ pub enum ProcessError {
     /// No TrueType font for plot labels was found.
     #[error(
         "no TrueType font for plot labels: tried {tried}; install fonts-dejavu-core or set {env} to a .ttf file",
-        env = crate::plots::FONT_ENV
+        env = hyperfake_plotfont::FONT_ENV
     )]
     NoFont { tried: String },
 }

@@ -3,7 +3,7 @@
 //! ECDF per image, live instances over time, worker CPU and RAM over time.
 //!
 //! Labels are drawn with a TrueType font read at run time (plotters'
-//! `ab_glyph` backend: no fontconfig). [`FONT_ENV`] names one; otherwise the
+//! `ab_glyph` backend: no fontconfig). [`hyperfake_plotfont::FONT_ENV`] names one; otherwise the
 //! DejaVu Sans of Debian's `fonts-dejavu-core` is used.
 
 // Plot coordinates: small values, lossy conversions are the point.
@@ -11,7 +11,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -19,16 +18,6 @@ use plotters::prelude::*;
 use crate::error::{ProcessError, Result};
 use crate::features::Lifecycle;
 use crate::raw::{self, RawRun};
-
-/// Environment variable naming a `.ttf` file for plot labels.
-pub const FONT_ENV: &str = "HYPERFAKE_PLOT_FONT";
-
-/// Where the font is looked for when [`FONT_ENV`] is unset.
-const FONT_PATHS: [&str; 3] = [
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/TTF/DejaVuSans.ttf",
-    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-];
 
 const SIZE: (u32, u32) = (1000, 600);
 
@@ -43,25 +32,7 @@ pub const PLOTS: [(&str, &str); 6] = [
 ];
 
 fn ensure_font() -> Result<()> {
-    static FONT: OnceLock<std::result::Result<(), String>> = OnceLock::new();
-    FONT.get_or_init(|| {
-        let candidates: Vec<PathBuf> = match std::env::var_os(FONT_ENV) {
-            Some(p) => vec![PathBuf::from(p)],
-            None => FONT_PATHS.iter().map(PathBuf::from).collect(),
-        };
-        for path in &candidates {
-            if let Ok(bytes) = std::fs::read(path) {
-                // Fonts live for the whole process: plotters wants `'static`.
-                let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-                if plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok() {
-                    return Ok(());
-                }
-            }
-        }
-        Err(candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))
-    })
-    .clone()
-    .map_err(|tried| ProcessError::NoFont { tried })
+    hyperfake_plotfont::ensure().map_err(|e| ProcessError::NoFont { tried: e.tried })
 }
 
 /// Reads `run_id` (or the only run) from `db` and draws it into `out`.

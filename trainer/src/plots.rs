@@ -16,6 +16,7 @@ pub fn write(path: &Path, title: &str, actual: &[[f64; 3]], predicted: &[[f64; 3
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
+    hyperfake_plotfont::ensure()?;
     let step = actual.len().div_ceil(MAX_POINTS).max(1);
     let idx: Vec<usize> = (0..actual.len()).step_by(step).collect();
     let root = SVGBackend::new(path, (1200, 760)).into_drawing_area();
