@@ -24,6 +24,8 @@ ORT_DYLIB_PATH="$(scripts/install-onnxruntime.sh | tail -n 1)"
 export ORT_DYLIB_PATH
 
 scripts/build-function-images.sh
+# The two-host test runs the containerized platform (database, worker, leaf images).
+scripts/build-platform-images.sh
 
 # Some tests run other crates' binaries as real processes (e.g. the leaf kills a worker).
 cargo build --workspace --bins

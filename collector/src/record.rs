@@ -107,8 +107,8 @@ impl SampleRows {
         SampleRows {
             worker: Arc::clone(worker),
             timestamp_ns: (sample.timestamp_ns != 0).then_some(sample.timestamp_ns),
-            cpu_cores: sample.worker_cpu_cores.is_finite().then_some(sample.worker_cpu_cores),
-            ram_bytes: i64::try_from(sample.worker_ram_bytes).ok(),
+            cpu_cores: sample.worker_cpu_cores.filter(|c| c.is_finite()),
+            ram_bytes: sample.worker_ram_bytes.and_then(|b| i64::try_from(b).ok()),
             containers: sample.containers.iter().map(ContainerRow::from_wire).collect(),
         }
     }
@@ -168,8 +168,8 @@ mod tests {
                 memory_bytes: 5,
                 ..Default::default()
             }],
-            worker_cpu_cores: f64::NAN,
-            worker_ram_bytes: u64::MAX,
+            worker_cpu_cores: Some(f64::NAN),
+            worker_ram_bytes: Some(u64::MAX),
         };
         let rows = SampleRows::from_wire(&worker, &sample);
         assert_eq!((rows.timestamp_ns, rows.cpu_cores, rows.ram_bytes), (None, None, None));

@@ -44,9 +44,10 @@ impl From<WorkerError> for tonic::Status {
             WorkerError::Database(ref d) if d.is_not_found() => Status::not_found(message),
             WorkerError::Database(_) => Status::unavailable(message),
             WorkerError::ImageNotAllowed { .. } => Status::permission_denied(message),
-            WorkerError::Start { source: RuntimeError::ImageMissing { .. } | RuntimeError::NoModel { .. }, .. } => {
-                Status::failed_precondition(message)
-            }
+            WorkerError::Start {
+                source: RuntimeError::ImageMissing { .. } | RuntimeError::NoModel { .. },
+                ..
+            } => Status::failed_precondition(message),
             WorkerError::Start { source: RuntimeError::NotReady { .. }, .. } => {
                 Status::deadline_exceeded(message)
             }

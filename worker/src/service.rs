@@ -154,10 +154,12 @@ async fn sample_resources(worker: &Worker) -> ResourceSample {
         }
     }
     let usage = worker.runtime.usage();
+    // A host monitor without its first reading knows no total yet.
+    let known = usage.ram_total.0 > 0;
     ResourceSample {
         timestamp_ns: timestamp.as_i64(),
         containers,
-        worker_cpu_cores: usage.cpu.0,
-        worker_ram_bytes: usage.ram_used.0,
+        worker_cpu_cores: known.then_some(usage.cpu.0),
+        worker_ram_bytes: known.then_some(usage.ram_used.0),
     }
 }

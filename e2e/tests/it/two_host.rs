@@ -3,6 +3,8 @@
 //! `scripts/run-full-pipeline.sh` from this host's network namespace against
 //! the containers' addresses, checks the run database and tears it all down.
 //! The same invariants as the local run are checked again here on its database.
+//! Needs the workspace binaries and the platform and function images, which
+//! `scripts/test.sh` builds before running the tests.
 
 use std::path::Path;
 use std::process::Command;
@@ -17,6 +19,9 @@ fn pipeline_against_a_platform_on_another_host() {
     let run_id = hyperfake_testkit::unique("twohost");
     let started = Instant::now();
     let output = Command::new(repo.join("scripts/test-two-host.sh"))
+        // Never a nested cargo inside `cargo test` (it would wait on this build's
+        // lock): scripts/test.sh builds the binaries and images beforehand.
+        .env("SKIP_BUILD", "1")
         .env("OUT_DIR", out.path())
         .env("RUN_ID", &run_id)
         .current_dir(repo)

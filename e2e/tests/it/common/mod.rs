@@ -204,16 +204,11 @@ pub(crate) fn check_run(db: &Path, run_id: &str) -> Result<RunCounts, String> {
         ),
         (
             "worker sample out of range (cores not in [0, nproc], bytes not in (0, MemTotal])",
-            // Known issue, tolerated here: a worker's first samples (before its
-            // first measurement) are (0 cores, 0 bytes), placeholders rather than
-            // NULL. They land in no training row (checked above); a zero after
-            // the first real sample fails.
+            // Before its first reading a worker sends no totals: NULL, never 0.
             format!(
                 "SELECT s.worker || ' ' || quote(s.cpu_cores) || ' ' || quote(s.ram_bytes) FROM worker_samples s
                  WHERE s.run_id = ?1 AND (s.cpu_cores < 0 OR s.cpu_cores > {nproc} + {CPU_ABS_SLACK}
-                   OR s.ram_bytes <= 0 OR s.ram_bytes > {mem_total})
-                   AND NOT (s.cpu_cores = 0 AND s.ram_bytes = 0 AND s.timestamp_ns < (SELECT MIN(f.timestamp_ns)
-                     FROM worker_samples f WHERE f.run_id = s.run_id AND f.worker = s.worker AND f.ram_bytes > 0))"
+                   OR s.ram_bytes <= 0 OR s.ram_bytes > {mem_total})"
             ),
         ),
     ];
