@@ -119,7 +119,10 @@ impl FunctionConfig {
         RawConfig {
             memory_bytes: self.memory.as_i64(),
             cpu: self.cpu.map(|c| {
-                (i64::try_from(c.period_us).unwrap_or(i64::MAX), i64::try_from(c.quota_us).unwrap_or(i64::MAX))
+                (
+                    i64::try_from(c.period_us).unwrap_or(i64::MAX),
+                    i64::try_from(c.quota_us).unwrap_or(i64::MAX),
+                )
             }),
             timeout_s: self.idle_timeout.map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
             max_concurrency: self.max_concurrency.map_or(0, i64::from),
@@ -158,8 +161,14 @@ mod tests {
             FunctionConfig::validate(raw(64 * mb, Some((100_000, 0)))),
             Err(ConfigError::PeriodWithoutQuota { period: 100_000, quota: 0 })
         );
-        assert_eq!(FunctionConfig::validate(raw(64 * mb, Some((10, 5_000)))), Err(ConfigError::CpuPeriod(10)));
-        assert_eq!(FunctionConfig::validate(raw(64 * mb, Some((100_000, 10)))), Err(ConfigError::CpuQuota(10)));
+        assert_eq!(
+            FunctionConfig::validate(raw(64 * mb, Some((10, 5_000)))),
+            Err(ConfigError::CpuPeriod(10))
+        );
+        assert_eq!(
+            FunctionConfig::validate(raw(64 * mb, Some((100_000, 10)))),
+            Err(ConfigError::CpuQuota(10))
+        );
         let mut r = raw(64 * mb, None);
         r.timeout_s = -1;
         assert_eq!(FunctionConfig::validate(r), Err(ConfigError::Timeout(-1)));
@@ -171,7 +180,12 @@ mod tests {
 
     #[test]
     fn zero_means_unlimited() {
-        let r = RawConfig { memory_bytes: 64 * Bytes::MIB as i64, cpu: Some((0, 0)), timeout_s: 0, max_concurrency: 0 };
+        let r = RawConfig {
+            memory_bytes: 64 * Bytes::MIB as i64,
+            cpu: Some((0, 0)),
+            timeout_s: 0,
+            max_concurrency: 0,
+        };
         let cfg = FunctionConfig::validate(r).unwrap();
         assert_eq!((cfg.cpu, cfg.idle_timeout, cfg.max_concurrency), (None, None, None));
     }

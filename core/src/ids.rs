@@ -76,11 +76,7 @@ impl ImageTag {
 
     /// The tag with `:latest` added when it has none.
     pub fn normalized(&self) -> ImageTag {
-        if self.name().len() == self.0.len() {
-            ImageTag(format!("{}:latest", self.0))
-        } else {
-            self.clone()
-        }
+        if self.name().len() == self.0.len() { ImageTag(format!("{}:latest", self.0)) } else { self.clone() }
     }
 }
 

@@ -7,8 +7,5 @@ use crate::units::Nanos;
 
 /// Now, as nanoseconds since the Unix epoch.
 pub fn now_unix() -> Nanos {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(Nanos::from_duration)
-        .unwrap_or(Nanos::ZERO)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(Nanos::from_duration).unwrap_or(Nanos::ZERO)
 }

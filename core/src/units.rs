@@ -101,20 +101,12 @@ impl Cores {
     /// CPU time consumed over a wall-clock interval, in cores. An empty interval
     /// has no defined usage and yields zero.
     pub fn from_cpu_time(cpu: Nanos, wall: Nanos) -> Self {
-        if wall.0 == 0 {
-            Cores(0.0)
-        } else {
-            Cores(cpu.0 as f64 / wall.0 as f64)
-        }
+        if wall.0 == 0 { Cores(0.0) } else { Cores(cpu.0 as f64 / wall.0 as f64) }
     }
 
     /// A CFS quota/period pair as cores (quota 50000 / period 100000 = 0.5).
     pub fn from_cfs(quota_us: u64, period_us: u64) -> Self {
-        if period_us == 0 {
-            Cores(0.0)
-        } else {
-            Cores(quota_us as f64 / period_us as f64)
-        }
+        if period_us == 0 { Cores(0.0) } else { Cores(quota_us as f64 / period_us as f64) }
     }
 }
 
@@ -141,9 +133,7 @@ impl Bytes {
     pub fn parse_size(text: &str) -> Result<Self, UnitError> {
         let err = || UnitError::InvalidSize(text.to_string());
         let trimmed = text.trim();
-        let split = trimmed
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(trimmed.len());
+        let split = trimmed.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(trimmed.len());
         let (number, unit) = trimmed.split_at(split);
         let number: f64 = number.parse().map_err(|_| err())?;
         let factor = match unit.trim().to_ascii_lowercase().as_str() {

@@ -318,5 +318,7 @@ impl Drop for TestLeaf {
 
 pub async fn connect_leaf(address: &str) -> LeafClient<Channel> {
     let channel = Channel::from_shared(format!("http://{address}")).unwrap().connect().await.unwrap();
-    LeafClient::new(channel).max_decoding_message_size(MAX_MESSAGE_SIZE).max_encoding_message_size(MAX_MESSAGE_SIZE)
+    LeafClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_SIZE)
+        .max_encoding_message_size(MAX_MESSAGE_SIZE)
 }
