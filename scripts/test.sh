@@ -27,6 +27,9 @@ scripts/build-function-images.sh
 # The two-host test runs the containerized platform (database, worker, leaf images).
 scripts/build-platform-images.sh
 
-# Some tests run other crates' binaries as real processes (e.g. the leaf kills a worker).
-cargo build --workspace --bins
+# One cargo invocation: it builds every package's binaries before running any
+# test (each package with binaries has integration tests), which the tests that
+# run other crates' binaries as processes rely on (the leaf kills a worker; the
+# two-host test runs the pipeline scripts). A separate `cargo build` would
+# resolve features differently and compile polars a second time.
 cargo test --workspace --no-fail-fast "$@"
