@@ -128,7 +128,9 @@ async fn records_events_and_samples_of_a_real_worker() {
     // Worker totals: one row per sample, every value read.
     let (rows, missing, late_zero_ram): (i64, i64, i64) = conn
         .query_row(
-            "SELECT COUNT(*), SUM(cpu_cores IS NULL OR ram_bytes IS NULL OR timestamp_ns IS NULL),
+            "SELECT COUNT(*), SUM(timestamp_ns IS NULL OR ((cpu_cores IS NULL OR ram_bytes IS NULL)
+                        AND timestamp_ns > (SELECT MIN(timestamp_ns) FROM worker_samples
+                                            WHERE run_id = ?1 AND ram_bytes IS NOT NULL))),
                     SUM(ram_bytes = 0 AND timestamp_ns > (SELECT MIN(timestamp_ns) FROM worker_samples
                                                           WHERE run_id = ?1 AND ram_bytes > 0))
              FROM worker_samples WHERE run_id = ?1",
@@ -139,7 +141,7 @@ async fn records_events_and_samples_of_a_real_worker() {
     assert!(rows >= samples.len() as i64, "{rows} worker samples");
     assert_eq!(missing, 0);
     // The worker's host monitor has no reading during its first 250 ms and
-    // sends 0 then (recorded as sent, see README); never after a real reading.
+    // sends no totals then (stored as NULL); never NULL or 0 after a real reading.
     assert_eq!(late_zero_ram, 0, "0 bytes of RAM after the worker had a reading");
 
     // One closed session, and the summary counts what is in the file.
