@@ -19,6 +19,44 @@ fn plot_error(e: impl std::fmt::Display) -> anyhow::Error {
     anyhow::anyhow!("drawing a plot: {e}")
 }
 
+/// The text of one real-vs-fake line chart.
+struct Chart<'a> {
+    caption: &'a str,
+    x_desc: &'a str,
+    y_desc: &'a str,
+    height: u32,
+}
+
+/// Draws the real and the fake series on shared axes starting at 0, with a legend.
+fn real_vs_fake(
+    path: &Path,
+    chart: &Chart<'_>,
+    real: &[(f64, f64)],
+    fake: &[(f64, f64)],
+) -> anyhow::Result<()> {
+    let both = || real.iter().chain(fake);
+    let max_x = both().map(|p| p.0).fold(f64::MIN_POSITIVE, f64::max);
+    let max_y = both().map(|p| p.1).fold(f64::MIN_POSITIVE, f64::max);
+    let root = SVGBackend::new(path, (900, chart.height)).into_drawing_area();
+    root.fill(&WHITE).map_err(plot_error)?;
+    let mut plot = ChartBuilder::on(&root)
+        .caption(chart.caption, ("sans-serif", 20))
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0.0..max_x * 1.05, 0.0..max_y * 1.05)
+        .map_err(plot_error)?;
+    plot.configure_mesh().x_desc(chart.x_desc).y_desc(chart.y_desc).draw().map_err(plot_error)?;
+    for (label, data, color) in [("real", real, REAL), ("fake", fake, FAKE)] {
+        plot.draw_series(LineSeries::new(data.iter().copied(), color.stroke_width(2)))
+            .map_err(plot_error)?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+    }
+    plot.configure_series_labels().border_style(BLACK).background_style(WHITE).draw().map_err(plot_error)?;
+    root.present().map_err(plot_error)
+}
+
 pub fn write_all(
     dir: &Path,
     real: &RunData,
@@ -36,76 +74,25 @@ pub fn write_all(
         }
         let name = image.image_tag.replace([':', '/'], "_");
         let path = dir.join(format!("latency-ecdf-{name}.svg"));
-        let max_ms = r.iter().chain(f.iter()).max().copied().unwrap_or(1) as f64 / 1e6;
-        let root = SVGBackend::new(&path, (900, 500)).into_drawing_area();
-        root.fill(&WHITE).map_err(plot_error)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(format!("Latency ECDF: {}", image.image_tag), ("sans-serif", 20))
-            .margin(15)
-            .x_label_area_size(40)
-            .y_label_area_size(50)
-            .build_cartesian_2d(0.0..max_ms * 1.05, 0.0..1.0)
-            .map_err(plot_error)?;
-        chart
-            .configure_mesh()
-            .x_desc("latency (ms)")
-            .y_desc("fraction of calls")
-            .draw()
-            .map_err(plot_error)?;
-        for (label, data, color) in [("real", r, REAL), ("fake", f, FAKE)] {
-            chart
-                .draw_series(LineSeries::new(ecdf(data), color.stroke_width(2)))
-                .map_err(plot_error)?
-                .label(label)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
-        }
-        chart
-            .configure_series_labels()
-            .border_style(BLACK)
-            .background_style(WHITE)
-            .draw()
-            .map_err(plot_error)?;
-        root.present().map_err(plot_error)?;
-        drop(chart);
-        drop(root);
+        let caption = format!("Latency ECDF: {}", image.image_tag);
+        let chart =
+            Chart { caption: &caption, x_desc: "latency (ms)", y_desc: "fraction of calls", height: 500 };
+        real_vs_fake(&path, &chart, &ecdf(r), &ecdf(f))?;
         files.push(path);
     }
     let (ri, fi) = (&comparison.real_instances_over_time, &comparison.fake_instances_over_time);
     if !ri.is_empty() || !fi.is_empty() {
         let path = dir.join("instances-over-time.svg");
-        let max_t = ri.iter().chain(fi.iter()).map(|p| p.0).fold(1.0, f64::max);
-        let max_n = ri.iter().chain(fi.iter()).map(|p| p.1).max().unwrap_or(1).max(1);
-        let root = SVGBackend::new(&path, (900, 400)).into_drawing_area();
-        root.fill(&WHITE).map_err(plot_error)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption("Live instances over time", ("sans-serif", 20))
-            .margin(15)
-            .x_label_area_size(40)
-            .y_label_area_size(50)
-            .build_cartesian_2d(0.0..max_t, 0i64..max_n + 1)
-            .map_err(plot_error)?;
-        chart
-            .configure_mesh()
-            .x_desc("time since run start (s)")
-            .y_desc("instances")
-            .draw()
-            .map_err(plot_error)?;
-        for (label, data, color) in [("real", ri, REAL), ("fake", fi, FAKE)] {
-            chart
-                .draw_series(LineSeries::new(data.iter().copied(), color.stroke_width(2)))
-                .map_err(plot_error)?
-                .label(label)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
-        }
-        chart
-            .configure_series_labels()
-            .border_style(BLACK)
-            .background_style(WHITE)
-            .draw()
-            .map_err(plot_error)?;
-        root.present().map_err(plot_error)?;
-        drop(chart);
-        drop(root);
+        let as_f64 = |points: &[(f64, i64)]| -> Vec<(f64, f64)> {
+            points.iter().map(|&(t, n)| (t, n as f64)).collect()
+        };
+        let chart = Chart {
+            caption: "Live instances over time",
+            x_desc: "time since run start (s)",
+            y_desc: "instances",
+            height: 400,
+        };
+        real_vs_fake(&path, &chart, &as_f64(ri), &as_f64(fi))?;
         files.push(path);
     }
     Ok(files)
