@@ -4,8 +4,10 @@
 # pulled) on a private Docker network of its own; the client "host" is this
 # machine's network namespace, which runs scripts/run-full-pipeline.sh against
 # the containers' addresses on that network (the leaf and both workers by
-# container IP). Then it checks the run database and tears everything down,
-# on failure too, leaving the engine as it found it.
+# container IP). Every service requires a shared token (HYPERFAKE_TOKEN, as
+# across real hosts), which the client side sends; a client without it must be
+# refused. Then it checks the run database and tears everything down, on
+# failure too, leaving the engine as it found it.
 #
 #   scripts/test-two-host.sh [config]     # default configs/two-host-smoke.yaml
 #
@@ -23,6 +25,9 @@ suffix="$(od -An -N4 -tx4 /dev/urandom | tr -d ' ')"
 project="hftwohost$suffix"
 export HYPERFAKE_NETWORK="$project"
 export HYPERFAKE_DEPLOYMENT="$project"
+# compose passes it to every service; loadgen, collector and leafctl read it.
+HYPERFAKE_TOKEN="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+export HYPERFAKE_TOKEN
 compose=(docker-compose -p "$project" -f "$repo/compose.yaml")
 images=(hyperfake-database:latest hyperfake-worker:latest hyperfake-leaf:latest)
 leafctl="$CARGO_TARGET_DIR/debug/leafctl"
@@ -106,6 +111,10 @@ until "$leafctl" --address "$leaf_ip:50050" --deadline 2s state >/dev/null 2>&1;
     sleep 0.5
 done
 echo "leaf answers at $leaf_ip:50050"
+refused="$(env -u HYPERFAKE_TOKEN "$leafctl" --address "$leaf_ip:50050" --deadline 5s state 2>&1)" &&
+    die "the leaf answered a client without the token: $refused"
+[[ "$refused" == *"missing token"* ]] || die "a client without the token got: $refused"
+echo "a client without the token is refused: ${refused##*message: }"
 
 step "client host: run-full-pipeline against $leaf_ip"
 SKIP_BUILD=1 RUN_ID="$run_id" DATA_DIR="$OUT_DIR/training_data" MODELS_DIR="$OUT_DIR/models" \

@@ -79,14 +79,6 @@ pub enum CollectorError {
     Join(#[from] tokio::task::JoinError),
 }
 
-/// The run id rule the load generator applies too, since both name the same
-/// run and file (`training_data/<run_id>.db`).
-pub fn valid_run_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 128
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-}
-
 /// A running collector. Stop it with [`Collector::shutdown`] (everything
 /// received is committed and the session closed) or [`Collector::kill`]
 /// (like `kill -9`). Dropping it stops the followers (their stop signal is
@@ -134,7 +126,7 @@ impl Collector {
             follow::endpoint(address)
                 .map_err(|source| CollectorError::InvalidWorker { address: address.clone(), source })?;
         }
-        if !valid_run_id(&run_id) {
+        if !hyperfake_core::ids::valid_run_id(&run_id) {
             return Err(CollectorError::InvalidRunId(run_id));
         }
         if interval < MIN_INTERVAL {

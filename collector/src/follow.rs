@@ -13,18 +13,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hyperfake_core::defaults::MAX_MESSAGE_SIZE;
-use proto::auth::BearerToken;
+use proto::auth::{AuthChannel, BearerToken};
 use proto::controller::controller_client::ControllerClient;
 use proto::controller::{ResourcesRequest, StatusRequest};
 use tokio::sync::{mpsc, watch};
 use tonic::Streaming;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 
 use crate::record::{EventRow, Record, SampleRows};
 
 /// A controller client that sends the shared token, if any.
-pub type Client = ControllerClient<InterceptedService<Channel, BearerToken>>;
+pub type Client = ControllerClient<AuthChannel>;
 
 /// First wait after a failed attempt; doubles up to [`BACKOFF_MAX`].
 pub const BACKOFF_MIN: Duration = Duration::from_millis(100);

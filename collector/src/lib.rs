@@ -23,9 +23,7 @@ pub mod follow;
 pub mod record;
 pub mod store;
 
-pub use collector::{
-    Collector, CollectorError, CollectorSettings, DEFAULT_INTERVAL, MIN_INTERVAL, Summary, valid_run_id,
-};
+pub use collector::{Collector, CollectorError, CollectorSettings, DEFAULT_INTERVAL, MIN_INTERVAL, Summary};
 pub use follow::{LinkState, StreamStats, WorkerStats};
 pub use store::{BatchSettings, Session, StoreError, WriterReport, WriterStats};
 

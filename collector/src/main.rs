@@ -85,13 +85,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(args, multi)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("collector: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    hyperfake_cli::exit_code("collector", runtime.block_on(run(args, multi)))
 }
 
 async fn run(args: Args, multi: MultiProgress) -> anyhow::Result<()> {
@@ -115,8 +109,7 @@ async fn run(args: Args, multi: MultiProgress) -> anyhow::Result<()> {
     let auth = if settings.token.is_some() { " with a token" } else { "" };
 
     // Signals first: a SIGTERM during start-up must not kill the process unflushed.
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("cannot listen for SIGTERM")?;
+    let shutdown = hyperfake_cli::shutdown_signal().context("cannot listen for signals")?;
     let collector = Collector::start(settings).await.context("cannot start collecting")?;
     let session = collector.session().clone();
     multi.suspend(|| {
@@ -127,10 +120,7 @@ async fn run(args: Args, multi: MultiProgress) -> anyhow::Result<()> {
     });
 
     let progress = spawn_progress(&multi, collector.workers(), collector.writer());
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("Ctrl-C: stopping"),
-        _ = sigterm.recv() => tracing::info!("SIGTERM: stopping"),
-    }
+    shutdown.await;
     progress.abort();
     let summary = collector.shutdown().await.context("stopping")?;
     multi.clear().ok();

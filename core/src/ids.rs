@@ -80,6 +80,14 @@ impl ImageTag {
     }
 }
 
+/// Whether `id` can name a run: 1 to 128 letters, digits, `-`, `_` and `.`.
+/// The load generator and the collector both apply it, since a run id names
+/// the run database (`training_data/<run_id>.db`) and goes into request
+/// metadata.
+pub fn valid_run_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,5 +99,14 @@ mod tests {
         assert_eq!(ImageTag::from("localhost:5000/x").name(), "localhost:5000/x");
         assert_eq!(ImageTag::from("hyperfaas-echo").normalized().as_str(), "hyperfaas-echo:latest");
         assert_eq!(ImageTag::from("a:v1").normalized().as_str(), "a:v1");
+    }
+
+    #[test]
+    fn run_ids_are_safe_in_file_names_and_metadata() {
+        assert!(valid_run_id("20261123T031500Z-3fa2c1"));
+        assert!(valid_run_id("baseline_1.v2"));
+        for bad in ["", "a/b", "../x", "a b", "ü", &"x".repeat(129)] {
+            assert!(!valid_run_id(bad), "{bad:?}");
+        }
     }
 }

@@ -5,10 +5,9 @@ use std::time::Duration;
 
 use hyperfake_core::defaults::{DATABASE_TIMEOUT, MAX_MESSAGE_SIZE};
 use hyperfake_core::{FunctionConfig, FunctionId, ImageTag};
-use proto::auth::{BearerToken, TokenError};
+use proto::auth::{AuthChannel, BearerToken, TokenError};
 use proto::database::function_store_client::FunctionStoreClient;
 use proto::database::{CreateRequest, FunctionRecord, ListRequest};
-use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Response, Status};
 
@@ -66,7 +65,7 @@ impl ClientError {
 }
 
 /// The generated client, sending the shared token if one is set.
-type Inner = FunctionStoreClient<InterceptedService<Channel, BearerToken>>;
+type Inner = FunctionStoreClient<AuthChannel>;
 
 /// A client of the function store. Cheap to clone; clones share one connection.
 #[derive(Clone, Debug)]
@@ -94,9 +93,14 @@ impl DatabaseClient {
 
     /// Sends `authorization: Bearer <token>` with every call, for a database
     /// started with `--token`. By default, no token is sent.
-    pub fn with_token(mut self, token: Option<&str>) -> Result<Self, TokenError> {
-        self.inner = Self::inner(self.channel.clone(), BearerToken::new(token)?);
-        Ok(self)
+    pub fn with_token(self, token: Option<&str>) -> Result<Self, TokenError> {
+        Ok(self.with_bearer(BearerToken::new(token)?))
+    }
+
+    /// [`with_token`](Self::with_token) for an already validated token.
+    pub fn with_bearer(mut self, token: BearerToken) -> Self {
+        self.inner = Self::inner(self.channel.clone(), token);
+        self
     }
 
     fn inner(channel: Channel, token: BearerToken) -> Inner {

@@ -8,7 +8,6 @@ use anyhow::Context as _;
 use clap::Parser;
 use database::Store;
 use hyperfake_core::defaults;
-use tokio::signal::unix::{SignalKind, signal};
 use tracing::info;
 
 /// hyperfake's function metadata store: serves `database.FunctionStore` (and
@@ -31,19 +30,8 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match run(args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::FAILURE
-        }
-    }
+    hyperfake_cli::init_tracing("info");
+    hyperfake_cli::exit_code("database", run(args))
 }
 
 #[tokio::main]
@@ -54,13 +42,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.address))?;
     let address = listener.local_addr()?;
-    let mut sigterm = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
-    let shutdown = async move {
-        tokio::select! {
-            Ok(()) = tokio::signal::ctrl_c() => info!("Ctrl-C: shutting down"),
-            _ = sigterm.recv() => info!("SIGTERM: shutting down"),
-        }
-    };
+    let shutdown = hyperfake_cli::shutdown_signal().context("cannot listen for signals")?;
     info!(%address, db = %args.db.display(), "serving the function store");
     println!("{address}");
     if auth.is_required() {

@@ -72,19 +72,8 @@ fn parse_size(s: &str) -> Result<Bytes, String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match run(Args::parse()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("fakeworker: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    hyperfake_cli::init_tracing("info");
+    hyperfake_cli::exit_code("fakeworker", run(Args::parse()).await)
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
@@ -130,16 +119,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     println!("fakeworker {worker_id} listening on {bound} with models for {images:?}");
     let options = worker::ServeOptions { token: args.token };
-    worker::serve_with(Arc::clone(&worker), listener, shutdown_signal(), options).await?;
+    let shutdown = hyperfake_cli::shutdown_signal().context("cannot listen for signals")?;
+    worker::serve_with(Arc::clone(&worker), listener, shutdown, options).await?;
     worker.stop_all().await;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing a SIGTERM handler cannot fail on Unix");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }

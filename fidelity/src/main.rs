@@ -56,23 +56,15 @@ enum Command {
         /// Directory for the report.
         #[arg(long, default_value = "fidelity")]
         out: PathBuf,
+        /// Shared token sent to both platforms (`HYPERFAKE_TOKEN`). Default: none.
+        #[arg(long, env = hyperfake_core::defaults::env::TOKEN, hide_env_values = true)]
+        token: Option<String>,
     },
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("fidelity: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    hyperfake_cli::init_tracing("info");
+    hyperfake_cli::exit_code("fidelity", run(Cli::parse()))
 }
 
 fn report(real: &RunData, fake: &RunData, out: &std::path::Path) -> anyhow::Result<()> {
@@ -96,7 +88,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let fake = RunData::load(&fake, fake_run.as_deref())?;
             report(&real, &fake, &out)
         }
-        Command::Run { config, real, fake, db_dir, out } => {
+        Command::Run { config, real, fake, db_dir, out, token } => {
+            let token = proto::auth::BearerToken::new(token.as_deref()).context("invalid --token")?;
             let text =
                 std::fs::read_to_string(&config).with_context(|| format!("reading {}", config.display()))?;
             let workload =
@@ -116,9 +109,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     leaf_address: Some(leaf),
                     run_id: Some(run_id.clone()),
                     max_in_flight: None,
+                    token: token.clone(),
                     progress: true,
                 };
-                let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+                let (_stop_tx, stop_rx) = tokio::sync::watch::channel(loadgen::Stop::Running);
                 let done = runtime.block_on(loadgen::run::run(options, stop_rx))?;
                 println!("  {side}: {} calls recorded, {} errors", done.recorded, done.errors);
                 dbs.push((db, run_id));

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use hyperfake_core::defaults;
+use proto::auth::{Token, TokenError};
 use serde::Deserialize;
 
 // === Defaults ===
@@ -111,6 +112,10 @@ pub struct Args {
     /// How long to wait for the database at start. Default: 30s.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub database_wait: Option<Duration>,
+    /// Shared token: required from clients (`authorization: Bearer <token>`),
+    /// and sent to the database, workers and children. Default: none.
+    #[arg(long, env = defaults::env::TOKEN, hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 /// The config file: the same settings as [`Args`]; durations as `"250ms"`, `"2s"`.
@@ -135,6 +140,7 @@ pub struct FileConfig {
     pub connect_timeout: Option<String>,
     pub state_interval: Option<String>,
     pub database_wait: Option<String>,
+    pub token: Option<String>,
 }
 
 // === What the code runs on ===
@@ -178,6 +184,9 @@ pub struct NodeSettings {
     pub scheduler: SchedulerSettings,
     pub pool: PoolSettings,
     pub database_wait: Duration,
+    /// The shared token: required from callers, sent to every node below and
+    /// to the database. `None`: no authentication.
+    pub token: Option<Token>,
 }
 
 impl Default for SchedulerSettings {
@@ -215,6 +224,7 @@ impl NodeSettings {
             scheduler: SchedulerSettings::default(),
             pool: PoolSettings::default(),
             database_wait: DEFAULT_DATABASE_WAIT,
+            token: None,
         }
     }
 
@@ -241,6 +251,8 @@ pub enum ConfigError {
     NoRole,
     #[error("reconnect_min ({min:?}) is larger than reconnect_max ({max:?})")]
     Backoff { min: Duration, max: Duration },
+    #[error("token: {0}")]
+    Token(TokenError),
 }
 
 /// Every problem found, one per line.
@@ -288,6 +300,7 @@ pub fn merge(args: Args, file: FileConfig) -> Result<NodeSettings, ConfigErrors>
         connect_timeout,
         state_interval,
         database_wait,
+        token,
     } = args;
     let FileConfig {
         address: f_address,
@@ -306,6 +319,7 @@ pub fn merge(args: Args, file: FileConfig) -> Result<NodeSettings, ConfigErrors>
         connect_timeout: f_connect_timeout,
         state_interval: f_state_interval,
         database_wait: f_database_wait,
+        token: f_token,
     } = file;
 
     let mut errors = Vec::new();
@@ -361,6 +375,13 @@ pub fn merge(args: Args, file: FileConfig) -> Result<NodeSettings, ConfigErrors>
     if reconnect_min > reconnect_max {
         errors.push(ConfigError::Backoff { min: reconnect_min, max: reconnect_max });
     }
+    let token = match token.or(f_token).map(|t| Token::new(&t)).transpose() {
+        Ok(token) => token,
+        Err(e) => {
+            errors.push(ConfigError::Token(e));
+            None
+        }
+    };
     let workers = if workers.is_empty() { f_workers } else { workers };
     let children = if children.is_empty() { f_children } else { children };
     let role = match (workers.is_empty(), children.is_empty()) {
@@ -398,6 +419,7 @@ pub fn merge(args: Args, file: FileConfig) -> Result<NodeSettings, ConfigErrors>
             state_interval,
         },
         database_wait,
+        token,
     })
 }
 
@@ -448,6 +470,20 @@ mod tests {
     #[test]
     fn unknown_file_fields_are_refused() {
         assert!(serde_yaml_ng::from_str::<FileConfig>("max_instance: 3\n").is_err());
+    }
+
+    #[test]
+    fn the_token_comes_from_the_flag_or_the_file_and_is_validated() {
+        let file =
+            FileConfig { workers: vec!["w:1".into()], token: Some("from-file".into()), ..Default::default() };
+        let s = merge(args(&[]), file).unwrap();
+        assert_eq!(s.token.as_ref().map(Token::as_str), Some("from-file"));
+        assert!(!format!("{s:?}").contains("from-file"), "settings must not print the secret");
+        let s = merge(args(&["--worker", "w:1", "--token", "flag"]), FileConfig::default()).unwrap();
+        assert_eq!(s.token.as_ref().map(Token::as_str), Some("flag"));
+        let err =
+            merge(args(&["--worker", "w:1", "--token", "two words"]), FileConfig::default()).unwrap_err();
+        assert_eq!(err.0, vec![ConfigError::Token(TokenError::NotPrintable)]);
     }
 
     #[test]

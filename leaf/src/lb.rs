@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use hyperfake_core::defaults::MAX_MESSAGE_SIZE;
 use hyperfake_core::time::now_unix;
 use hyperfake_core::{FunctionId, trailers};
+use proto::auth::{AuthChannel, BearerToken};
 use proto::leaf::leaf_client::LeafClient;
 use proto::leaf::leaf_server::Leaf;
 use proto::leaf::{
@@ -30,7 +31,6 @@ use proto::leaf::{
 };
 use tokio::task::JoinHandle;
 use tonic::metadata::AsciiMetadataValue;
-use tonic::transport::Channel;
 use tonic::{Code, Request, Response, Status};
 
 use crate::config::PoolSettings;
@@ -43,7 +43,7 @@ use crate::workers::{channel, is_connection_lost, is_transport_failure};
 pub struct Child {
     pub index: usize,
     pub address: String,
-    client: LeafClient<Channel>,
+    client: LeafClient<AuthChannel>,
     healthy: AtomicBool,
     /// The child's last `State`, by function.
     loads: Mutex<HashMap<FunctionId, FunctionLoad>>,
@@ -128,14 +128,20 @@ fn stable_hash(parts: &[&str]) -> u64 {
 }
 
 impl Balancer {
-    pub fn new(addresses: &[String], settings: PoolSettings) -> Result<Arc<Self>, tonic::transport::Error> {
+    /// A node over the children at `addresses`, sending `token` with every request.
+    pub fn new(
+        addresses: &[String],
+        settings: PoolSettings,
+        token: &BearerToken,
+    ) -> Result<Arc<Self>, tonic::transport::Error> {
         let children = addresses
             .iter()
             .enumerate()
             .map(|(index, address)| {
-                let client = LeafClient::new(channel(address, settings.connect_timeout)?)
-                    .max_decoding_message_size(MAX_MESSAGE_SIZE)
-                    .max_encoding_message_size(MAX_MESSAGE_SIZE);
+                let client =
+                    LeafClient::with_interceptor(channel(address, settings.connect_timeout)?, token.clone())
+                        .max_decoding_message_size(MAX_MESSAGE_SIZE)
+                        .max_encoding_message_size(MAX_MESSAGE_SIZE);
                 Ok(Arc::new(Child {
                     index,
                     address: address.clone(),
@@ -375,7 +381,7 @@ mod tests {
 
     fn balancer(n: usize) -> Arc<Balancer> {
         let addresses: Vec<_> = (0..n).map(|i| format!("127.0.0.1:{}", 1000 + i)).collect();
-        let b = Balancer::new(&addresses, PoolSettings::default()).unwrap();
+        let b = Balancer::new(&addresses, PoolSettings::default(), &BearerToken::default()).unwrap();
         for c in b.children() {
             c.healthy.store(true, Ordering::Release);
         }

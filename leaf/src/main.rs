@@ -9,22 +9,12 @@ use leaf::{Node, Role};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match run(Args::parse()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("leaf: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    hyperfake_cli::init_tracing("info");
+    hyperfake_cli::exit_code("leaf", run(Args::parse()).await)
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    let shutdown = hyperfake_cli::shutdown_signal().context("cannot listen for signals")?;
     let settings = config::from_args(args)?;
     let listener = tokio::net::TcpListener::bind(&settings.address)
         .await
@@ -37,17 +27,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     println!("{what} listening on {bound}");
     tracing::info!(%bound, "serving leaf.Leaf as {what}");
-    node.serve(listener, shutdown_signal()).await.context("serving")?;
+    node.serve(listener, shutdown).await.context("serving")?;
     tracing::info!("stopped");
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing a SIGTERM handler cannot fail on Unix");
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term.recv() => {}
-    }
 }

@@ -6,10 +6,12 @@ use std::time::{Duration, Instant};
 
 use database::DatabaseClient;
 use hyperfake_core::defaults::MAX_MESSAGE_SIZE;
+use proto::auth::{BearerToken, RequireToken};
 use proto::leaf::leaf_server::LeafServer;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::interceptor::InterceptedService;
 
 use crate::config::{NodeSettings, Role};
 use crate::error::LeafError;
@@ -47,6 +49,8 @@ pub enum StartupError {
 #[derive(Debug)]
 pub struct Node {
     pub kind: NodeKind,
+    /// Checks every request's shared token (a no-op without one).
+    auth: RequireToken,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -68,12 +72,14 @@ impl Node {
     /// Connects to the nodes below and (for a leaf) loads every function from
     /// the database, waiting up to `database_wait` for it to answer.
     pub async fn start(settings: &NodeSettings) -> Result<Node, StartupError> {
+        let token = settings.token.as_ref();
+        let (auth, bearer) = (RequireToken::from_token(token), BearerToken::from_token(token));
         match &settings.role {
             Role::Leaf { workers } => {
-                let database = DatabaseClient::connect(&settings.database).map_err(|source| {
-                    StartupError::Database { address: settings.database.clone(), source }
-                })?;
-                let pool = WorkerPool::new(workers, settings.pool.clone())
+                let database = DatabaseClient::connect(&settings.database)
+                    .map_err(|source| StartupError::Database { address: settings.database.clone(), source })?
+                    .with_bearer(bearer.clone());
+                let pool = WorkerPool::new(workers, settings.pool.clone(), &bearer)
                     .map_err(|source| StartupError::Address { address: workers.join(","), source })?;
                 let scheduler = Scheduler::new(settings.scheduler.clone(), pool, database);
                 let started = Instant::now();
@@ -105,19 +111,21 @@ impl Node {
                 while scheduler.pool().in_rotation_count() < workers.len() && Instant::now() < until {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
-                Ok(Node { kind: NodeKind::Leaf(scheduler), tasks })
+                Ok(Node { kind: NodeKind::Leaf(scheduler), auth, tasks })
             }
             Role::Balancer { children } => {
-                let balancer = Balancer::new(children, settings.pool.clone())
+                let balancer = Balancer::new(children, settings.pool.clone(), &bearer)
                     .map_err(|source| StartupError::Address { address: children.join(","), source })?;
                 balancer.refresh().await;
                 let tasks = balancer.spawn();
-                Ok(Node { kind: NodeKind::Balancer(balancer), tasks })
+                Ok(Node { kind: NodeKind::Balancer(balancer), auth, tasks })
             }
         }
     }
 
     /// Serves `leaf.Leaf` (and `grpc.health.v1`) on `listener` until `shutdown`.
+    /// With a shared token, every `leaf.Leaf` request must carry it; health
+    /// checks stay open, as the database's do, so probes need no secret.
     pub async fn serve(
         &self,
         listener: TcpListener,
@@ -125,6 +133,7 @@ impl Node {
     ) -> Result<(), tonic::transport::Error> {
         let (reporter, health) = tonic_health::server::health_reporter();
         let builder = tonic::transport::Server::builder().tcp_nodelay(true).add_service(health);
+        let auth = self.auth.clone();
         let incoming = TcpListenerStream::new(listener);
         match &self.kind {
             NodeKind::Leaf(scheduler) => {
@@ -132,14 +141,20 @@ impl Node {
                     .max_decoding_message_size(MAX_MESSAGE_SIZE)
                     .max_encoding_message_size(MAX_MESSAGE_SIZE);
                 reporter.set_serving::<LeafServer<LeafService>>().await;
-                builder.add_service(service).serve_with_incoming_shutdown(incoming, shutdown).await
+                builder
+                    .add_service(InterceptedService::new(service, auth))
+                    .serve_with_incoming_shutdown(incoming, shutdown)
+                    .await
             }
             NodeKind::Balancer(balancer) => {
                 let service = LeafServer::new(BalancerService::new(Arc::clone(balancer)))
                     .max_decoding_message_size(MAX_MESSAGE_SIZE)
                     .max_encoding_message_size(MAX_MESSAGE_SIZE);
                 reporter.set_serving::<LeafServer<BalancerService>>().await;
-                builder.add_service(service).serve_with_incoming_shutdown(incoming, shutdown).await
+                builder
+                    .add_service(InterceptedService::new(service, auth))
+                    .serve_with_incoming_shutdown(incoming, shutdown)
+                    .await
             }
         }
     }

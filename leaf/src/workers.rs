@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use hyperfake_core::defaults::MAX_MESSAGE_SIZE;
 use hyperfake_core::{FunctionId, InstanceId};
+use proto::auth::{AuthChannel, BearerToken};
 use proto::controller::controller_client::ControllerClient;
 use proto::controller::{StateRequest, StateResponse, StatusRequest, StatusUpdate};
 use tokio::sync::{Notify, mpsc};
@@ -33,6 +34,9 @@ pub enum PoolEvent {
     Reconciled { worker: WorkerIndex, state: StateResponse, asked_at: Instant },
 }
 
+/// A worker's `controller.Controller`, sending the shared token if one is set.
+pub type WorkerClient = ControllerClient<AuthChannel>;
+
 /// One worker.
 #[derive(Debug)]
 pub struct WorkerHandle {
@@ -42,17 +46,17 @@ pub struct WorkerHandle {
     /// and worker, so two leaves (or two workers' followers) never replace
     /// each other's subscription.
     pub subscriber_id: String,
-    client: ControllerClient<Channel>,
+    client: WorkerClient,
     /// The status stream gets a connection of its own, so its event frames
     /// (two per call) never queue in front of calls.
-    events: ControllerClient<Channel>,
+    events: WorkerClient,
     connected: AtomicBool,
     healthy: AtomicBool,
     resubscribe: Notify,
 }
 
 impl WorkerHandle {
-    pub fn client(&self) -> ControllerClient<Channel> {
+    pub fn client(&self) -> WorkerClient {
         self.client.clone()
     }
 
@@ -96,16 +100,27 @@ pub fn channel(address: &str, connect_timeout: Duration) -> Result<Channel, toni
 }
 
 impl WorkerPool {
-    pub fn new(addresses: &[String], settings: PoolSettings) -> Result<Self, tonic::transport::Error> {
+    /// A pool over the workers at `addresses`, sending `token` with every request.
+    pub fn new(
+        addresses: &[String],
+        settings: PoolSettings,
+        token: &BearerToken,
+    ) -> Result<Self, tonic::transport::Error> {
         let node = uuid::Uuid::new_v4().simple().to_string();
         let workers = addresses
             .iter()
             .enumerate()
             .map(|(index, address)| {
-                let client = ControllerClient::new(channel(address, settings.connect_timeout)?)
-                    .max_decoding_message_size(MAX_MESSAGE_SIZE)
-                    .max_encoding_message_size(MAX_MESSAGE_SIZE);
-                let events = ControllerClient::new(channel(address, settings.connect_timeout)?);
+                let client = ControllerClient::with_interceptor(
+                    channel(address, settings.connect_timeout)?,
+                    token.clone(),
+                )
+                .max_decoding_message_size(MAX_MESSAGE_SIZE)
+                .max_encoding_message_size(MAX_MESSAGE_SIZE);
+                let events = ControllerClient::with_interceptor(
+                    channel(address, settings.connect_timeout)?,
+                    token.clone(),
+                );
                 Ok(Arc::new(WorkerHandle {
                     index,
                     address: address.clone(),

@@ -153,7 +153,7 @@ pub async fn bench(options: BenchOptions) -> anyhow::Result<BenchReport> {
         let yaml = step_workload(addr, rate, options.step, options.body_bytes);
         let workload = Workload::from_yaml(&yaml).map_err(|e| anyhow::anyhow!("{e}"))?;
         let db = scratch.join(format!("rate-{rate}.db"));
-        let (_stop_tx, stop) = watch::channel(false);
+        let (_stop_tx, stop) = watch::channel(crate::Stop::Running);
         tracing::info!(rate, seconds = options.step.as_secs_f64(), "bench step");
         let report = run(
             RunOptions {
@@ -164,6 +164,7 @@ pub async fn bench(options: BenchOptions) -> anyhow::Result<BenchReport> {
                 leaf_address: None,
                 run_id: Some(format!("bench-{rate}")),
                 max_in_flight: None,
+                token: Default::default(),
                 progress: false,
             },
             stop,

@@ -136,6 +136,8 @@ pub struct RawFunctionConfig {
     pub timeout: Option<Scalar>,
     /// Extension: calls one instance serves at once (0 = unlimited).
     pub max_concurrency: Option<i64>,
+    /// Extension: how many functions to create from this image (default 1).
+    pub copies: Option<i64>,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize)]
@@ -321,11 +323,18 @@ pub enum DataProvider {
     ThumbnailerJson { sources: Vec<(u32, u32)>, width: (u32, u32), height: (u32, u32), jpeg_quality: u8 },
 }
 
-/// Everything needed to create and call one function.
+/// Most functions one image may be created as (`copies`): enough for a
+/// many-tenant experiment, small enough that a typo cannot create millions.
+pub const MAX_COPIES: u32 = 10_000;
+
+/// Everything needed to create and call the functions of one image.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FunctionSpec {
     pub config: FunctionConfig,
     pub provider: DataProvider,
+    /// Functions created from the image, each with its own id and instances;
+    /// every call of the image goes to one of them, drawn from the seed.
+    pub copies: u32,
 }
 
 /// A validated workload.
@@ -604,15 +613,20 @@ impl Workload {
                 }
                 Some(raw) => validate_provider(&mut p, &root.key("data_providers").key(tag), raw),
             };
-            if let (Some(config), Some(provider)) = (config, provider) {
-                functions.insert(ImageTag::new(tag.clone()), FunctionSpec { config, provider });
+            let copies = function_config
+                .get(tag)
+                .and_then(|raw| validate_copies(&mut p, &root.key("function_config").key(tag), raw));
+            if let (Some(config), Some(provider), Some(copies)) = (config, provider, copies) {
+                functions.insert(ImageTag::new(tag.clone()), FunctionSpec { config, provider, copies });
             }
         }
         // Entries for images no phase uses are still checked, so a typo in an
         // unused entry does not wait until someone uses it.
         for (tag, raw) in &function_config {
             if !used.contains_key(tag) {
-                validate_function_config(&mut p, &root.key("function_config").key(tag), raw);
+                let path = root.key("function_config").key(tag);
+                validate_function_config(&mut p, &path, raw);
+                validate_copies(&mut p, &path, raw);
             }
         }
         for (tag, raw) in &data_providers {
@@ -834,12 +848,28 @@ fn range(p: &mut Problems<'_>, path: &YamlPath, raw: RawRange) -> Option<(u32, u
     Some((min, max))
 }
 
+fn validate_copies(p: &mut Problems<'_>, path: &YamlPath, raw: &RawFunctionConfig) -> Option<u32> {
+    match raw.copies {
+        None => Some(1),
+        Some(n) => match u32::try_from(n) {
+            Ok(n) if (1..=MAX_COPIES).contains(&n) => Some(n),
+            _ => {
+                p.push(
+                    &path.key("copies"),
+                    Problem::OutOfRange { value: n.to_string(), expected: format!("1..={MAX_COPIES}") },
+                );
+                None
+            }
+        },
+    }
+}
+
 fn validate_function_config(
     p: &mut Problems<'_>,
     path: &YamlPath,
     raw: &RawFunctionConfig,
 ) -> Option<FunctionConfig> {
-    let RawFunctionConfig { memory, cpu, timeout, max_concurrency } = raw;
+    let RawFunctionConfig { memory, cpu, timeout, max_concurrency, copies: _ } = raw;
     let memory = p.check(&path.key("memory"), size(memory));
     let idle = match timeout {
         None => Some(Duration::ZERO),

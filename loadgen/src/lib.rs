@@ -39,3 +39,4 @@ pub mod yaml_path;
 pub use config::{ConfigError, ConfigErrors, Problem, Workload};
 pub use payload::Payloads;
 pub use schedule::{Schedule, ScheduledCall};
+pub use sender::Stop;

@@ -10,7 +10,8 @@ use hyperfake_core::defaults::env;
 use loadgen::bench::{BenchOptions, bench};
 use loadgen::record::RunStatus;
 use loadgen::run::{RunOptions, run};
-use loadgen::{Schedule, Workload};
+use loadgen::{Schedule, Stop, Workload};
+use proto::auth::BearerToken;
 use tokio::sync::watch;
 
 /// Open-loop load generator for a HyperFaaS-style leaf. Reads a HyperFaaS
@@ -43,6 +44,10 @@ enum Command {
         /// due beyond it is recorded as NOT_SENT. Default: no limit.
         #[arg(long, value_name = "N")]
         max_in_flight: Option<usize>,
+        /// Shared token sent with every request, for a platform started with
+        /// --token. Default: none.
+        #[arg(long, env = env::TOKEN, hide_env_values = true)]
+        token: Option<String>,
         /// Do not draw the progress bar.
         #[arg(long)]
         no_progress: bool,
@@ -89,12 +94,7 @@ const EXIT_INTERRUPTED: u8 = 130;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    hyperfake_cli::init_tracing("info");
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -147,11 +147,12 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             json.push('\n');
             Ok(print_out(&json))
         }
-        Command::Run { config, out, leaf, run_id, max_in_flight, no_progress } => {
+        Command::Run { config, out, leaf, run_id, max_in_flight, token, no_progress } => {
             let (workload, config_yaml) = match load(&config) {
                 Ok(w) => w,
                 Err(code) => return Ok(code),
             };
+            let token = BearerToken::new(token.as_deref()).context("invalid --token / HYPERFAKE_TOKEN")?;
             let stop = stop_on_signal(workload.call_timeout);
             let report = run(
                 RunOptions {
@@ -162,6 +163,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                     leaf_address: leaf,
                     run_id,
                     max_in_flight,
+                    token,
                     progress: !no_progress,
                 },
                 stop,
@@ -214,9 +216,10 @@ fn print_out(text: &str) -> ExitCode {
     }
 }
 
-/// Ctrl-C or SIGTERM stops sending; calls in flight are still waited for.
-fn stop_on_signal(call_timeout: Duration) -> watch::Receiver<bool> {
-    let (tx, rx) = watch::channel(false);
+/// The first Ctrl-C or SIGTERM stops sending and waits for the calls in
+/// flight; the second stops waiting and records them as ABANDONED.
+fn stop_on_signal(call_timeout: Duration) -> watch::Receiver<Stop> {
+    let (tx, rx) = watch::channel(Stop::Running);
     tokio::spawn(async move {
         #[cfg(unix)]
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
@@ -236,13 +239,20 @@ fn stop_on_signal(call_timeout: Duration) -> watch::Receiver<bool> {
                 _ = tokio::signal::ctrl_c() => {}
                 () = terminated => {}
             }
-            if *tx.borrow() {
-                tracing::warn!(
-                    "still waiting for calls in flight (each ends by its deadline, {call_timeout:?})"
-                );
-            } else {
-                tracing::warn!("stopping: no new calls; waiting up to {call_timeout:?} for calls in flight");
-                let _ = tx.send(true);
+            let now = *tx.borrow();
+            match now {
+                Stop::Running => {
+                    tracing::warn!(
+                        "stopping: no new calls; waiting up to {call_timeout:?} for calls in flight \
+                         (interrupt again to stop waiting)"
+                    );
+                    let _ = tx.send(Stop::Drain);
+                }
+                Stop::Drain => {
+                    tracing::warn!("not waiting any longer: calls still in flight are recorded as ABANDONED");
+                    let _ = tx.send(Stop::Abandon);
+                }
+                Stop::Abandon => tracing::warn!("already stopping; writing the last rows"),
             }
         }
     });

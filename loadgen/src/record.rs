@@ -6,7 +6,8 @@
 //! host named in the column's comment; durations are ns; sizes are bytes.
 //!
 //! - `runs`: one row per run: config, resolved schedule, seed, status.
-//! - `functions`: the function created for each image (`CreateFunction`).
+//! - `functions`: the functions created for each image (`CreateFunction`; one
+//!   per `copy`).
 //! - `schedule`: every scheduled call (sent or not), with its request parameters.
 //! - `calls`: one row per call that came due, with its outcome and all the
 //!   metadata the server returned.
@@ -45,9 +46,10 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE TABLE IF NOT EXISTS functions (
     run_id      TEXT NOT NULL,
     image_tag   TEXT NOT NULL,
+    copy        INTEGER NOT NULL DEFAULT 0, -- which of the image's `copies`, from 0
     function_id TEXT NOT NULL,
     config_json TEXT NOT NULL,  -- memory (bytes), cpu (CFS us), idle timeout, max concurrency
-    PRIMARY KEY (run_id, image_tag)
+    PRIMARY KEY (run_id, image_tag, copy)
 );
 CREATE TABLE IF NOT EXISTS schedule (
     run_id       TEXT NOT NULL,
@@ -55,6 +57,7 @@ CREATE TABLE IF NOT EXISTS schedule (
     offset_ns    INTEGER NOT NULL,  -- after runs.started_at_ns
     phase        TEXT NOT NULL,
     image_tag    TEXT NOT NULL,
+    copy         INTEGER NOT NULL DEFAULT 0, -- the image's function the call goes to (functions.copy)
     body_size    INTEGER,           -- echo/generic: bytes of random body
     bfs_size     INTEGER,           -- bfs_json: nodes
     bfs_seed     INTEGER,
@@ -176,7 +179,42 @@ pub fn open(path: &Path) -> rusqlite::Result<Connection> {
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.execute_batch(SCHEMA)?;
+    migrate(&conn)?;
     Ok(conn)
+}
+
+/// Brings a run database written by an earlier loadgen up to [`SCHEMA`]
+/// without losing a row: `functions` and `schedule` gained `copy`, which is
+/// part of the key of `functions`. SQLite cannot change a key in place, so the
+/// old table is renamed, recreated from the schema and copied over.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let has_copy = |table: &str| -> rusqlite::Result<bool> {
+        conn.query_row(
+            &format!("SELECT COUNT(*) FROM pragma_table_info('{table}') WHERE name = 'copy'"),
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| n > 0)
+    };
+    if !has_copy("functions")? {
+        conn.execute_batch("BEGIN IMMEDIATE; ALTER TABLE functions RENAME TO functions_before_copies;")?;
+        let rest = conn.execute_batch(SCHEMA).and_then(|()| {
+            conn.execute_batch(
+                "INSERT INTO functions (run_id, image_tag, copy, function_id, config_json)
+                     SELECT run_id, image_tag, 0, function_id, config_json FROM functions_before_copies;
+                 DROP TABLE functions_before_copies;
+                 COMMIT;",
+            )
+        });
+        if let Err(e) = rest {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(e);
+        }
+    }
+    if !has_copy("schedule")? {
+        conn.execute_batch("ALTER TABLE schedule ADD COLUMN copy INTEGER NOT NULL DEFAULT 0")?;
+    }
+    Ok(())
 }
 
 /// Writes the `runs` row and the whole `schedule` table, in one transaction.
@@ -201,9 +239,9 @@ pub fn insert_run(conn: &mut Connection, run: &RunRow<'_>) -> rusqlite::Result<(
     )?;
     {
         let mut insert = tx.prepare(
-            "INSERT INTO schedule (run_id, call_index, offset_ns, phase, image_tag, body_size, bfs_size, bfs_seed,
-                                   thumb_source, thumb_width, thumb_height)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            "INSERT INTO schedule (run_id, call_index, offset_ns, phase, image_tag, copy, body_size, bfs_size,
+                                   bfs_seed, thumb_source, thumb_width, thumb_height)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         )?;
         for call in &run.schedule.calls {
             let (body, bfs_size, bfs_seed, source, w, h) = match &call.request {
@@ -224,6 +262,7 @@ pub fn insert_run(conn: &mut Connection, run: &RunRow<'_>) -> rusqlite::Result<(
                 to_i64(call.offset_ns),
                 run.schedule.phases[call.phase as usize].name,
                 call.image_tag.as_str(),
+                call.copy,
                 body,
                 bfs_size,
                 bfs_seed,
@@ -236,16 +275,18 @@ pub fn insert_run(conn: &mut Connection, run: &RunRow<'_>) -> rusqlite::Result<(
     tx.commit()
 }
 
+/// Records the function created as `copy` of `image_tag`.
 pub fn insert_function(
     conn: &Connection,
     run_id: &str,
     image_tag: &str,
+    copy: u32,
     function_id: &str,
     config_json: &str,
 ) -> rusqlite::Result<()> {
     conn.execute(
-        "INSERT OR REPLACE INTO functions (run_id, image_tag, function_id, config_json) VALUES (?1, ?2, ?3, ?4)",
-        params![run_id, image_tag, function_id, config_json],
+        "INSERT INTO functions (run_id, image_tag, copy, function_id, config_json) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![run_id, image_tag, copy, function_id, config_json],
     )?;
     Ok(())
 }
@@ -396,4 +437,48 @@ fn insert_call(
 
 fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_from_before_copies_is_upgraded_without_losing_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE functions (run_id TEXT NOT NULL, image_tag TEXT NOT NULL, function_id TEXT NOT NULL,
+                                         config_json TEXT NOT NULL, PRIMARY KEY (run_id, image_tag));
+                 INSERT INTO functions VALUES ('old-run', 'hyperfaas-echo:latest', 'f-1', '{}');
+                 CREATE TABLE schedule (run_id TEXT NOT NULL, call_index INTEGER NOT NULL, offset_ns INTEGER NOT NULL,
+                                        phase TEXT NOT NULL, image_tag TEXT NOT NULL, body_size INTEGER,
+                                        bfs_size INTEGER, bfs_seed INTEGER, thumb_source TEXT, thumb_width INTEGER,
+                                        thumb_height INTEGER, PRIMARY KEY (run_id, call_index));
+                 INSERT INTO schedule (run_id, call_index, offset_ns, phase, image_tag)
+                     VALUES ('old-run', 0, 5, 'p', 'hyperfaas-echo:latest');",
+            )
+            .unwrap();
+        }
+        let conn = open(&path).unwrap();
+        let old: (String, i64) = conn
+            .query_row("SELECT function_id, copy FROM functions WHERE run_id = 'old-run'", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!(old, ("f-1".to_string(), 0));
+        let copy: i64 = conn.query_row("SELECT copy FROM schedule", [], |r| r.get(0)).unwrap();
+        assert_eq!(copy, 0);
+        // The new key takes several copies of one image; a repeat is refused, not replaced.
+        insert_function(&conn, "new-run", "hyperfaas-echo:latest", 0, "f-2", "{}").unwrap();
+        insert_function(&conn, "new-run", "hyperfaas-echo:latest", 1, "f-3", "{}").unwrap();
+        assert!(insert_function(&conn, "new-run", "hyperfaas-echo:latest", 1, "f-4", "{}").is_err());
+        drop(conn);
+        // Opening again is a no-op.
+        let conn = open(&path).unwrap();
+        let n: i64 = conn.query_row("SELECT COUNT(*) FROM functions", [], |r| r.get(0)).unwrap();
+        assert_eq!(n, 3);
+    }
 }

@@ -9,18 +9,20 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use hyperfake_core::defaults::MAX_MESSAGE_SIZE;
+use hyperfake_core::ids::valid_run_id;
 use hyperfake_core::{FunctionId, ImageTag};
 use indicatif::{ProgressBar, ProgressStyle};
+use proto::auth::{AuthChannel, BearerToken};
 use proto::leaf::CreateFunctionRequest;
 use proto::leaf::leaf_client::LeafClient;
 use tokio::sync::watch;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 
 use crate::config::Workload;
 use crate::payload::Payloads;
 use crate::record::{self, RunRow, RunStatus};
 use crate::schedule::Schedule;
-use crate::sender::{self, Clock, Counters, SendOptions, Target};
+use crate::sender::{self, Clock, Counters, SendOptions, Stop, Target};
 
 /// Where run databases go unless `--out` says otherwise.
 pub const DEFAULT_OUT_DIR: &str = "training_data";
@@ -48,6 +50,8 @@ pub struct RunOptions {
     pub leaf_address: Option<String>,
     pub run_id: Option<String>,
     pub max_in_flight: Option<usize>,
+    /// Shared token sent with every request (`--token` / `HYPERFAKE_TOKEN`).
+    pub token: BearerToken,
     pub progress: bool,
 }
 
@@ -75,11 +79,6 @@ pub fn new_run_id() -> String {
     format!("{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z-{suffix:06x}", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
-/// Whether a run id can be used in a file name and in request metadata.
-pub fn valid_run_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-}
-
 /// Days since 1970-01-01 to (year, month, day) (Howard Hinnant's algorithm).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -93,8 +92,9 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
-/// Connects to a leaf with hyperfake's message size limits.
-pub async fn connect(address: &str) -> anyhow::Result<LeafClient<Channel>> {
+/// Connects to a leaf with hyperfake's message size limits, sending `token`
+/// with every request.
+pub async fn connect(address: &str, token: BearerToken) -> anyhow::Result<LeafClient<AuthChannel>> {
     let uri = if address.contains("://") { address.to_string() } else { format!("http://{address}") };
     let channel = Endpoint::from_shared(uri.clone())
         .with_context(|| format!("invalid leaf address {address:?}"))?
@@ -103,16 +103,25 @@ pub async fn connect(address: &str) -> anyhow::Result<LeafClient<Channel>> {
         .connect()
         .await
         .with_context(|| format!("cannot connect to the leaf at {uri}"))?;
-    Ok(LeafClient::new(channel)
+    Ok(LeafClient::with_interceptor(channel, token)
         .max_decoding_message_size(MAX_MESSAGE_SIZE)
         .max_encoding_message_size(MAX_MESSAGE_SIZE))
 }
 
-/// Runs a workload. Returns once every call that came due is recorded; a
-/// `true` on `stop` ends sending early (the run is then `interrupted`).
-pub async fn run(options: RunOptions, stop: watch::Receiver<bool>) -> anyhow::Result<RunReport> {
-    let RunOptions { workload, config_yaml, config_path, out, leaf_address, run_id, max_in_flight, progress } =
-        options;
+/// Runs a workload. Returns once every call that came due is recorded;
+/// `stop` ends sending early (the run is then `interrupted`), see [`Stop`].
+pub async fn run(options: RunOptions, stop: watch::Receiver<Stop>) -> anyhow::Result<RunReport> {
+    let RunOptions {
+        workload,
+        config_yaml,
+        config_path,
+        out,
+        leaf_address,
+        run_id,
+        max_in_flight,
+        token,
+        progress,
+    } = options;
     let run_id = run_id.unwrap_or_else(new_run_id);
     if !valid_run_id(&run_id) {
         bail!("run id {run_id:?}: use letters, digits, '-', '_' and '.' only (at most 128)");
@@ -160,10 +169,13 @@ pub async fn run(options: RunOptions, stop: watch::Receiver<bool>) -> anyhow::Re
             tracing::error!("cannot mark the run {}: {db}", status.as_str());
         }
     };
-    let target = match prepare_target(&leaf_address, &workload, &conn, &run_id, stop.clone()).await {
+    let prepared =
+        prepare_target(&leaf_address, token, &workload, &conn, &run_id, progress, stop.clone()).await;
+    let target = match prepared {
         Ok(target) => target,
         Err(e) => {
-            let status = if *stop.borrow() { RunStatus::Interrupted } else { RunStatus::Failed };
+            let status =
+                if *stop.borrow() == Stop::Running { RunStatus::Failed } else { RunStatus::Interrupted };
             fail(&conn, &e, status);
             return Err(e);
         }
@@ -173,7 +185,7 @@ pub async fn run(options: RunOptions, stop: watch::Receiver<bool>) -> anyhow::Re
         record::open(&db_path).context("cannot open a second connection for the call writer")?;
     let (recorder, records) = record::Recorder::start(writer_conn, run_id.clone(), RECORD_QUEUE);
     let counters = Arc::new(Counters::default());
-    let bar = progress_bar(progress, schedule.calls.len() as u64);
+    let bar = progress_bar(progress, schedule.calls.len() as u64, "calls due");
     let ticker = tokio::spawn(tick_progress(bar.clone(), counters.clone()));
 
     let clock = Clock::starting_in(START_LEAD);
@@ -241,36 +253,55 @@ pub async fn run(options: RunOptions, stop: watch::Receiver<bool>) -> anyhow::Re
     })
 }
 
-/// Connects and creates one function per image, recording each.
+/// Connects and creates the functions of every image (`copies` of each),
+/// recording each.
 async fn prepare_target(
     leaf_address: &str,
+    token: BearerToken,
     workload: &Workload,
     conn: &rusqlite::Connection,
     run_id: &str,
-    mut stop: watch::Receiver<bool>,
+    progress: bool,
+    mut stop: watch::Receiver<Stop>,
 ) -> anyhow::Result<Target> {
     let work = async {
-        let mut client = connect(leaf_address).await?;
+        let mut client = connect(leaf_address, token).await?;
+        let total: u64 = workload.functions.values().map(|spec| u64::from(spec.copies)).sum();
+        let bar = progress_bar(progress, total, "functions created");
         let mut functions = HashMap::new();
         for (image_tag, spec) in &workload.functions {
-            let function_id = create_function(&mut client, image_tag, &spec.config).await?;
             let config_json = serde_json::to_string(&spec.config).expect("a config always serializes");
-            record::insert_function(conn, run_id, image_tag.as_str(), function_id.as_str(), &config_json)
+            let mut ids = Vec::with_capacity(spec.copies as usize);
+            for copy in 0..spec.copies {
+                let function_id = create_function(&mut client, image_tag, &spec.config).await?;
+                record::insert_function(
+                    conn,
+                    run_id,
+                    image_tag.as_str(),
+                    copy,
+                    function_id.as_str(),
+                    &config_json,
+                )
                 .context("cannot record a created function")?;
-            tracing::info!(image = %image_tag, function = %function_id, "function created");
-            functions.insert(image_tag.clone(), function_id);
+                tracing::debug!(image = %image_tag, copy, function = %function_id, "function created");
+                ids.push(function_id);
+                bar.inc(1);
+            }
+            tracing::info!(image = %image_tag, functions = ids.len(), first = %ids[0], "functions created");
+            functions.insert(image_tag.clone(), ids);
         }
+        bar.finish_and_clear();
         anyhow::Ok(Target { client, functions })
     };
     tokio::select! {
         result = work => result,
-        _ = stop.wait_for(|s| *s) => bail!("interrupted before any call was sent"),
+        () = sender::reaches(&mut stop, Stop::Drain) => bail!("interrupted before any call was sent"),
     }
 }
 
 /// `CreateFunction` for one image.
 pub async fn create_function(
-    client: &mut LeafClient<Channel>,
+    client: &mut LeafClient<AuthChannel>,
     image_tag: &ImageTag,
     config: &hyperfake_core::FunctionConfig,
 ) -> anyhow::Result<FunctionId> {
@@ -289,15 +320,17 @@ pub async fn create_function(
         .with_context(|| format!("CreateFunction for {image_tag} returned no function id"))
 }
 
-fn progress_bar(enabled: bool, total: u64) -> ProgressBar {
+fn progress_bar(enabled: bool, total: u64, what: &str) -> ProgressBar {
     if !enabled {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(total);
     bar.set_style(
-        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} calls due  {msg}")
-            .expect("the template is valid")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(&format!(
+            "{{elapsed_precise}} [{{bar:30}}] {{pos}}/{{len}} {what}  {{msg}}"
+        ))
+        .expect("the template is valid")
+        .progress_chars("=> "),
     );
     bar
 }
@@ -331,8 +364,6 @@ mod tests {
         let id = new_run_id();
         assert!(valid_run_id(&id), "{id}");
         assert_eq!(id.len(), "20261123T031500Z-3fa2c1".len());
-        assert!(!valid_run_id("a/b"));
-        assert!(!valid_run_id(""));
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(20_415), (2025, 11, 23));
     }

@@ -29,6 +29,7 @@ const NANOS_PER_SEC: u64 = 1_000_000_000;
 pub(crate) mod stream {
     pub(crate) const GENERATED_PHASES: u64 = 1;
     pub(crate) const REQUEST_PARAMS: u64 = 2;
+    pub(crate) const FUNCTION_COPY: u64 = 3;
     /// + phase index.
     pub(crate) const ARRIVALS: u64 = 1 << 32;
     /// + `width << 16 | height`.
@@ -66,7 +67,15 @@ pub struct ScheduledCall {
     /// Index into [`Schedule::phases`].
     pub phase: u32,
     pub image_tag: ImageTag,
+    /// Which of the image's functions (`copies`) the call goes to, from 0.
+    /// Left out of the JSON when the image has one function.
+    #[serde(skip_serializing_if = "is_first_copy")]
+    pub copy: u32,
     pub request: RequestParams,
+}
+
+fn is_first_copy(copy: &u32) -> bool {
+    *copy == 0
 }
 
 /// A resolved workload: the phases (generated if the file asked for that) and
@@ -124,18 +133,23 @@ impl Schedule {
         arrivals.sort_unstable();
 
         let mut params_rng = rng(workload.seed, stream::REQUEST_PARAMS);
+        // Drawn only for images with several functions, so adding copies to
+        // one image leaves every other draw unchanged.
+        let mut copy_rng = rng(workload.seed, stream::FUNCTION_COPY);
         let calls = arrivals
             .into_iter()
             .enumerate()
             .map(|(index, (offset_ns, phase, _))| {
                 let image_tag = phases[phase as usize].image_tag.clone();
-                let provider = &workload.functions[&image_tag].provider;
+                let spec = &workload.functions[&image_tag];
+                let copy = if spec.copies > 1 { copy_rng.random_range(0..spec.copies) } else { 0 };
                 ScheduledCall {
                     index: index as u64,
                     offset_ns,
                     phase,
-                    request: draw_request(provider, &mut params_rng),
+                    request: draw_request(&spec.provider, &mut params_rng),
                     image_tag,
+                    copy,
                 }
             })
             .collect();

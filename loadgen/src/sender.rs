@@ -10,8 +10,10 @@
 //! Every call that comes due produces exactly one record: OK, a gRPC error,
 //! `DEADLINE_EXCEEDED`, or `NOT_SENT` when `max_in_flight` calls are already
 //! outstanding (dropping keeps an overloaded run honest: queueing inside the
-//! generator would show up as server latency). On stop, no new call is
-//! started and the ones in flight are waited for, each up to its deadline.
+//! generator would show up as server latency). On [`Stop::Drain`] no new call
+//! is started and the ones in flight are waited for, each up to its deadline;
+//! on [`Stop::Abandon`] the wait ends at once and each call still in flight is
+//! recorded as `ABANDONED`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -20,13 +22,13 @@ use std::time::Duration;
 
 use base64::Engine;
 use hyperfake_core::{FunctionId, ImageTag, trailers};
+use proto::auth::AuthChannel;
 use proto::leaf::ScheduleCallRequest;
 use proto::leaf::leaf_client::LeafClient;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tonic::metadata::{KeyAndValueRef, MetadataMap, MetadataValue};
-use tonic::transport::Channel;
 
 use crate::payload::Payloads;
 use crate::record::CallRecord;
@@ -66,6 +68,21 @@ impl Clock {
     }
 }
 
+/// How far a run has been asked to stop (Ctrl-C once: drain; twice: abandon).
+/// Ordered: a later level includes the earlier ones.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stop {
+    #[default]
+    Running,
+    /// Send no new call; wait for the calls in flight (each ends by its deadline).
+    Drain,
+    /// Stop waiting: every call still in flight is recorded as `ABANDONED`.
+    Abandon,
+}
+
+/// The status of a call whose outcome was not waited for ([`Stop::Abandon`]).
+pub const ABANDONED: &str = "ABANDONED";
+
 /// Live counts, read by the progress bar.
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -78,11 +95,12 @@ pub struct Counters {
     pub errors: AtomicU64,
 }
 
-/// Where calls go: the leaf and the function created for each image.
+/// Where calls go: the leaf and the functions created for each image (one per
+/// copy, indexed by [`ScheduledCall::copy`]).
 #[derive(Clone, Debug)]
 pub struct Target {
-    pub client: LeafClient<Channel>,
-    pub functions: HashMap<ImageTag, FunctionId>,
+    pub client: LeafClient<AuthChannel>,
+    pub functions: HashMap<ImageTag, Vec<FunctionId>>,
 }
 
 #[derive(Clone, Debug)]
@@ -109,8 +127,8 @@ pub fn request_id(run_id: &str, index: u64) -> String {
 }
 
 /// Sends every call of `schedule` on `clock`, until the schedule ends or
-/// `stop` becomes true. Returns after every call that came due is recorded
-/// (handed to `records`).
+/// `stop` leaves [`Stop::Running`]. Returns after every call that came due is
+/// recorded (handed to `records`).
 ///
 /// The dispatch loop runs on a thread of its own (a current-thread runtime),
 /// so its timers fire on time even when the main runtime's workers are busy
@@ -123,7 +141,7 @@ pub async fn send_all(
     options: SendOptions,
     clock: Clock,
     records: mpsc::Sender<CallRecord>,
-    stop: watch::Receiver<bool>,
+    stop: watch::Receiver<Stop>,
     counters: Arc<Counters>,
 ) -> SendReport {
     let calls = tokio::runtime::Handle::current();
@@ -151,7 +169,7 @@ async fn dispatch(
     options: SendOptions,
     clock: Clock,
     records: mpsc::Sender<CallRecord>,
-    mut stop: watch::Receiver<bool>,
+    mut stop: watch::Receiver<Stop>,
     counters: Arc<Counters>,
     calls: tokio::runtime::Handle,
 ) -> SendReport {
@@ -171,7 +189,7 @@ async fn dispatch(
     let mut interrupted = false;
     let mut due = 0u64;
     loop {
-        if *stop.borrow() {
+        if *stop.borrow() != Stop::Running {
             interrupted = true;
             break;
         }
@@ -185,7 +203,7 @@ async fn dispatch(
         if at.saturating_duration_since(Instant::now()) > COARSE_WAIT_MARGIN {
             tokio::select! {
                 biased;
-                _ = stopped(&mut stop) => {
+                () = reaches(&mut stop, Stop::Drain) => {
                     interrupted = true;
                     break;
                 }
@@ -238,6 +256,7 @@ async fn dispatch(
                 records.clone(),
                 counters.clone(),
                 lost.clone(),
+                stop.clone(),
             ),
             &calls,
         );
@@ -246,7 +265,8 @@ async fn dispatch(
         }
     }
     drop(ready_rx);
-    // Calls in flight end by their deadline (plus grace), so this is bounded.
+    // Calls in flight end by their deadline (plus grace), or at once on
+    // `Stop::Abandon`, so this is bounded.
     while let Some(done) = tasks.join_next().await {
         log_panic(done);
     }
@@ -256,9 +276,9 @@ async fn dispatch(
     SendReport { due, interrupted, lost_records: lost.load(Ordering::Relaxed) }
 }
 
-/// Resolves once `stop` is true; never if its sender is gone.
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    if stop.wait_for(|s| *s).await.is_err() {
+/// Resolves once `stop` is at `level` or beyond; never if its sender is gone.
+pub async fn reaches(stop: &mut watch::Receiver<Stop>, level: Stop) {
+    if stop.wait_for(|s| *s >= level).await.is_err() {
         std::future::pending::<()>().await;
     }
 }
@@ -286,7 +306,8 @@ impl CallMeta {
         clock: Clock,
         request_bytes: usize,
     ) -> Self {
-        let function_id = target.functions.get(&call.image_tag).cloned();
+        let function_id =
+            target.functions.get(&call.image_tag).and_then(|ids| ids.get(call.copy as usize)).cloned();
         CallMeta {
             template: CallRecord {
                 call_index: call.index,
@@ -309,14 +330,16 @@ impl CallMeta {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn call_one(
-    mut client: LeafClient<Channel>,
+    mut client: LeafClient<AuthChannel>,
     meta: CallMeta,
     body: Vec<u8>,
     timeout: Duration,
     records: mpsc::Sender<CallRecord>,
     counters: Arc<Counters>,
     lost: Arc<AtomicU64>,
+    mut stop: watch::Receiver<Stop>,
 ) {
     let CallMeta { template, function_id, clock } = meta;
     let mut request = tonic::Request::new(ScheduleCallRequest {
@@ -328,12 +351,29 @@ async fn call_one(
         request.metadata_mut().insert(trailers::REQUEST_ID, value);
     }
     let sent = Instant::now();
-    let outcome = tokio::time::timeout(timeout + DEADLINE_GRACE, client.schedule_call(request)).await;
+    let outcome = tokio::select! {
+        outcome = tokio::time::timeout(timeout + DEADLINE_GRACE, client.schedule_call(request)) => Some(outcome),
+        () = reaches(&mut stop, Stop::Abandon) => None,
+    };
     let latency = sent.elapsed();
     counters.in_flight.fetch_sub(1, Ordering::Relaxed);
     counters.completed.fetch_add(1, Ordering::Relaxed);
     let mut record =
         CallRecord { sent_ns: Some(clock.unix_at(sent)), latency_ns: Some(nanos_i64(latency)), ..template };
+    let Some(outcome) = outcome else {
+        // Dropping the request cancels it on the wire; whether the function
+        // ran is unknown, so the row says so instead of guessing a code.
+        counters.errors.fetch_add(1, Ordering::Relaxed);
+        record.status = ABANDONED.into();
+        record.latency_ns = None;
+        record.error = Some(format!(
+            "abandoned {latency:?} after sending (second interrupt): outcome unknown, the platform may still run it"
+        ));
+        if records.send(record).await.is_err() {
+            lost.fetch_add(1, Ordering::Relaxed);
+        }
+        return;
+    };
     match outcome {
         Ok(Ok(response)) => {
             record.metadata = metadata_map(response.metadata());

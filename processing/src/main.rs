@@ -93,13 +93,7 @@ struct SynthArgs {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn,processing=info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    hyperfake_cli::init_tracing("warn,processing=info");
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Plots(args)) => plots(&args),
@@ -107,13 +101,7 @@ fn main() -> ExitCode {
         Some(Command::Synth(args)) => synth(&args),
         None => process(&cli.process),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("process: error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    hyperfake_cli::exit_code("process", result)
 }
 
 fn bar(quiet: bool, what: &str) -> ProgressBar {

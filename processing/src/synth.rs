@@ -121,6 +121,7 @@ impl RawDb {
             &self.conn,
             &self.run_id,
             image_tag,
+            0,
             &format!("fn-{image_tag}"),
             &json,
         )

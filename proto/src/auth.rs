@@ -23,8 +23,14 @@ use std::fmt;
 use std::sync::Arc;
 
 use tonic::metadata::{AsciiMetadataValue, MetadataMap};
+use tonic::service::interceptor::InterceptedService;
 use tonic::service::{Interceptor, InterceptorLayer};
+use tonic::transport::Channel;
 use tonic::{Request, Status};
+
+/// A channel whose requests carry the shared token (if any): the transport of
+/// every hyperfake client, e.g. `LeafClient<AuthChannel>`.
+pub type AuthChannel = InterceptedService<Channel, BearerToken>;
 
 /// The request header carrying the token.
 pub const AUTHORIZATION: &str = "authorization";
@@ -42,14 +48,41 @@ pub enum TokenError {
     NotPrintable,
 }
 
-fn validate(token: &str) -> Result<(), TokenError> {
-    if token.is_empty() {
-        return Err(TokenError::Empty);
+// === impl Token ===
+
+/// A shared token that can travel in a header. Its `Debug` output never shows
+/// the secret, so settings that hold one can be logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(Arc<str>);
+
+impl Token {
+    pub fn new(token: &str) -> Result<Token, TokenError> {
+        if token.is_empty() {
+            return Err(TokenError::Empty);
+        }
+        if !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(TokenError::NotPrintable);
+        }
+        Ok(Token(Arc::from(token)))
     }
-    if !token.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(TokenError::NotPrintable);
+
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
-    Ok(())
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+impl std::str::FromStr for Token {
+    type Err = TokenError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Token::new(s)
+    }
 }
 
 // === impl BearerToken ===
@@ -65,16 +98,16 @@ pub struct BearerToken {
 
 impl BearerToken {
     pub fn new(token: Option<&str>) -> Result<Self, TokenError> {
-        let header = match token {
-            None => None,
-            Some(token) => {
-                validate(token)?;
-                let value = AsciiMetadataValue::try_from(format!("{SCHEME}{token}"))
-                    .map_err(|_| TokenError::NotPrintable)?;
-                Some(value)
-            }
-        };
-        Ok(BearerToken { header })
+        Ok(Self::from_token(token.map(Token::new).transpose()?.as_ref()))
+    }
+
+    /// For an already validated token.
+    pub fn from_token(token: Option<&Token>) -> Self {
+        let header = token.map(|token| {
+            AsciiMetadataValue::try_from(format!("{SCHEME}{}", token.as_str()))
+                .expect("a validated token is printable ASCII, so it is a valid header value")
+        });
+        BearerToken { header }
     }
 
     /// Whether requests carry a token.
@@ -114,10 +147,12 @@ pub struct RequireToken {
 
 impl RequireToken {
     pub fn new(token: Option<&str>) -> Result<Self, TokenError> {
-        if let Some(token) = token {
-            validate(token)?;
-        }
-        Ok(RequireToken { expected: token.map(Arc::from) })
+        Ok(Self::from_token(token.map(Token::new).transpose()?.as_ref()))
+    }
+
+    /// For an already validated token.
+    pub fn from_token(token: Option<&Token>) -> Self {
+        RequireToken { expected: token.map(|t| Arc::clone(&t.0)) }
     }
 
     /// Whether requests must carry a token.
@@ -211,7 +246,12 @@ mod tests {
 
     #[test]
     fn debug_never_prints_the_secret() {
-        let text = format!("{:?} {:?}", BearerToken::new(Some("s3cret")), RequireToken::new(Some("s3cret")));
+        let text = format!(
+            "{:?} {:?} {:?}",
+            BearerToken::new(Some("s3cret")),
+            RequireToken::new(Some("s3cret")),
+            Token::new("s3cret")
+        );
         assert!(!text.contains("s3cret"), "{text}");
     }
 }

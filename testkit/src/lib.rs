@@ -20,7 +20,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tonic::Streaming;
 use tonic::transport::Channel;
-use worker::{DockerRuntime, DockerSettings, FunctionCatalog, Runtime, Worker, WorkerSettings};
+use worker::{DockerRuntime, DockerSettings, FunctionCatalog, Runtime, ServeOptions, Worker, WorkerSettings};
 
 pub const ECHO: &str = "hyperfaas-echo:latest";
 pub const HELLO: &str = "hyperfaas-hello:latest";
@@ -131,15 +131,21 @@ pub struct TestDatabase {
 
 impl TestDatabase {
     pub async fn start() -> Self {
+        Self::start_with_token(None).await
+    }
+
+    /// A database requiring the shared `token`; `client` sends it.
+    pub async fn start_with_token(token: Option<&str>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("functions.db");
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap().to_string();
         let store = database::Store::open(&path).unwrap();
+        let auth = proto::auth::RequireToken::new(token).unwrap();
         let task = tokio::spawn(async move {
-            database::serve(listener, store, std::future::pending()).await.unwrap();
+            database::serve_with(listener, store, std::future::pending(), auth).await.unwrap();
         });
-        let client = DatabaseClient::connect(&address).unwrap();
+        let client = DatabaseClient::connect(&address).unwrap().with_token(token).unwrap();
         TestDatabase { client, address, path, task, _dir: dir }
     }
 }
@@ -165,13 +171,23 @@ impl TestWorker {
         settings: WorkerSettings,
         database: DatabaseClient,
     ) -> Self {
+        Self::docker_with(sweeper, settings, database, ServeOptions::default()).await
+    }
+
+    /// [`docker`](Self::docker), served with `options` (a shared token).
+    pub async fn docker_with(
+        sweeper: &ContainerSweeper,
+        settings: WorkerSettings,
+        database: DatabaseClient,
+        options: ServeOptions,
+    ) -> Self {
         let mut docker = DockerSettings::new(&settings.worker_id);
         docker.extra_labels.insert(LABEL_TEST.to_string(), sweeper.test_id.clone());
         let runtime = DockerRuntime::connect(docker)
             .await
             .expect("the Docker engine must be reachable for these tests");
         runtime.remove_leftovers().await.unwrap();
-        Self::with_runtime(settings, Arc::new(runtime), database).await
+        Self::serve(settings, Arc::new(runtime), database, options).await
     }
 
     /// A worker over any runtime (the fake worker passes its simulated one).
@@ -180,12 +196,21 @@ impl TestWorker {
         runtime: Arc<dyn Runtime>,
         database: DatabaseClient,
     ) -> Self {
+        Self::serve(settings, runtime, database, ServeOptions::default()).await
+    }
+
+    async fn serve(
+        settings: WorkerSettings,
+        runtime: Arc<dyn Runtime>,
+        database: DatabaseClient,
+        options: ServeOptions,
+    ) -> Self {
         let worker = Worker::new(settings, runtime, FunctionCatalog::new(database));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap().to_string();
         let served = Arc::clone(&worker);
         let task = tokio::spawn(async move {
-            worker::serve(served, listener, std::future::pending()).await.unwrap();
+            worker::serve_with(served, listener, std::future::pending(), options).await.unwrap();
         });
         TestWorker { worker, address, task: Some(task) }
     }

@@ -67,19 +67,8 @@ fn parse_label(s: &str) -> Result<(String, String), String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match run(Args::parse()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("worker: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    hyperfake_cli::init_tracing("info");
+    hyperfake_cli::exit_code("worker", run(Args::parse()).await)
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
@@ -118,18 +107,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if options.token.is_some() {
         tracing::info!("requiring the shared token on every request");
     }
-    worker::serve_with(Arc::clone(&worker), listener, shutdown_signal(), options).await?;
+    let shutdown = hyperfake_cli::shutdown_signal().context("cannot listen for signals")?;
+    worker::serve_with(Arc::clone(&worker), listener, shutdown, options).await?;
     let stopped = worker.stop_all().await;
     tracing::info!(stopped, "worker stopped; its containers are removed");
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing a SIGTERM handler cannot fail on Unix");
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term.recv() => {}
-    }
 }

@@ -75,9 +75,10 @@ async fn training_rows_of_a_real_run_satisfy_the_invariants() {
         leaf_address: Some(leaf.address.clone()),
         run_id: Some(run_id.clone()),
         max_in_flight: None,
+        token: Default::default(),
         progress: false,
     };
-    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    let (_stop_tx, stop) = tokio::sync::watch::channel(loadgen::Stop::Running);
     let report = tokio::time::timeout(Duration::from_secs(60), loadgen::run::run(options, stop))
         .await
         .unwrap_or_else(|_| {

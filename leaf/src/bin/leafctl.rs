@@ -14,6 +14,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use hyperfake_core::defaults::{self, MAX_MESSAGE_SIZE};
 use hyperfake_core::{Bytes, FunctionConfig};
+use proto::auth::BearerToken;
 use proto::leaf::leaf_client::LeafClient;
 use proto::leaf::{CreateFunctionRequest, LeafStateRequest, ScheduleCallRequest};
 
@@ -26,6 +27,9 @@ struct Args {
     /// How long to wait for an answer.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "60s")]
     deadline: Duration,
+    /// Shared token, for a node started with --token. Default: none.
+    #[arg(long, env = defaults::env::TOKEN, hide_env_values = true)]
+    token: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -53,13 +57,7 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run(Args::parse()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("leafctl: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    hyperfake_cli::exit_code("leafctl", run(Args::parse()).await)
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
@@ -69,7 +67,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .connect()
         .await
         .with_context(|| format!("connecting to {}", args.address))?;
-    let mut client = LeafClient::new(channel).max_decoding_message_size(MAX_MESSAGE_SIZE);
+    let token = BearerToken::new(args.token.as_deref()).context("invalid --token / HYPERFAKE_TOKEN")?;
+    let mut client = LeafClient::with_interceptor(channel, token).max_decoding_message_size(MAX_MESSAGE_SIZE);
     match args.command {
         Command::Create { image, memory, timeout, max_concurrency } => {
             let config = FunctionConfig {

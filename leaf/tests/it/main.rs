@@ -6,6 +6,8 @@
 
 mod common;
 
+/// The shared token at the leaf and load-balancer node, and passed down.
+mod auth;
 /// Creating functions and calling them through a leaf; codes and metadata.
 mod calls;
 /// Single-flight cold start, scale-up, scale-to-zero.

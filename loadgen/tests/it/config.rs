@@ -242,3 +242,14 @@ fn workload_level_fields_must_agree() {
     let yaml = BASE.replace("workload:\n", "workload:\n  timeout: 30\n");
     Workload::from_yaml(&yaml).unwrap();
 }
+
+#[test]
+fn copies_must_be_between_one_and_the_limit() {
+    assert_eq!(Workload::from_yaml(BASE).unwrap().functions.values().next().unwrap().copies, 1);
+    let three = BASE.replace("    memory: 256MB\n", "    memory: 256MB\n    copies: 3\n");
+    assert_eq!(Workload::from_yaml(&three).unwrap().functions.values().next().unwrap().copies, 3);
+    for bad in ["0", "-2", "10001"] {
+        let yaml = BASE.replace("    memory: 256MB\n", &format!("    memory: 256MB\n    copies: {bad}\n"));
+        expect(&yaml, "function_config.hyperfaas-echo:latest.copies", Some(24), "out of range");
+    }
+}

@@ -1,18 +1,29 @@
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use loadgen::Workload;
 use loadgen::record::RunStatus;
 use loadgen::run::{RunOptions, RunReport, run};
+use loadgen::{Stop, Workload};
 use rusqlite::Connection;
 use tokio::sync::watch;
 
 use crate::common::{
-    FUNCTION_HANDLER_TIME_NS, FUNCTION_PROCESSING_TIME_NS, INSTANCE, TestLeaf, serve, workload_yaml,
+    FUNCTION_HANDLER_TIME_NS, FUNCTION_PROCESSING_TIME_NS, INSTANCE, Seen, TestLeaf, serve, serve_with_token,
+    workload_yaml,
 };
 
-async fn run_yaml(yaml: &str, db: &Path, stop: watch::Receiver<bool>) -> RunReport {
+async fn run_yaml(yaml: &str, db: &Path, stop: watch::Receiver<Stop>) -> RunReport {
+    run_with_token(yaml, db, stop, None).await.unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+async fn run_with_token(
+    yaml: &str,
+    db: &Path,
+    stop: watch::Receiver<Stop>,
+    token: Option<&str>,
+) -> anyhow::Result<RunReport> {
     let workload = Workload::from_yaml(yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
     run(
         RunOptions {
@@ -23,12 +34,43 @@ async fn run_yaml(yaml: &str, db: &Path, stop: watch::Receiver<bool>) -> RunRepo
             leaf_address: None,
             run_id: Some("test-run".into()),
             max_in_flight: None,
+            token: proto::auth::BearerToken::new(token).unwrap(),
             progress: false,
         },
         stop,
     )
     .await
-    .unwrap()
+}
+
+/// Runs `yaml` to its end (no stop) and checks that no row was lost.
+async fn run_to_end(yaml: &str, db: &Path) -> (RunReport, Connection) {
+    let (_stop_tx, stop) = watch::channel(Stop::Running);
+    let report = run_yaml(yaml, db, stop).await;
+    let conn = Connection::open(db).unwrap();
+    assert_no_row_lost(&conn, &report);
+    (report, conn)
+}
+
+/// Steps through `levels` once the leaf has seen `calls` calls (polling, not
+/// guessing a sleep). The task returns the sender, to keep it alive until the
+/// run has ended.
+fn stop_after(
+    seen: &Arc<Seen>,
+    calls: u64,
+    levels: &'static [Stop],
+) -> (tokio::task::JoinHandle<watch::Sender<Stop>>, watch::Receiver<Stop>) {
+    let (stop_tx, stop) = watch::channel(Stop::Running);
+    let seen = Arc::clone(seen);
+    let trigger = tokio::spawn(async move {
+        while seen.calls.load(Ordering::SeqCst) < calls {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        for level in levels {
+            stop_tx.send(*level).unwrap();
+        }
+        stop_tx
+    });
+    (trigger, stop)
 }
 
 fn count(conn: &Connection, sql: &str) -> u64 {
@@ -75,7 +117,7 @@ async fn records_every_call_with_trailers_errors_and_calls_in_flight_at_the_end(
             "{name: f, type: constant, duration: 1s, start_rps: 4, image_tag: hyperfaas-fail:latest}",
         ],
     );
-    let (_stop_tx, stop) = watch::channel(false);
+    let (_stop_tx, stop) = watch::channel(Stop::Running);
     let report = run_yaml(&yaml, &db, stop).await;
     assert_eq!(report.status, RunStatus::Completed);
     assert_eq!((report.scheduled, report.due), (27, 27));
@@ -161,10 +203,7 @@ async fn calls_past_their_deadline_are_recorded_as_deadline_exceeded() {
         "8",
         &["{name: s, type: constant, duration: 1s, start_rps: 3, image_tag: hyperfaas-slow:latest}"],
     );
-    let (_stop_tx, stop) = watch::channel(false);
-    let report = run_yaml(&yaml, &db, stop).await;
-    let conn = Connection::open(&db).unwrap();
-    assert_no_row_lost(&conn, &report);
+    let (_, conn) = run_to_end(&yaml, &db).await;
     let statuses: Vec<(String, Option<String>)> = conn
         .prepare("SELECT status, error FROM calls")
         .unwrap()
@@ -191,10 +230,7 @@ async fn a_one_mib_body_goes_through() {
         "1MiB",
         &["{name: big, type: constant, duration: 1s, start_rps: 3, image_tag: hyperfaas-echo:latest}"],
     );
-    let (_stop_tx, stop) = watch::channel(false);
-    let report = run_yaml(&yaml, &db, stop).await;
-    let conn = Connection::open(&db).unwrap();
-    assert_no_row_lost(&conn, &report);
+    let (_, conn) = run_to_end(&yaml, &db).await;
     assert_eq!(
         count(
             &conn,
@@ -217,16 +253,7 @@ async fn an_interrupted_run_loses_no_row() {
         "32",
         &["{name: long, type: constant, duration: 100s, start_rps: 20, image_tag: hyperfaas-echo:latest}"],
     );
-    let (stop_tx, stop) = watch::channel(false);
-    let seen = served.seen.clone();
-    let trigger = tokio::spawn(async move {
-        // Stop once the leaf has seen 30 calls; poll, don't guess a sleep.
-        while seen.calls.load(Ordering::SeqCst) < 30 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        stop_tx.send(true).unwrap();
-        stop_tx
-    });
+    let (trigger, stop) = stop_after(&served.seen, 30, &[Stop::Drain]);
     let report = run_yaml(&yaml, &db, stop).await;
     drop(trigger.await.unwrap());
     assert_eq!(report.status, RunStatus::Interrupted);
@@ -254,12 +281,107 @@ async fn a_full_in_flight_cap_records_not_sent_instead_of_queueing() {
         &["{name: s, type: constant, duration: 1s, start_rps: 10, image_tag: hyperfaas-slow:latest}"],
     )
     .replace("seed: 5\n", "seed: 5\nmax_in_flight: 4\n");
-    let (_stop_tx, stop) = watch::channel(false);
-    let report = run_yaml(&yaml, &db, stop).await;
-    let conn = Connection::open(&db).unwrap();
-    assert_no_row_lost(&conn, &report);
+    let (_, conn) = run_to_end(&yaml, &db).await;
     // All 10 are due within 1 s and each takes 1.5 s: the first 4 go out.
     assert_eq!(count(&conn, "SELECT COUNT(*) FROM calls WHERE status = 'OK'"), 4);
     assert_eq!(count(&conn, "SELECT COUNT(*) FROM calls WHERE status = 'NOT_SENT' AND sent_ns IS NULL"), 6);
     assert_eq!(served.seen.calls.load(Ordering::SeqCst), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_stop_abandons_calls_in_flight_and_records_each() {
+    // The slow calls take 30 s against a 60 s deadline: only abandoning ends
+    // the run before they answer.
+    let served = serve(TestLeaf::new().with_slow_delay(Duration::from_secs(30))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("run.db");
+    let yaml = workload_yaml(
+        served.addr,
+        "60s",
+        "2m",
+        "8",
+        &["{name: s, type: constant, duration: 100s, start_rps: 5, image_tag: hyperfaas-slow:latest}"],
+    );
+    let (trigger, stop) = stop_after(&served.seen, 5, &[Stop::Drain, Stop::Abandon]);
+    let report = run_yaml(&yaml, &db, stop).await;
+    drop(trigger.await.unwrap());
+    assert_eq!(report.status, RunStatus::Interrupted);
+    let conn = Connection::open(&db).unwrap();
+    assert_no_row_lost(&conn, &report);
+    assert!(report.due >= 5, "{report:?}");
+    let sent = count(&conn, "SELECT COUNT(*) FROM calls WHERE sent_ns IS NOT NULL");
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT COUNT(*) FROM calls WHERE status = 'ABANDONED' AND grpc_code IS NULL
+               AND latency_ns IS NULL AND sent_ns IS NOT NULL AND error LIKE 'abandoned%outcome unknown%'"
+        ),
+        sent,
+        "every call sent was in flight and is recorded as abandoned"
+    );
+    assert_eq!(count(&conn, "SELECT COUNT(*) FROM calls WHERE status = 'OK'"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copies_create_distinct_functions_and_calls_go_to_the_scheduled_one() {
+    let served = serve(TestLeaf::new()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("run.db");
+    let yaml = workload_yaml(
+        served.addr,
+        "10s",
+        "3s",
+        "16",
+        &["{name: e, type: constant, duration: 2s, start_rps: 15, image_tag: hyperfaas-echo:latest}"],
+    )
+    .replace("max_concurrency: 3}", "max_concurrency: 3, copies: 3}");
+    let (report, conn) = run_to_end(&yaml, &db).await;
+    assert_eq!(
+        count(&conn, "SELECT COUNT(DISTINCT function_id) FROM functions WHERE copy BETWEEN 0 AND 2"),
+        3
+    );
+    assert_eq!(served.seen.function_ids.lock().unwrap().len(), 3);
+    // Each call went to the function of the copy its schedule row names.
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT COUNT(*) FROM calls c JOIN schedule s USING (run_id, call_index)
+               JOIN functions f ON f.run_id = c.run_id AND f.image_tag = c.image_tag AND f.copy = s.copy
+              WHERE f.function_id = c.function_id AND c.status = 'OK'"
+        ),
+        report.due
+    );
+    let by_function = served.seen.calls_by_function.lock().unwrap().clone();
+    assert_eq!(by_function.len(), 3, "every copy got calls: {by_function:?}");
+    assert_eq!(by_function.values().sum::<u64>(), report.due);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_platform_with_a_token_refuses_a_run_without_it() {
+    let served = serve_with_token(TestLeaf::new(), Some("s3cret")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = workload_yaml(
+        served.addr,
+        "10s",
+        "2s",
+        "8",
+        &["{name: e, type: constant, duration: 1s, start_rps: 5, image_tag: hyperfaas-echo:latest}"],
+    );
+    let (_stop_tx, stop) = watch::channel(Stop::Running);
+    let refused = run_with_token(&yaml, &dir.path().join("none.db"), stop.clone(), None).await.unwrap_err();
+    let text = format!("{refused:#}");
+    assert!(text.contains("CreateFunction") && text.contains("missing token"), "{text}");
+    let conn = Connection::open(dir.path().join("none.db")).unwrap();
+    let status: String = conn.query_row("SELECT status FROM runs", [], |r| r.get(0)).unwrap();
+    assert_eq!(status, "failed");
+    assert_eq!(served.seen.calls.load(Ordering::SeqCst), 0, "no call is sent without the token");
+
+    let wrong = run_with_token(&yaml, &dir.path().join("wrong.db"), stop.clone(), Some("guess")).await;
+    assert!(format!("{:#}", wrong.unwrap_err()).contains("wrong token"));
+
+    let db = dir.path().join("ok.db");
+    let report = run_with_token(&yaml, &db, stop, Some("s3cret")).await.unwrap();
+    let conn = Connection::open(&db).unwrap();
+    assert_no_row_lost(&conn, &report);
+    assert_eq!(count(&conn, "SELECT COUNT(*) FROM calls WHERE status = 'OK'"), 5);
 }

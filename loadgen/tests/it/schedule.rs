@@ -115,3 +115,27 @@ fn bodies_have_the_documented_shapes() {
     }
     assert!(kinds > 0, "local.yaml has thumbnail calls");
 }
+
+#[test]
+fn copies_spread_an_image_over_its_functions_without_changing_other_draws() {
+    let one = workload("manual.yaml", None);
+    let mut text = std::fs::read_to_string(configs_dir().join("manual.yaml")).unwrap();
+    text = text.replace(
+        "hyperfaas-echo:latest: {memory: 256MB,",
+        "hyperfaas-echo:latest: {copies: 4, memory: 256MB,",
+    );
+    let four = Workload::from_yaml(&text).unwrap();
+    let (a, b) = (Schedule::resolve(&one), Schedule::resolve(&four));
+    assert!(a.calls.iter().all(|c| c.copy == 0));
+    let echo_copies: std::collections::BTreeSet<u32> =
+        b.calls.iter().filter(|c| c.image_tag.as_str().contains("echo")).map(|c| c.copy).collect();
+    assert_eq!(echo_copies, (0..4).collect(), "every copy gets calls, no call goes past the last");
+    assert!(b.calls.iter().filter(|c| c.image_tag.as_str().contains("bfs")).all(|c| c.copy == 0));
+    // Times, images and request parameters are the same draws as without copies.
+    let without_copy = |s: &Schedule| -> Vec<_> {
+        s.calls.iter().map(|c| (c.index, c.offset_ns, c.image_tag.clone(), c.request.clone())).collect()
+    };
+    assert_eq!(without_copy(&a), without_copy(&b));
+    assert_eq!(Schedule::resolve(&four).to_json(), b.to_json(), "copies are drawn from the seed");
+    assert!(!a.to_json().contains("\"copy\""), "schedules without copies print as before");
+}

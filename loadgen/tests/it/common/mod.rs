@@ -79,6 +79,10 @@ pub struct Seen {
     pub request_ids: Mutex<Vec<String>>,
     /// CreateFunction requests, by image tag.
     pub created: Mutex<HashMap<String, proto::common::Config>>,
+    /// Function ids handed out, in order.
+    pub function_ids: Mutex<Vec<String>>,
+    /// Calls received, by function id.
+    pub calls_by_function: Mutex<HashMap<String, u64>>,
 }
 
 #[derive(Debug, Clone)]
@@ -147,6 +151,7 @@ impl Leaf for TestLeaf {
         self.seen.request_ids.lock().unwrap().push(request_id.clone());
         let request = request.into_inner();
         let function = request.function_id.map(|f| f.id).unwrap_or_default();
+        *self.seen.calls_by_function.lock().unwrap().entry(function.clone()).or_default() += 1;
         let data = if function.contains("echo") {
             tokio::time::sleep(self.echo_delay).await;
             request.data
@@ -175,9 +180,13 @@ impl Leaf for TestLeaf {
         let request = request.into_inner();
         let tag = request.image_tag.map(|t| t.tag).unwrap_or_default();
         self.seen.created.lock().unwrap().insert(tag.clone(), request.config.unwrap_or_default());
-        Ok(Response::new(CreateFunctionResponse {
-            function_id: Some(proto::common::FunctionId { id: format!("fn-{tag}") }),
-        }))
+        // `fn-<tag>` for the first function of an image, `fn-<tag>-<k>` for
+        // later copies: distinct ids that still name the image.
+        let mut ids = self.seen.function_ids.lock().unwrap();
+        let earlier = ids.iter().filter(|id| id.starts_with(&format!("fn-{tag}"))).count();
+        let id = if earlier == 0 { format!("fn-{tag}") } else { format!("fn-{tag}-{earlier}") };
+        ids.push(id.clone());
+        Ok(Response::new(CreateFunctionResponse { function_id: Some(proto::common::FunctionId { id }) }))
     }
 
     async fn state(
@@ -196,12 +205,19 @@ pub struct Served {
 }
 
 pub async fn serve(leaf: TestLeaf) -> Served {
+    serve_with_token(leaf, None).await
+}
+
+/// [`serve`], requiring the shared `token` on every request.
+pub async fn serve_with_token(leaf: TestLeaf, token: Option<&str>) -> Served {
+    let auth = proto::auth::RequireToken::new(token).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let seen = leaf.seen.clone();
     let (tx, rx) = oneshot::channel::<()>();
     tokio::spawn(async move {
         tonic::transport::Server::builder()
+            .layer(auth.layer())
             .add_service(
                 LeafServer::new(leaf)
                     .max_decoding_message_size(hyperfake_core::defaults::MAX_MESSAGE_SIZE)
