@@ -287,7 +287,10 @@ async fn prepare_target(
                 ids.push(function_id);
                 bar.inc(1);
             }
-            tracing::info!(image = %image_tag, functions = ids.len(), first = %ids[0], "functions created");
+            match ids.as_slice() {
+                [one] => tracing::info!(image = %image_tag, function = %one, "function created"),
+                many => tracing::info!(image = %image_tag, copies = many.len(), "functions created"),
+            }
             functions.insert(image_tag.clone(), ids);
         }
         bar.finish_and_clear();
