@@ -72,24 +72,8 @@ pub struct RunReport {
 /// A new run id: UTC time to the second plus 6 random hex digits, e.g.
 /// `20261123T031500Z-3fa2c1`. Sorts by start time; safe in file names.
 pub fn new_run_id() -> String {
-    let secs = hyperfake_core::time::now_unix().0 / 1_000_000_000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(i64::try_from(days).unwrap_or(0));
     let suffix: u32 = rand::random::<u32>() & 0xFF_FFFF;
-    format!("{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z-{suffix:06x}", rem / 3600, rem % 3600 / 60, rem % 60)
-}
-
-/// Days since 1970-01-01 to (year, month, day) (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
-    let m = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
+    format!("{}-{suffix:06x}", hyperfake_core::time::UtcTime::now().compact())
 }
 
 /// Connects to a leaf with hyperfake's message size limits, sending `token`
@@ -367,7 +351,5 @@ mod tests {
         let id = new_run_id();
         assert!(valid_run_id(&id), "{id}");
         assert_eq!(id.len(), "20261123T031500Z-3fa2c1".len());
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(20_415), (2025, 11, 23));
     }
 }

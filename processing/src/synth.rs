@@ -114,6 +114,23 @@ impl RawDb {
         &self.conn
     }
 
+    /// Inserts `rows` in one transaction, binding each with `bind`.
+    fn insert_each<R>(
+        &mut self,
+        sql: &str,
+        rows: &[R],
+        bind: impl Fn(&mut rusqlite::Statement<'_>, &R) -> rusqlite::Result<usize>,
+    ) -> rusqlite::Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt = tx.prepare(sql)?;
+            for r in rows {
+                bind(&mut stmt, r)?;
+            }
+        }
+        tx.commit()
+    }
+
     /// A `functions` row, with the config as loadgen serializes it.
     pub fn function(&self, image_tag: &str, config: &FunctionConfig) -> rusqlite::Result<()> {
         let json = serde_json::to_string(config).expect("a config always serializes");
@@ -137,22 +154,21 @@ impl RawDb {
     }
 
     pub fn calls(&mut self, rows: &[CallRow]) -> rusqlite::Result<()> {
-        let tx = self.conn.transaction()?;
-        {
-            let mut stmt = tx.prepare(
-                "INSERT INTO calls (run_id, call_index, request_id, image_tag, function_id, phase, scheduled_ns,
-                    sent_ns, latency_ns, status, function_error, request_bytes, bfs_size, thumb_width,
-                    thumb_height, instance_id, worker_address, leaf_got_request_ns, leaf_scheduled_call_ns,
-                    call_queued_ns, call_started_ns, got_response_ns, function_processing_time_ns,
-                    function_handler_time_ns, trailers_json)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'main', ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-                         ?19, ?20, ?21, ?22, ?23, '{}')",
-            )?;
-            for r in rows {
+        let run_id = self.run_id.clone();
+        self.insert_each(
+            "INSERT INTO calls (run_id, call_index, request_id, image_tag, function_id, phase, scheduled_ns,
+                sent_ns, latency_ns, status, function_error, request_bytes, bfs_size, thumb_width,
+                thumb_height, instance_id, worker_address, leaf_got_request_ns, leaf_scheduled_call_ns,
+                call_queued_ns, call_started_ns, got_response_ns, function_processing_time_ns,
+                function_handler_time_ns, trailers_json)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'main', ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+                     ?19, ?20, ?21, ?22, ?23, '{}')",
+            rows,
+            |stmt, r| {
                 stmt.execute(params![
-                    self.run_id,
+                    run_id,
                     r.call_index,
-                    format!("{}-{}", self.run_id, r.call_index),
+                    format!("{}-{}", run_id, r.call_index),
                     r.image_tag,
                     format!("fn-{}", r.image_tag),
                     r.scheduled_ns,
@@ -173,66 +189,48 @@ impl RawDb {
                     r.got_response_ns,
                     r.function_processing_time_ns,
                     r.function_handler_time_ns,
-                ])?;
-            }
-        }
-        tx.commit()
+                ])
+            },
+        )
     }
 
     pub fn events(&mut self, rows: &[EventRow]) -> rusqlite::Result<()> {
-        let tx = self.conn.transaction()?;
-        {
-            let mut stmt = tx.prepare(
-                "INSERT INTO instance_events (run_id, worker, instance_id, event, status, timestamp_ns)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?;
-            for r in rows {
-                stmt.execute(params![
-                    self.run_id,
-                    r.worker,
-                    r.instance_id,
-                    r.event,
-                    r.status,
-                    r.timestamp_ns
-                ])?;
-            }
-        }
-        tx.commit()
+        let run_id = self.run_id.clone();
+        self.insert_each(
+            "INSERT INTO instance_events (run_id, worker, instance_id, event, status, timestamp_ns)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            rows,
+            |stmt, r| {
+                stmt.execute(params![run_id, r.worker, r.instance_id, r.event, r.status, r.timestamp_ns])
+            },
+        )
     }
 
     pub fn container_samples(&mut self, rows: &[ContainerSampleRow]) -> rusqlite::Result<()> {
-        let tx = self.conn.transaction()?;
-        {
-            let mut stmt = tx.prepare(
-                "INSERT INTO container_samples (run_id, worker, timestamp_ns, instance_id, cpu_usage_ns, memory_bytes)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?;
-            for r in rows {
-                stmt.execute(params![
-                    self.run_id,
-                    r.worker,
-                    r.timestamp_ns,
-                    r.instance_id,
-                    r.cpu_usage_ns,
-                    r.memory_bytes
-                ])?;
-            }
-        }
-        tx.commit()
+        let run_id = self.run_id.clone();
+        self.insert_each(
+            "INSERT INTO container_samples (run_id, worker, timestamp_ns, instance_id, cpu_usage_ns, memory_bytes)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            rows,
+            |stmt, r| stmt.execute(params![
+                run_id,
+                r.worker,
+                r.timestamp_ns,
+                r.instance_id,
+                r.cpu_usage_ns,
+                r.memory_bytes
+            ]),
+        )
     }
 
     pub fn worker_samples(&mut self, rows: &[WorkerSampleRow]) -> rusqlite::Result<()> {
-        let tx = self.conn.transaction()?;
-        {
-            let mut stmt = tx.prepare(
-                "INSERT INTO worker_samples (run_id, worker, timestamp_ns, cpu_cores, ram_bytes)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
-            for r in rows {
-                stmt.execute(params![self.run_id, r.worker, r.timestamp_ns, r.cpu_cores, r.ram_bytes])?;
-            }
-        }
-        tx.commit()
+        let run_id = self.run_id.clone();
+        self.insert_each(
+            "INSERT INTO worker_samples (run_id, worker, timestamp_ns, cpu_cores, ram_bytes)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            rows,
+            |stmt, r| stmt.execute(params![run_id, r.worker, r.timestamp_ns, r.cpu_cores, r.ram_bytes]),
+        )
     }
 }
 

@@ -108,7 +108,7 @@ pub fn run(cfg: &BenchConfig, progress: &Progress) -> Result<BenchResult> {
     bar.inc(2);
     bar.finish();
     let result = BenchResult {
-        created_at: crate::time::now_rfc3339(),
+        created_at: hyperfake_core::time::UtcTime::now().rfc3339(),
         cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         forest: forest_bench,
         linear: linear_bench,
@@ -340,7 +340,7 @@ fn bench_latency(
         kind,
         training_run: "bench".into(),
         training_sources: vec![],
-        trained_at: crate::time::now_rfc3339(),
+        trained_at: hyperfake_core::time::UtcTime::now().rfc3339(),
         sample_count: 0,
         input_ranges: [zero; 5],
         output_ranges: [zero; 3],

@@ -31,7 +31,6 @@ pub mod progress;
 pub mod report;
 pub mod split;
 pub mod synth;
-pub mod time;
 pub mod train;
 
 pub use data::{Dataset, Table};

@@ -177,24 +177,14 @@ impl Report {
             }
             s.push_str("<table><tr><th>model</th><th>target</th><th>R²</th><th>MAE</th><th>RMSE</th>\
                         <th>MAPE %</th><th>|err| p50</th><th>p90</th><th>p95</th><th>p99</th><th>fit s</th></tr>\n");
-            for m in &img.models {
-                for (t, unit) in TARGETS.iter().zip(TARGET_UNITS) {
-                    let Some(x) = m.test.get(*t) else { continue };
-                    let _ = write!(
-                        s,
-                        "<tr><td class=l>{}</td><td class=l>{} ({unit})</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
-                        m.kind,
-                        t,
-                        opt(x.r2, 4),
-                        num(x.mae),
-                        num(x.rmse),
-                        opt(x.mape, 2)
-                    );
-                    for (_, v) in &x.abs_error_percentiles {
-                        let _ = write!(s, "<td>{}</td>", num(*v));
-                    }
-                    let _ = writeln!(s, "<td>{:.3}</td></tr>", m.fit_seconds);
+            for row in metrics_rows(&img.models) {
+                s.push_str("<tr>");
+                for (i, cell) in row.iter().enumerate() {
+                    // The model and target columns are text, left-aligned.
+                    let class = if i < 2 { " class=l" } else { "" };
+                    let _ = write!(s, "<td{class}>{}</td>", esc(cell));
                 }
+                s.push_str("</tr>\n");
             }
             s.push_str("</table>\n");
             for m in &img.models {
@@ -215,26 +205,35 @@ fn metrics_table_md(models: &[ModelReport]) -> String {
         "| model | target | R² | MAE | RMSE | MAPE % | \\|err\\| p50 | p90 | p95 | p99 | fit s |\n\
          |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
-    for m in models {
-        for (t, unit) in TARGETS.iter().zip(TARGET_UNITS) {
-            let Some(x) = m.test.get(*t) else { continue };
-            let _ = write!(
-                s,
-                "| {} | {t} ({unit}) | {} | {} | {} | {} |",
-                m.kind,
-                opt(x.r2, 4),
-                num(x.mae),
-                num(x.rmse),
-                opt(x.mape, 2)
-            );
-            for (_, v) in &x.abs_error_percentiles {
-                let _ = write!(s, " {} |", num(*v));
-            }
-            let _ = writeln!(s, " {:.3} |", m.fit_seconds);
-        }
+    for row in metrics_rows(models) {
+        let _ = writeln!(s, "| {} |", row.join(" | "));
     }
     s.push('\n');
     s
+}
+
+/// The test metrics, one row of cells per model and target: model, target
+/// (unit), R², MAE, RMSE, MAPE %, |err| percentiles, fit seconds. Markdown
+/// and HTML render the same rows.
+fn metrics_rows(models: &[ModelReport]) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    for m in models {
+        for (t, unit) in TARGETS.iter().zip(TARGET_UNITS) {
+            let Some(x) = m.test.get(*t) else { continue };
+            let mut row = vec![
+                m.kind.to_string(),
+                format!("{t} ({unit})"),
+                opt(x.r2, 4),
+                num(x.mae),
+                num(x.rmse),
+                opt(x.mape, 2),
+            ];
+            row.extend(x.abs_error_percentiles.iter().map(|(_, v)| num(*v)));
+            row.push(format!("{:.3}", m.fit_seconds));
+            rows.push(row);
+        }
+    }
+    rows
 }
 
 /// Compact number: 4 significant digits.

@@ -132,7 +132,7 @@ pub fn train(cfg: &TrainConfig, progress: &Progress) -> Result<TrainOutcome> {
     let run = cfg.run.clone().unwrap_or_else(|| ds.run_name());
     let run_dir = cfg.out.join(&run);
     std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
-    let trained_at = crate::time::now_rfc3339();
+    let trained_at = hyperfake_core::time::UtcTime::now().rfc3339();
     let sources: Vec<String> = ds.sources.iter().map(|p| p.display().to_string()).collect();
 
     let fit_bar = progress.bar("fitting models");
