@@ -174,8 +174,7 @@ impl WorkerStats {
 
 /// The endpoint for a worker address (`host:port`, or a full `http://` URI).
 pub fn endpoint(address: &str) -> Result<Endpoint, tonic::transport::Error> {
-    let uri = if address.contains("://") { address.to_string() } else { format!("http://{address}") };
-    Ok(Endpoint::from_shared(uri)?
+    Ok(proto::endpoint(address)?
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true)
         .http2_keep_alive_interval(KEEPALIVE)

@@ -8,7 +8,7 @@ use hyperfake_core::{FunctionConfig, FunctionId, ImageTag};
 use proto::auth::{AuthChannel, BearerToken, TokenError};
 use proto::database::function_store_client::FunctionStoreClient;
 use proto::database::{CreateRequest, FunctionRecord, ListRequest};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Code, Request, Response, Status};
 
 use crate::function::{Function, InvalidRecord};
@@ -83,8 +83,7 @@ impl DatabaseClient {
     /// [`ClientError::Unavailable`] if nothing listens. A lost connection is
     /// re-established by the next call.
     pub fn connect(address: &str) -> Result<Self, ClientError> {
-        let uri = if address.contains("://") { address.to_string() } else { format!("http://{address}") };
-        let endpoint = Endpoint::from_shared(uri)
+        let endpoint = proto::endpoint(address)
             .map_err(|source| ClientError::InvalidAddress { address: address.to_string(), source })?;
         let channel = endpoint.connect_lazy();
         let inner = Self::inner(channel.clone(), BearerToken::default());

@@ -20,7 +20,7 @@ use proto::controller::controller_client::ControllerClient;
 use proto::controller::{StateRequest, StateResponse, StatusRequest, StatusUpdate};
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::config::PoolSettings;
 use crate::instances::WorkerIndex;
@@ -90,8 +90,7 @@ pub struct WorkerPool {
 /// A client for a controller at `address` that dials lazily, with the pool's
 /// connect timeout and keep-alives that notice a vanished peer.
 pub fn channel(address: &str, connect_timeout: Duration) -> Result<Channel, tonic::transport::Error> {
-    let uri = if address.contains("://") { address.to_string() } else { format!("http://{address}") };
-    Ok(Endpoint::from_shared(uri)?
+    Ok(proto::endpoint(address)?
         .connect_timeout(connect_timeout)
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(5))

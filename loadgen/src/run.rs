@@ -16,7 +16,6 @@ use proto::auth::{AuthChannel, BearerToken};
 use proto::leaf::CreateFunctionRequest;
 use proto::leaf::leaf_client::LeafClient;
 use tokio::sync::watch;
-use tonic::transport::Endpoint;
 
 use crate::config::Workload;
 use crate::payload::Payloads;
@@ -79,9 +78,9 @@ pub fn new_run_id() -> String {
 /// Connects to a leaf with hyperfake's message size limits, sending `token`
 /// with every request.
 pub async fn connect(address: &str, token: BearerToken) -> anyhow::Result<LeafClient<AuthChannel>> {
-    let uri = if address.contains("://") { address.to_string() } else { format!("http://{address}") };
-    let channel = Endpoint::from_shared(uri.clone())
-        .with_context(|| format!("invalid leaf address {address:?}"))?
+    let endpoint = proto::endpoint(address).with_context(|| format!("invalid leaf address {address:?}"))?;
+    let uri = endpoint.uri().clone();
+    let channel = endpoint
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true)
         .connect()

@@ -25,3 +25,23 @@ pub mod database {
 pub mod auth;
 pub mod convert;
 pub mod deadline;
+
+/// The endpoint for a service address as users write it: `host:port`, or a
+/// URI with its scheme (`http://host:port`). Every client dials through this,
+/// so they all accept the same addresses.
+pub fn endpoint(address: &str) -> Result<tonic::transport::Endpoint, tonic::transport::Error> {
+    let uri = if address.contains("://") { address.to_string() } else { format!("http://{address}") };
+    tonic::transport::Endpoint::from_shared(uri)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_address_dials_with_or_without_its_scheme() {
+        let bare = super::endpoint("127.0.0.1:50050").unwrap();
+        let full = super::endpoint("http://127.0.0.1:50050").unwrap();
+        assert_eq!(bare.uri(), full.uri());
+        assert_eq!(bare.uri().authority().unwrap().as_str(), "127.0.0.1:50050");
+        assert!(super::endpoint("not a host:port").is_err());
+    }
+}
