@@ -270,16 +270,21 @@ pub async fn eventually(within: Duration, what: &str, mut check: impl FnMut() ->
     }
 }
 
-/// A numeric response metadata value; panics if missing.
-pub fn metadata_u64<T>(response: &tonic::Response<T>, key: &str) -> u64 {
+/// A response metadata value as text; panics if missing or not ASCII.
+pub fn metadata_str<T>(response: &tonic::Response<T>, key: &str) -> String {
     response
         .metadata()
         .get(key)
         .unwrap_or_else(|| panic!("metadata {key} missing"))
         .to_str()
         .unwrap()
-        .parse()
-        .unwrap()
+        .to_string()
+}
+
+/// A numeric response metadata value; panics if missing or not a number.
+pub fn metadata_u64<T>(response: &tonic::Response<T>, key: &str) -> u64 {
+    let text = metadata_str(response, key);
+    text.parse().unwrap_or_else(|e| panic!("metadata {key} = {text:?}: {e}"))
 }
 
 /// A leaf or load-balancer node served on 127.0.0.1:0 until dropped (or

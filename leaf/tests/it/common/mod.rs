@@ -16,7 +16,7 @@ use tonic::transport::Channel;
 use worker::WorkerSettings;
 
 pub use hyperfake_testkit::{
-    ECHO, HELLO, SIMUL, config, container_logs, eventually, leaf_settings, metadata_u64, unique,
+    ECHO, HELLO, SIMUL, config, container_logs, eventually, leaf_settings, metadata_str, metadata_u64, unique,
 };
 
 pub struct TestContext {
@@ -110,16 +110,6 @@ pub async fn call(
         .clone()
         .schedule_call(ScheduleCallRequest { function_id: Some(function.into()), data: data.to_vec() })
         .await
-}
-
-pub fn metadata_str<T>(response: &tonic::Response<T>, key: &str) -> String {
-    response
-        .metadata()
-        .get(key)
-        .unwrap_or_else(|| panic!("metadata {key} missing"))
-        .to_str()
-        .unwrap()
-        .to_string()
 }
 
 /// A worker run as its own process (the `worker` binary), so a test can
