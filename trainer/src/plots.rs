@@ -30,54 +30,62 @@ pub fn write(path: &Path, title: &str, actual: &[[f64; 3]], predicted: &[[f64; 3
         let label = format!("{} ({})", TARGETS[t], TARGET_UNITS[t]);
 
         let (lo, hi) = bounds(a.iter().chain(&p));
-        let mut chart = ChartBuilder::on(&panels[t])
-            .caption(&label, ("sans-serif", 13))
-            .margin(8)
-            .x_label_area_size(30)
-            .y_label_area_size(60)
-            .build_cartesian_2d(lo..hi, lo..hi)
-            .map_err(plot_err)?;
-        chart
-            .configure_mesh()
-            .x_desc("actual")
-            .y_desc("predicted")
-            .x_labels(5)
-            .y_labels(5)
-            .x_label_formatter(&|v| short(*v))
-            .y_label_formatter(&|v| short(*v))
-            .draw()
-            .map_err(plot_err)?;
-        chart.draw_series(LineSeries::new([(lo, lo), (hi, hi)], RED.stroke_width(1))).map_err(plot_err)?;
-        chart
-            .draw_series(a.iter().zip(&p).map(|(a, p)| Circle::new((*a, *p), 2, BLUE.mix(0.35).filled())))
-            .map_err(plot_err)?;
-
-        let (plo, phi) = bounds(p.iter());
-        let (rlo, rhi) = bounds(r.iter());
-        let mut chart = ChartBuilder::on(&panels[3 + t])
-            .margin(8)
-            .x_label_area_size(30)
-            .y_label_area_size(60)
-            .build_cartesian_2d(plo..phi, rlo..rhi)
-            .map_err(plot_err)?;
-        chart
-            .configure_mesh()
-            .x_desc("predicted")
-            .y_desc("residual")
-            .x_labels(5)
-            .y_labels(5)
-            .x_label_formatter(&|v| short(*v))
-            .y_label_formatter(&|v| short(*v))
-            .draw()
-            .map_err(plot_err)?;
-        chart
-            .draw_series(LineSeries::new([(plo, 0.0), (phi, 0.0)], RED.stroke_width(1)))
-            .map_err(plot_err)?;
-        chart
-            .draw_series(p.iter().zip(&r).map(|(p, r)| Circle::new((*p, *r), 2, GREEN.mix(0.35).filled())))
-            .map_err(plot_err)?;
+        scatter(
+            &panels[t],
+            Some(&label),
+            ("actual", "predicted"),
+            (lo..hi, lo..hi),
+            [(lo, lo), (hi, hi)],
+            a.iter().copied().zip(p.iter().copied()),
+            BLUE,
+        )?;
+        let ((plo, phi), (rlo, rhi)) = (bounds(p.iter()), bounds(r.iter()));
+        scatter(
+            &panels[3 + t],
+            None,
+            ("predicted", "residual"),
+            (plo..phi, rlo..rhi),
+            [(plo, 0.0), (phi, 0.0)],
+            p.iter().copied().zip(r.iter().copied()),
+            GREEN,
+        )?;
     }
     root.present().map_err(plot_err)?;
+    Ok(())
+}
+
+/// One panel: `points` in `color` over a red reference line from `line[0]` to `line[1]`.
+fn scatter<DB: DrawingBackend>(
+    panel: &DrawingArea<DB, plotters::coord::Shift>,
+    caption: Option<&str>,
+    (x_desc, y_desc): (&str, &str),
+    (x, y): (std::ops::Range<f64>, std::ops::Range<f64>),
+    line: [(f64, f64); 2],
+    points: impl Iterator<Item = (f64, f64)>,
+    color: RGBColor,
+) -> Result<()> {
+    let mut builder = ChartBuilder::on(panel);
+    if let Some(caption) = caption {
+        builder.caption(caption, ("sans-serif", 13));
+    }
+    let mut chart = builder
+        .margin(8)
+        .x_label_area_size(30)
+        .y_label_area_size(60)
+        .build_cartesian_2d(x, y)
+        .map_err(plot_err)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .x_labels(5)
+        .y_labels(5)
+        .x_label_formatter(&|v| short(*v))
+        .y_label_formatter(&|v| short(*v))
+        .draw()
+        .map_err(plot_err)?;
+    chart.draw_series(LineSeries::new(line, RED.stroke_width(1))).map_err(plot_err)?;
+    chart.draw_series(points.map(|p| Circle::new(p, 2, color.mix(0.35).filled()))).map_err(plot_err)?;
     Ok(())
 }
 
