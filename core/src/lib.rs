@@ -12,10 +12,12 @@
 pub mod config;
 pub mod defaults;
 pub mod ids;
+pub mod payload;
 pub mod time;
 pub mod trailers;
 pub mod units;
 
 pub use config::{ConfigError, CpuQuota, FunctionConfig};
 pub use ids::{FunctionId, ImageTag, InstanceId, RequestId};
+pub use payload::{PayloadFeature, PayloadFeatures};
 pub use units::{Bytes, Cores, Nanos, UnitError};
