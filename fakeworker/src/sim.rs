@@ -230,17 +230,20 @@ impl InstanceConn for SimInstance {
             started: Instant::now(),
         };
         let info = model.info();
-        let prediction = model.predict_one(info.clamp_input(features)).map_err(|e| {
+        let (mut row, _defaults) = info.inputs_for(features, &request.data);
+        info.clamp_input(&mut row);
+        let prediction = model.predict_one(&row).map_err(|e| {
             CallError::Status(tonic::Status::internal(format!(
                 "model {} failed: {e:#}",
                 model.path().display()
             )))
         })?;
-        let [runtime_ns, cpu, ram] = info.clamp_output(prediction).map(f64::from);
+        let prediction = info.clamp_output(prediction);
+        let [runtime_ns, cpu, ram] = prediction.targets().map(f64::from);
         let noise = match self.state.settings.noise_seed {
             Some(_) => {
                 let u: f64 = lock(&self.state.rng).random();
-                info.runtime_residual(u).unwrap_or(0.0)
+                info.sample_runtime_residual(runtime_ns, u).unwrap_or(0.0)
             }
             None => 0.0,
         };

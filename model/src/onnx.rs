@@ -7,8 +7,12 @@ use hyperfake_core::ImageTag;
 use ort::session::Session;
 use ort::value::{TensorElementType, TensorRef, ValueType};
 
+use hyperfake_core::payload::PayloadFeatures;
+use serde::de::DeserializeOwned;
+
+use crate::ModelError;
 use crate::info::{ModelInfo, ModelKind, Range, RuntimeUnit};
-use crate::{Features, ModelError, Targets};
+use crate::spread::Spread;
 
 /// Keys of the `metadata_props` hyperfake writes into ONNX files. Values are
 /// strings; the ones marked JSON hold JSON text. Files from elsewhere may have
@@ -18,9 +22,11 @@ pub mod metadata_keys {
     pub const IMAGE_TAG: &str = "hyperfake.image_tag";
     /// `linear`, `ridge` or `random-forest`.
     pub const MODEL_KIND: &str = "hyperfake.model_kind";
-    /// JSON array of input names, in order.
+    /// JSON array of input names, in order ([`crate::input_names`]; a payload
+    /// feature may be listed as `feature_<name>`); checked when present.
     pub const FEATURES: &str = "hyperfake.features";
-    /// JSON array of target names, in order.
+    /// JSON array of target names, in order (3 or 5 of
+    /// [`crate::ALL_TARGETS`]); checked against the output width when present.
     pub const TARGETS: &str = "hyperfake.targets";
     /// JSON object: column name → unit (`docs/units.md`).
     pub const UNITS: &str = "hyperfake.units";
@@ -34,12 +40,31 @@ pub mod metadata_keys {
     pub const TRAINED_AT: &str = "hyperfake.trained_at";
     /// Training row count.
     pub const SAMPLE_COUNT: &str = "hyperfake.sample_count";
-    /// JSON array of 5 `{"min":..,"max":..}`.
+    /// JSON array of `5 + k` `{"min":..,"max":..}` (one per input), each
+    /// finite with `min ≤ max`.
     pub const INPUT_RANGES: &str = "hyperfake.input_ranges";
-    /// JSON array of 3 `{"min":..,"max":..}` (runtime in `runtime_unit`).
+    /// JSON array of 3 or 5 `{"min":..,"max":..}`, one per output (runtime
+    /// in `runtime_unit`).
     pub const OUTPUT_RANGES: &str = "hyperfake.output_ranges";
-    /// JSON array of evenly spaced quantiles of the training runtime residual.
+    /// JSON array of evenly spaced quantiles of the training runtime residual
+    /// (in `runtime_unit`; superseded by [`RUNTIME_SPREAD`]).
     pub const RUNTIME_RESIDUAL_QUANTILES: &str = "hyperfake.runtime_residual_quantiles";
+    /// JSON: the payload feature declarations (`PayloadFeatures` serde form,
+    /// `[{"name":"graph_nodes","json":"/size"}, ..]`): inputs 5, 6, …
+    pub const PAYLOAD_FEATURES: &str = "hyperfake.payload_features";
+    /// JSON array: one finite default per payload feature (training median),
+    /// used when a call's payload does not yield it. Required with
+    /// [`PAYLOAD_FEATURES`] (unless that is `[]`).
+    pub const PAYLOAD_FEATURE_DEFAULTS: &str = "hyperfake.payload_feature_defaults";
+    /// JSON `Spread`: `[{"upto": <predicted runtime>, "quantiles": [101 values
+    /// of actual − predicted]}, ..]`, `upto` strictly increasing, in
+    /// `runtime_unit`.
+    pub const RUNTIME_SPREAD: &str = "hyperfake.runtime_spread";
+    /// JSON `Spread` of the worker overhead (ns), like [`RUNTIME_SPREAD`].
+    pub const OVERHEAD_SPREAD: &str = "hyperfake.overhead_spread";
+    /// JSON array of evenly spaced quantiles (101) of the image's Start→ready
+    /// durations, ns, non-decreasing, ≥ 0.
+    pub const COLD_START_NS_QUANTILES: &str = "hyperfake.cold_start_ns_quantiles";
 }
 
 /// An ONNX Runtime session. ONNX Runtime's `Run` is thread-safe but `ort`
@@ -68,14 +93,31 @@ pub(crate) fn load(path: &Path) -> Result<(ModelInfo, OnnxPredictor), ModelError
         .map_err(|e| onnx_err(e.to_string()))?;
     let invalid = |what: String| ModelError::Invalid { path: path.into(), what };
 
+    let meta = session.metadata().map_err(|e| onnx_err(e.to_string()))?;
+    let get = |key: &str| meta.custom(key);
+    fn parse<T: DeserializeOwned>(
+        get: &dyn Fn(&str) -> Option<String>,
+        key: &str,
+    ) -> Result<Option<T>, String> {
+        get(key).map(|s| serde_json::from_str(&s).map_err(|e| format!("metadata {key}: {e}"))).transpose()
+    }
+    let meta_err = |e: String| invalid(e);
+    let payload_features: PayloadFeatures =
+        parse(&get, metadata_keys::PAYLOAD_FEATURES).map_err(meta_err)?.unwrap_or_default();
+    let width = crate::BASE_INPUTS + payload_features.len();
+
     let [input] = session.inputs() else {
         return Err(invalid(format!("expected 1 input, found {}", session.inputs().len())));
     };
     let in_shape = float_shape(input.dtype()).ok_or_else(|| {
         invalid(format!("input {:?} must be a float32 tensor, found {:?}", input.name(), input.dtype()))
     })?;
-    if in_shape.len() != 2 || in_shape[1] != 5 {
-        return Err(invalid(format!("input {:?} must have shape [N,5], found {in_shape:?}", input.name())));
+    if in_shape.len() != 2 || usize::try_from(in_shape[1]).ok() != Some(width) {
+        return Err(invalid(format!(
+            "input {:?} must have shape [N,{width}] (5 fixed inputs + {} payload features), found {in_shape:?}",
+            input.name(),
+            payload_features.len()
+        )));
     }
     let fixed_batch = usize::try_from(in_shape[0]).ok().filter(|n| *n > 0);
     let output = session
@@ -87,23 +129,19 @@ pub(crate) fn load(path: &Path) -> Result<(ModelInfo, OnnxPredictor), ModelError
     let out_shape = float_shape(output.dtype()).ok_or_else(|| {
         invalid(format!("output {:?} must be a float32 tensor, found {:?}", output.name(), output.dtype()))
     })?;
-    if out_shape.len() != 2 || !(out_shape[1] == 3 || out_shape[1] < 0) {
-        return Err(invalid(format!(
-            "output {:?} must have shape [N,3], found {out_shape:?}",
-            output.name()
-        )));
-    }
-
-    let meta = session.metadata().map_err(|e| onnx_err(e.to_string()))?;
-    let get = |key: &str| meta.custom(key);
-    let parse_json = |key: &str| -> Result<Option<serde_json::Value>, ModelError> {
-        get(key)
-            .map(|s| {
-                serde_json::from_str(&s)
-                    .map_err(|e| invalid(format!("metadata {key} is not valid JSON: {e}")))
-            })
-            .transpose()
+    let targets: Option<Vec<String>> = parse(&get, metadata_keys::TARGETS).map_err(meta_err)?;
+    let output_count = match out_shape.as_slice() {
+        [_, n] if *n == 3 || *n == 5 => usize::try_from(*n).unwrap_or(3),
+        // A dynamic width: the targets metadata says, else HyperFake's 3.
+        [_, n] if *n < 0 => targets.as_ref().map_or(crate::TARGETS.len(), Vec::len),
+        _ => {
+            return Err(invalid(format!(
+                "output {:?} must have shape [N,3] or [N,5], found {out_shape:?}",
+                output.name()
+            )));
+        }
     };
+
     let image_tag = match get(metadata_keys::IMAGE_TAG) {
         Some(tag) => ImageTag::from(tag),
         None => image_from_file_name(path),
@@ -119,21 +157,14 @@ pub(crate) fn load(path: &Path) -> Result<(ModelInfo, OnnxPredictor), ModelError
         Some(other) => return Err(invalid(format!("metadata runtime_unit {other:?} is neither ns nor ms"))),
     };
     let scale = unit.nanos_per_unit();
-    let input_ranges: Option<[Range; 5]> = parse_json(metadata_keys::INPUT_RANGES)?
-        .map(serde_json::from_value)
-        .transpose()
-        .map_err(|e| invalid(format!("metadata {}: {e}", metadata_keys::INPUT_RANGES)))?;
-    let mut output_ranges: Option<[Range; 3]> = parse_json(metadata_keys::OUTPUT_RANGES)?
-        .map(serde_json::from_value)
-        .transpose()
-        .map_err(|e| invalid(format!("metadata {}: {e}", metadata_keys::OUTPUT_RANGES)))?;
-    if let Some(r) = &mut output_ranges {
-        r[0] = Range { min: r[0].min * scale, max: r[0].max * scale };
+    let mut output_ranges: Option<Vec<Range>> =
+        parse(&get, metadata_keys::OUTPUT_RANGES).map_err(meta_err)?;
+    if let Some(r) = output_ranges.as_mut().and_then(|r| r.first_mut()) {
+        *r = Range { min: r.min * scale, max: r.max * scale };
     }
-    let quantiles: Option<Vec<f64>> = parse_json(metadata_keys::RUNTIME_RESIDUAL_QUANTILES)?
-        .map(serde_json::from_value)
-        .transpose()
-        .map_err(|e| invalid(format!("metadata {}: {e}", metadata_keys::RUNTIME_RESIDUAL_QUANTILES)))?;
+    let quantiles: Option<Vec<f64>> =
+        parse(&get, metadata_keys::RUNTIME_RESIDUAL_QUANTILES).map_err(meta_err)?;
+    let runtime_spread: Option<Spread> = parse(&get, metadata_keys::RUNTIME_SPREAD).map_err(meta_err)?;
     let sample_count = get(metadata_keys::SAMPLE_COUNT)
         .map(|s| s.parse::<u64>())
         .transpose()
@@ -145,10 +176,24 @@ pub(crate) fn load(path: &Path) -> Result<(ModelInfo, OnnxPredictor), ModelError
         training_run: get(metadata_keys::TRAINING_RUN),
         trained_at: get(metadata_keys::TRAINED_AT),
         sample_count,
-        input_ranges,
+        payload_feature_defaults: parse(&get, metadata_keys::PAYLOAD_FEATURE_DEFAULTS)
+            .map_err(meta_err)?
+            .unwrap_or_default(),
+        payload_features,
+        output_count,
+        input_ranges: parse(&get, metadata_keys::INPUT_RANGES).map_err(meta_err)?,
         output_ranges,
         runtime_residual_quantiles: quantiles.map(|q| q.into_iter().map(|v| v * scale).collect()),
+        runtime_spread: runtime_spread.map(|s| s.scaled(scale)),
+        overhead_spread: parse(&get, metadata_keys::OVERHEAD_SPREAD).map_err(meta_err)?,
+        cold_start_ns_quantiles: parse(&get, metadata_keys::COLD_START_NS_QUANTILES).map_err(meta_err)?,
     };
+    info.check().map_err(invalid)?;
+    let features: Option<Vec<String>> = parse(&get, metadata_keys::FEATURES).map_err(meta_err)?;
+    crate::check_input_names(metadata_keys::FEATURES, features.as_deref(), &info.payload_features)
+        .map_err(invalid)?;
+    crate::check_target_names(metadata_keys::TARGETS, targets.as_deref(), info.output_names())
+        .map_err(invalid)?;
     drop(meta);
     let predictor = OnnxPredictor {
         path: path.into(),
@@ -176,40 +221,49 @@ fn float_shape(t: &ValueType) -> Option<Vec<i64>> {
 }
 
 impl OnnxPredictor {
-    pub(crate) fn predict(&self, rows: &[Features]) -> Result<Vec<Targets>, ModelError> {
-        let mut out = Vec::with_capacity(rows.len());
-        let batch = self.fixed_batch.unwrap_or(rows.len().max(1));
-        for chunk in rows.chunks(batch) {
-            if chunk.len() != batch {
+    /// Outputs (`outputs` per row, flat) of flat rows of `width` inputs.
+    pub(crate) fn predict(&self, flat: &[f32], width: usize, outputs: usize) -> Result<Vec<f32>, ModelError> {
+        let rows = flat.len() / width.max(1);
+        let mut out = Vec::with_capacity(rows * outputs);
+        let batch = self.fixed_batch.unwrap_or(rows.max(1));
+        for chunk in flat.chunks(batch * width) {
+            let n = chunk.len() / width;
+            if n != batch {
                 // A fixed-batch model gets the last rows padded with copies.
                 let mut padded = chunk.to_vec();
-                padded.resize(batch, chunk[chunk.len() - 1]);
-                out.extend(self.run(&padded)?.into_iter().take(chunk.len()));
+                let last = chunk[chunk.len() - width..].to_vec();
+                for _ in n..batch {
+                    padded.extend_from_slice(&last);
+                }
+                let mut y = self.run(&padded, width, outputs)?;
+                y.truncate(n * outputs);
+                out.extend(y);
             } else {
-                out.extend(self.run(chunk)?);
+                out.extend(self.run(chunk, width, outputs)?);
             }
         }
         Ok(out)
     }
 
-    fn run(&self, rows: &[Features]) -> Result<Vec<Targets>, ModelError> {
+    fn run(&self, flat: &[f32], width: usize, outputs: usize) -> Result<Vec<f32>, ModelError> {
         let run_err = |message: String| ModelError::Run { path: self.path.clone(), message };
-        let flat: Vec<f32> = rows.iter().flatten().copied().collect();
-        let tensor =
-            TensorRef::from_array_view(([rows.len(), 5], &flat[..])).map_err(|e| run_err(e.to_string()))?;
+        let rows = flat.len() / width;
+        let tensor = TensorRef::from_array_view(([rows, width], flat)).map_err(|e| run_err(e.to_string()))?;
         let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
-        let outputs =
+        let result =
             session.run(ort::inputs![self.input.as_str() => tensor]).map_err(|e| run_err(e.to_string()))?;
         let (shape, data) =
-            outputs[self.output.as_str()].try_extract_tensor::<f32>().map_err(|e| run_err(e.to_string()))?;
-        if data.len() != rows.len() * 3 {
+            result[self.output.as_str()].try_extract_tensor::<f32>().map_err(|e| run_err(e.to_string()))?;
+        if data.len() != rows * outputs {
             return Err(run_err(format!(
-                "output has shape {:?} for {} rows; expected [{}, 3]",
+                "output has shape {:?} for {rows} rows; expected [{rows}, {outputs}]",
                 &shape[..],
-                rows.len(),
-                rows.len()
             )));
         }
-        Ok(data.chunks_exact(3).map(|c| [c[0] * self.runtime_scale, c[1], c[2]]).collect())
+        let mut data = data.to_vec();
+        for row in data.chunks_exact_mut(outputs) {
+            row[0] *= self.runtime_scale;
+        }
+        Ok(data)
     }
 }

@@ -1,6 +1,9 @@
-//! Integration tests of `hyperfake-model` that need no ONNX writer: JSON
-//! files (ours and HyperFake's), metadata helpers, errors. ONNX round trips
-//! are tested in the trainer, which writes ONNX files.
+//! Integration tests of `hyperfake-model`: JSON files (ours and HyperFake's,
+//! with and without payload features and extra outputs), ONNX files written
+//! by a small protobuf encoder (5 and 5+k inputs, 3 and 5 outputs), metadata
+//! checks and errors. The trainer tests its own ONNX writer against this crate.
 
 /// JSON linear-model files.
 mod json;
+/// ONNX files.
+mod onnx;

@@ -25,7 +25,7 @@ fn every_export_predicts_like_the_in_process_model() {
             .step_by(7)
             .map(|s| {
                 #[allow(clippy::cast_possible_truncation)]
-                s.x.map(|v| v as f32)
+                std::array::from_fn(|j| s.x[j] as f32)
             })
             .collect();
         for kind in all_kinds() {
@@ -41,7 +41,7 @@ fn every_export_predicts_like_the_in_process_model() {
                 assert_eq!(info.kind, kind, "{}", file.display());
                 assert_eq!(info.training_run.as_deref(), Some("roundtrip"));
                 assert_eq!(info.runtime_residual_quantiles.as_ref().map(Vec::len), Some(101));
-                let ranges = info.input_ranges.expect("input ranges");
+                let ranges = info.input_ranges.clone().expect("input ranges");
                 assert!(ranges[2].min >= 1.0 && ranges[2].max <= 16.0, "{ranges:?}");
                 assert!(info.output_ranges.is_some());
                 let predicted = model.predict(&rows).unwrap();
