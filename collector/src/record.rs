@@ -29,6 +29,9 @@ pub struct EventRow {
     pub detail: String,
     pub exit_code: Option<i64>,
     pub oom_killed: bool,
+    /// Successful START only: ns from the worker accepting `Start` to the
+    /// instance being ready. `None` when the worker did not send it.
+    pub start_duration_ns: Option<i64>,
 }
 
 /// One function container in one resource sample (`container_samples`).
@@ -75,6 +78,7 @@ impl EventRow {
             detail: update.detail.clone(),
             exit_code: update.exit_code,
             oom_killed: update.oom_killed,
+            start_duration_ns: proto::convert::duration_from_ns(update.start_duration_ns).map(|d| d.as_i64()),
         }
     }
 
@@ -195,6 +199,7 @@ mod tests {
             timestamp: Some(prost_types_timestamp(1_700_000_000_123_456_789)),
             exit_code: Some(137),
             oom_killed: true,
+            start_duration_ns: Some(412_000_000),
             ..Default::default()
         };
         let row = EventRow::from_wire(&worker, &update);
@@ -204,6 +209,7 @@ mod tests {
         assert_eq!(row.status, "SUCCESS");
         assert_eq!(row.timestamp_ns, Some(1_700_000_000_123_456_789));
         assert_eq!((row.exit_code, row.oom_killed), (Some(137), true));
+        assert_eq!(row.start_duration_ns, Some(412_000_000));
         assert!(!row.is_call_event());
     }
 

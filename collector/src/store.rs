@@ -48,7 +48,8 @@ CREATE TABLE IF NOT EXISTS instance_events (
     timestamp_ns INTEGER,            -- worker clock
     detail       TEXT NOT NULL,      -- exit code, OOM, error message; '' if none
     exit_code    INTEGER NULL,       -- DOWN only
-    oom_killed   INTEGER NOT NULL    -- 0 | 1
+    oom_killed   INTEGER NOT NULL,   -- 0 | 1
+    start_duration_ns INTEGER NULL   -- successful START only: Start accepted -> instance ready
 );
 CREATE TABLE IF NOT EXISTS container_samples (
     run_id       TEXT NOT NULL,
@@ -130,7 +131,22 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
     // commits cheap: what we promise is "at most the last batch".
     conn.pragma_update(None, "synchronous", "NORMAL").map_err(open_err)?;
     conn.execute_batch(SCHEMA).map_err(open_err)?;
+    upgrade(&conn).map_err(open_err)?;
     Ok(conn)
+}
+
+/// Brings tables made by an earlier collector up to [`SCHEMA`] in place:
+/// `instance_events` gained `start_duration_ns` (NULL in older rows).
+fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
+    let has: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM pragma_table_info('instance_events') WHERE name = 'start_duration_ns'",
+        [],
+        |r| r.get(0),
+    )?;
+    if has == 0 {
+        conn.execute_batch("ALTER TABLE instance_events ADD COLUMN start_duration_ns INTEGER NULL")?;
+    }
+    Ok(())
 }
 
 /// One start of the collector for a run.
@@ -444,8 +460,9 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 const INSERT_EVENT: &str = "INSERT INTO instance_events
-    (run_id, worker, instance_id, function_id, event, status, timestamp_ns, detail, exit_code, oom_killed)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+    (run_id, worker, instance_id, function_id, event, status, timestamp_ns, detail, exit_code, oom_killed,
+     start_duration_ns)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
 const INSERT_CONTAINER: &str = "INSERT INTO container_samples
     (run_id, worker, timestamp_ns, instance_id, function_id, cpu_usage_ns, memory_bytes)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
@@ -468,6 +485,7 @@ fn insert_event(
         e.detail,
         e.exit_code,
         e.oom_killed,
+        e.start_duration_ns,
     ])?;
     Ok(())
 }

@@ -13,6 +13,7 @@ use std::fmt;
 use std::time::Duration;
 
 use hyperfake_core::config::RawConfig;
+use hyperfake_core::payload::{PayloadFeature, PayloadFeatureError, PayloadFeatures};
 use hyperfake_core::{Bytes, ConfigError as FunctionConfigError, FunctionConfig, ImageTag};
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -138,6 +139,10 @@ pub struct RawFunctionConfig {
     pub max_concurrency: Option<i64>,
     /// Extension: how many functions to create from this image (default 1).
     pub copies: Option<i64>,
+    /// Extension: extra model inputs computed from each request payload, in
+    /// the [`PayloadFeatures`] form. Read as plain values here so that each
+    /// entry's problem is reported at its own path and line.
+    pub features: Option<Vec<serde_json::Value>>,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize)]
@@ -335,6 +340,9 @@ pub struct FunctionSpec {
     /// Functions created from the image, each with its own id and instances;
     /// every call of the image goes to one of them, drawn from the seed.
     pub copies: u32,
+    /// Extra model inputs computed from each request payload (`features:`);
+    /// empty when none are declared.
+    pub features: PayloadFeatures,
 }
 
 /// A validated workload.
@@ -402,6 +410,9 @@ pub enum Problem {
     NotApplicable(&'static str),
     #[error("{0}")]
     Conflict(String),
+    /// A payload feature declaration that is not valid (`function_config.<image>.features`).
+    #[error("{0}")]
+    Feature(String),
 }
 
 /// Every problem found in a workload file (never empty).
@@ -616,8 +627,14 @@ impl Workload {
             let copies = function_config
                 .get(tag)
                 .and_then(|raw| validate_copies(&mut p, &root.key("function_config").key(tag), raw));
-            if let (Some(config), Some(provider), Some(copies)) = (config, provider, copies) {
-                functions.insert(ImageTag::new(tag.clone()), FunctionSpec { config, provider, copies });
+            let features = function_config
+                .get(tag)
+                .and_then(|raw| validate_features(&mut p, &root.key("function_config").key(tag), raw));
+            if let (Some(config), Some(provider), Some(copies), Some(features)) =
+                (config, provider, copies, features)
+            {
+                functions
+                    .insert(ImageTag::new(tag.clone()), FunctionSpec { config, provider, copies, features });
             }
         }
         // Entries for images no phase uses are still checked, so a typo in an
@@ -627,6 +644,7 @@ impl Workload {
                 let path = root.key("function_config").key(tag);
                 validate_function_config(&mut p, &path, raw);
                 validate_copies(&mut p, &path, raw);
+                validate_features(&mut p, &path, raw);
             }
         }
         for (tag, raw) in &data_providers {
@@ -864,12 +882,52 @@ fn validate_copies(p: &mut Problems<'_>, path: &YamlPath, raw: &RawFunctionConfi
     }
 }
 
+/// `features:` of one function: each entry in the [`PayloadFeature`] form,
+/// then the list as a whole (unique names, not too many). Every problem names
+/// the entry it is in.
+fn validate_features(
+    p: &mut Problems<'_>,
+    path: &YamlPath,
+    raw: &RawFunctionConfig,
+) -> Option<PayloadFeatures> {
+    let Some(entries) = &raw.features else { return Some(PayloadFeatures::none()) };
+    let path = path.key("features");
+    let before = p.errors.len();
+    let mut list = Vec::with_capacity(entries.len());
+    for (i, entry) in entries.iter().enumerate() {
+        match serde_json::from_value::<PayloadFeature>(entry.clone()) {
+            Ok(feature) => list.push(feature),
+            Err(e) => p.push(&path.index(i), Problem::Feature(e.to_string())),
+        }
+    }
+    if p.errors.len() > before {
+        return None;
+    }
+    match PayloadFeatures::new(list) {
+        Ok(features) => Some(features),
+        Err(e) => {
+            let at = match &e {
+                // The second declaration of the name is the one to remove.
+                PayloadFeatureError::Duplicate(name) => entries
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, v)| v.get("name").and_then(|n| n.as_str()) == Some(name.as_str()))
+                    .nth(1)
+                    .map_or_else(|| path.clone(), |(i, _)| path.index(i)),
+                _ => path.clone(),
+            };
+            p.push(&at, Problem::Feature(e.to_string()));
+            None
+        }
+    }
+}
+
 fn validate_function_config(
     p: &mut Problems<'_>,
     path: &YamlPath,
     raw: &RawFunctionConfig,
 ) -> Option<FunctionConfig> {
-    let RawFunctionConfig { memory, cpu, timeout, max_concurrency, copies: _ } = raw;
+    let RawFunctionConfig { memory, cpu, timeout, max_concurrency, copies: _, features: _ } = raw;
     let memory = p.check(&path.key("memory"), size(memory));
     let idle = match timeout {
         None => Some(Duration::ZERO),

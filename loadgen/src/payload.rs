@@ -5,11 +5,17 @@
 //! come from its own random stream (seed + call index), so they are the same
 //! whatever order calls are built in. Thumbnailer source JPEGs are generated
 //! once per distinct size and reused.
+//!
+//! The payload features an image declares (`features:`) are computed here
+//! too, from the exact bytes that will be sent, with the one evaluation the
+//! fake worker also uses ([`PayloadFeatures::eval`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use base64::Engine;
+use hyperfake_core::ImageTag;
+use hyperfake_core::payload::PayloadFeatures;
 use image::codecs::jpeg::JpegEncoder;
 use image::{ExtendedColorType, ImageEncoder};
 use rand::{Rng, RngCore};
@@ -22,6 +28,8 @@ pub struct Payloads {
     seed: u64,
     /// Base64 of each generated source JPEG, by (width, height, quality).
     thumbnails: HashMap<(u32, u32, u8), Arc<str>>,
+    /// Declared payload features, by image (images without any are absent).
+    features: HashMap<ImageTag, PayloadFeatures>,
 }
 
 impl Payloads {
@@ -37,7 +45,19 @@ impl Payloads {
                 }
             }
         }
-        Ok(Payloads { seed: schedule.seed, thumbnails })
+        Ok(Payloads { seed: schedule.seed, thumbnails, features: HashMap::new() })
+    }
+
+    /// Computes these payload features for the calls of each image.
+    pub fn with_features(mut self, features: impl IntoIterator<Item = (ImageTag, PayloadFeatures)>) -> Self {
+        self.features = features.into_iter().filter(|(_, f)| !f.is_empty()).collect();
+        self
+    }
+
+    /// The payload feature values of `call` whose body is `body`, in
+    /// declaration order; `None` when its image declares no features.
+    pub fn feature_values(&self, call: &ScheduledCall, body: &[u8]) -> Option<Vec<Option<f64>>> {
+        self.features.get(&call.image_tag).map(|f| f.eval(body))
     }
 
     /// The body of `call`.

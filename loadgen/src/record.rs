@@ -49,6 +49,8 @@ CREATE TABLE IF NOT EXISTS functions (
     copy        INTEGER NOT NULL DEFAULT 0, -- which of the image's `copies`, from 0
     function_id TEXT NOT NULL,
     config_json TEXT NOT NULL,  -- memory (bytes), cpu (CFS us), idle timeout, max concurrency
+    payload_features TEXT,      -- the image's declared payload features (JSON list, '[]' if none);
+                                -- NULL in rows written before features existed
     PRIMARY KEY (run_id, image_tag, copy)
 );
 CREATE TABLE IF NOT EXISTS schedule (
@@ -98,6 +100,9 @@ CREATE TABLE IF NOT EXISTS calls (
     lb_got_request_ns           INTEGER,          -- load-balancer clock
     lb_forwarded_call_ns        INTEGER,          -- load-balancer clock
     trailers_json               TEXT NOT NULL,    -- every response metadata key, verbatim
+    payload_features            TEXT,             -- JSON array: the image's payload feature values, in
+                                                  -- declaration order, null where not computable;
+                                                  -- NULL when the image declares none
     PRIMARY KEY (run_id, call_index)
 );
 CREATE INDEX IF NOT EXISTS calls_request_id ON calls (request_id);
@@ -128,6 +133,9 @@ pub struct CallRecord {
     pub response_instance_id: Option<String>,
     /// Every response metadata key and value (headers and trailers).
     pub metadata: BTreeMap<String, String>,
+    /// The image's payload feature values for the bytes sent
+    /// (`PayloadFeatures::eval`); `None` when the image declares none.
+    pub payload_features: Option<Vec<Option<f64>>>,
 }
 
 /// The `runs` row written when a run starts.
@@ -187,15 +195,17 @@ pub fn open(path: &Path) -> rusqlite::Result<Connection> {
 /// without losing a row: `functions` and `schedule` gained `copy`, which is
 /// part of the key of `functions`. SQLite cannot change a key in place, so the
 /// old table is renamed, recreated from the schema and copied over.
+/// `functions` and `calls` gained `payload_features` (NULL in old rows).
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
-    let has_copy = |table: &str| -> rusqlite::Result<bool> {
+    let has_column = |table: &str, column: &str| -> rusqlite::Result<bool> {
         conn.query_row(
-            &format!("SELECT COUNT(*) FROM pragma_table_info('{table}') WHERE name = 'copy'"),
+            &format!("SELECT COUNT(*) FROM pragma_table_info('{table}') WHERE name = '{column}'"),
             [],
             |r| r.get::<_, i64>(0),
         )
         .map(|n| n > 0)
     };
+    let has_copy = |table: &str| has_column(table, "copy");
     if !has_copy("functions")? {
         conn.execute_batch("BEGIN IMMEDIATE; ALTER TABLE functions RENAME TO functions_before_copies;")?;
         let rest = conn.execute_batch(SCHEMA).and_then(|()| {
@@ -213,6 +223,11 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     }
     if !has_copy("schedule")? {
         conn.execute_batch("ALTER TABLE schedule ADD COLUMN copy INTEGER NOT NULL DEFAULT 0")?;
+    }
+    for table in ["functions", "calls"] {
+        if !has_column(table, "payload_features")? {
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN payload_features TEXT"))?;
+        }
     }
     Ok(())
 }
@@ -275,7 +290,10 @@ pub fn insert_run(conn: &mut Connection, run: &RunRow<'_>) -> rusqlite::Result<(
     tx.commit()
 }
 
-/// Records the function created as `copy` of `image_tag`.
+/// Records the function created as `copy` of `image_tag`, with the payload
+/// features its image declares ([`PayloadFeatures::to_json`]; `[]` for none).
+///
+/// [`PayloadFeatures::to_json`]: hyperfake_core::payload::PayloadFeatures::to_json
 pub fn insert_function(
     conn: &Connection,
     run_id: &str,
@@ -283,10 +301,12 @@ pub fn insert_function(
     copy: u32,
     function_id: &str,
     config_json: &str,
+    payload_features: &str,
 ) -> rusqlite::Result<()> {
     conn.execute(
-        "INSERT INTO functions (run_id, image_tag, copy, function_id, config_json) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![run_id, image_tag, copy, function_id, config_json],
+        "INSERT INTO functions (run_id, image_tag, copy, function_id, config_json, payload_features)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![run_id, image_tag, copy, function_id, config_json, payload_features],
     )?;
     Ok(())
 }
@@ -382,9 +402,9 @@ const INSERT_CALL: &str = "INSERT INTO calls (
     latency_ns, status, grpc_code, error, function_error, request_bytes, response_bytes, bfs_size,
     thumb_width, thumb_height, instance_id, worker_address, leaf_got_request_ns, leaf_scheduled_call_ns,
     call_queued_ns, call_started_ns, got_response_ns, function_processing_time_ns, function_handler_time_ns,
-    lb_got_request_ns, lb_forwarded_call_ns, trailers_json)
+    lb_got_request_ns, lb_forwarded_call_ns, trailers_json, payload_features)
   VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21,
-          ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31)";
+          ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32)";
 
 fn insert_call(
     stmt: &mut rusqlite::CachedStatement<'_>,
@@ -431,8 +451,15 @@ fn insert_call(
         ns(trailers::LB_GOT_REQUEST_TIMESTAMP),
         ns(trailers::LB_FORWARDED_CALL_TIMESTAMP),
         serde_json::to_string(md).expect("a string map always serializes"),
+        r.payload_features.as_deref().map(payload_feature_values_json),
     ])?;
     Ok(())
+}
+
+/// `calls.payload_features`: a JSON array with `null` for a value that could
+/// not be computed (never 0). Values are finite (`PayloadFeatures::eval`).
+pub fn payload_feature_values_json(values: &[Option<f64>]) -> String {
+    serde_json::to_string(values).expect("finite numbers and nulls always serialize")
 }
 
 fn to_i64(v: u64) -> i64 {
@@ -472,13 +499,70 @@ mod tests {
         let copy: i64 = conn.query_row("SELECT copy FROM schedule", [], |r| r.get(0)).unwrap();
         assert_eq!(copy, 0);
         // The new key takes several copies of one image; a repeat is refused, not replaced.
-        insert_function(&conn, "new-run", "hyperfaas-echo:latest", 0, "f-2", "{}").unwrap();
-        insert_function(&conn, "new-run", "hyperfaas-echo:latest", 1, "f-3", "{}").unwrap();
-        assert!(insert_function(&conn, "new-run", "hyperfaas-echo:latest", 1, "f-4", "{}").is_err());
+        insert_function(&conn, "new-run", "hyperfaas-echo:latest", 0, "f-2", "{}", "[]").unwrap();
+        insert_function(&conn, "new-run", "hyperfaas-echo:latest", 1, "f-3", "{}", "[]").unwrap();
+        assert!(insert_function(&conn, "new-run", "hyperfaas-echo:latest", 1, "f-4", "{}", "[]").is_err());
         drop(conn);
         // Opening again is a no-op.
         let conn = open(&path).unwrap();
         let n: i64 = conn.query_row("SELECT COUNT(*) FROM functions", [], |r| r.get(0)).unwrap();
         assert_eq!(n, 3);
+    }
+
+    #[test]
+    fn a_database_from_before_payload_features_gains_the_columns_with_null_in_old_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            // The schema as it was: every table, without `payload_features`.
+            let old: String = SCHEMA
+                .lines()
+                .filter(|l| !l.contains("payload_features") && !l.trim_start().starts_with("-- "))
+                .collect::<Vec<_>>()
+                .join("\n");
+            assert!(!old.contains("payload_features"));
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(&old).unwrap();
+            conn.execute_batch(
+                "INSERT INTO functions (run_id, image_tag, copy, function_id, config_json)
+                     VALUES ('old-run', 'bfs:latest', 0, 'f-1', '{}');
+                 INSERT INTO calls (run_id, call_index, request_id, image_tag, function_id, phase, scheduled_ns,
+                                    status, request_bytes, trailers_json)
+                     VALUES ('old-run', 0, 'old-run-0', 'bfs:latest', 'f-1', 'p', 1, 'OK', 10, '{}');",
+            )
+            .unwrap();
+        }
+        let mut conn = open(&path).unwrap();
+        let old: (Option<String>, Option<String>) = conn
+            .query_row(
+                "SELECT f.payload_features, c.payload_features FROM functions f JOIN calls c USING (run_id)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(old, (None, None));
+        // New rows carry values; a value that cannot be computed is null, never 0.
+        insert_function(&conn, "new-run", "bfs:latest", 0, "f-2", "{}", r#"[{"name":"n","json":"/Size"}]"#)
+            .unwrap();
+        let tx = conn.transaction().unwrap();
+        {
+            let mut stmt = tx.prepare_cached(INSERT_CALL).unwrap();
+            let record = CallRecord {
+                request_id: "new-run-0".into(),
+                image_tag: "bfs:latest".into(),
+                status: "OK".into(),
+                payload_features: Some(vec![Some(250.0), None]),
+                ..CallRecord::default()
+            };
+            insert_call(&mut stmt, "new-run", &record).unwrap();
+        }
+        tx.commit().unwrap();
+        let values: String = conn
+            .query_row("SELECT payload_features FROM calls WHERE run_id = 'new-run'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(values, "[250.0,null]");
+        drop(conn);
+        // Opening again is a no-op.
+        open(&path).unwrap();
     }
 }

@@ -120,6 +120,7 @@ pub async fn run(options: RunOptions, stop: watch::Receiver<Stop>) -> anyhow::Re
             .await
             .context("building payloads panicked")?
             .context("cannot generate a thumbnailer source image")?
+            .with_features(workload.functions.iter().map(|(tag, spec)| (tag.clone(), spec.features.clone())))
     };
 
     let mut conn =
@@ -254,6 +255,7 @@ async fn prepare_target(
         let mut functions = HashMap::new();
         for (image_tag, spec) in &workload.functions {
             let config_json = serde_json::to_string(&spec.config).expect("a config always serializes");
+            let features_json = spec.features.to_json();
             let mut ids = Vec::with_capacity(spec.copies as usize);
             for copy in 0..spec.copies {
                 let function_id = create_function(&mut client, image_tag, &spec.config).await?;
@@ -264,6 +266,7 @@ async fn prepare_target(
                     copy,
                     function_id.as_str(),
                     &config_json,
+                    &features_json,
                 )
                 .context("cannot record a created function")?;
                 tracing::debug!(image = %image_tag, copy, function = %function_id, "function created");

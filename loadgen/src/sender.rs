@@ -173,12 +173,16 @@ async fn dispatch(
     counters: Arc<Counters>,
     calls: tokio::runtime::Handle,
 ) -> SendReport {
-    let (ready_tx, mut ready_rx) = mpsc::channel::<(usize, Vec<u8>)>(options.lookahead.max(1));
+    let (ready_tx, mut ready_rx) = mpsc::channel::<Ready>(options.lookahead.max(1));
     let producer = {
         let schedule = schedule.clone();
         calls.spawn_blocking(move || {
             for (i, call) in schedule.calls.iter().enumerate() {
-                if ready_tx.blocking_send((i, payloads.body(call))).is_err() {
+                // Features are computed here, off the send clock, from the
+                // exact bytes the call will carry.
+                let body = payloads.body(call);
+                let features = payloads.feature_values(call, &body);
+                if ready_tx.blocking_send((i, body, features)).is_err() {
                     break; // The dispatcher stopped.
                 }
             }
@@ -193,7 +197,7 @@ async fn dispatch(
             interrupted = true;
             break;
         }
-        let Some((i, body)) = ready_rx.recv().await else { break };
+        let Some((i, body, features)) = ready_rx.recv().await else { break };
         let call = &schedule.calls[i];
         let at = clock.instant + Duration::from_nanos(call.offset_ns);
         // tokio's timer has 1 ms resolution: wait with it (interruptibly)
@@ -216,7 +220,7 @@ async fn dispatch(
         }
         due += 1;
         counters.due.fetch_add(1, Ordering::Relaxed);
-        let meta = CallMeta::new(&schedule, call, &options.run_id, &target, clock, body.len());
+        let meta = CallMeta::new(&schedule, call, &options.run_id, &target, clock, body.len(), features);
         let in_flight = counters.in_flight.load(Ordering::Relaxed);
         if options.max_in_flight.is_some_and(|cap| in_flight >= cap as u64) {
             counters.errors.fetch_add(1, Ordering::Relaxed);
@@ -290,6 +294,9 @@ fn log_panic(result: Result<(), tokio::task::JoinError>) {
     }
 }
 
+/// A call's position in the schedule, its body and its payload feature values.
+type Ready = (usize, Vec<u8>, Option<Vec<Option<f64>>>);
+
 /// What a record needs to know about its call, captured at dispatch.
 struct CallMeta {
     template: CallRecord,
@@ -305,6 +312,7 @@ impl CallMeta {
         target: &Target,
         clock: Clock,
         request_bytes: usize,
+        payload_features: Option<Vec<Option<f64>>>,
     ) -> Self {
         let function_id =
             target.functions.get(&call.image_tag).and_then(|ids| ids.get(call.copy as usize)).cloned();
@@ -318,6 +326,7 @@ impl CallMeta {
                 scheduled_ns: clock.unix_ns.saturating_add(i64::try_from(call.offset_ns).unwrap_or(i64::MAX)),
                 request_bytes: i64::try_from(request_bytes).unwrap_or(i64::MAX),
                 request: Some(call.request.clone()),
+                payload_features,
                 ..CallRecord::default()
             },
             function_id,

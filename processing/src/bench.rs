@@ -72,7 +72,7 @@ fn run_in(db: &Path, calls: usize, progress: &ProgressBar) -> Result<BenchReport
     progress.inc(1);
 
     let t = Instant::now();
-    store::write_run(&mut conn, &frames.training, &frames.avg, &frames.summary, &ProgressBar::hidden())?;
+    store::write_run(&mut conn, &frames, &ProgressBar::hidden())?;
     let write_s = t.elapsed().as_secs_f64();
     progress.finish_and_clear();
 

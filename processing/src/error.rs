@@ -32,6 +32,11 @@ pub enum ProcessError {
     /// `--run-id` names a run the database does not have.
     #[error("{path} has no run {run_id:?} (runs in it: {known})")]
     UnknownRun { path: PathBuf, run_id: String, known: String },
+    /// `functions.payload_features` of an image is not a valid declaration list.
+    #[error(
+        "run {run_id}: functions.payload_features of {image_tag} is not a valid payload feature list: {reason}"
+    )]
+    PayloadFeatures { run_id: String, image_tag: String, reason: String },
     /// Writing a plot or report file failed.
     #[error("cannot write {path}")]
     Write {

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use polars::prelude::*;
 
 use crate::error::{ProcessError, Result};
+use crate::extras::Extras;
 use crate::features::Features;
 use crate::raw::RawRun;
 use crate::summary::{DropReason, ImageSummary, RunSummary};
@@ -24,8 +25,9 @@ pub const INPUTS: [&str; 5] = [
 pub const TARGETS: [&str; 3] = ["function_processing_time_ns", "function_cpu_usage", "function_ram_usage"];
 
 /// `training_data` columns, in table order: the trainer's schema first, then
-/// the extra columns processing adds.
-pub const TRAINING_COLUMNS: [&str; 21] = [
+/// the extra columns processing adds. The `feature_<name>` columns of the
+/// run's payload features follow these ([`Frames::feature_columns`]).
+pub const TRAINING_COLUMNS: [&str; 23] = [
     "run_id",
     "request_id",
     "image_tag",
@@ -48,6 +50,9 @@ pub const TRAINING_COLUMNS: [&str; 21] = [
     "thumb_height",
     "instance_id",
     "worker",
+    // Extra targets (issue 10): the response's size and the worker's own time.
+    "response_size_bytes",
+    "worker_overhead_ns",
 ];
 
 /// `training_data_avg` columns, in table order (`run_id` is an extra: each
@@ -71,11 +76,20 @@ pub const AVG_COLUMNS: [&str; 11] = [
 pub struct Frames {
     /// Every call, with features and `drop_reason` (NULL for training rows).
     pub calls: DataFrame,
-    /// [`TRAINING_COLUMNS`].
+    /// [`TRAINING_COLUMNS`], then [`Frames::feature_columns`].
     pub training: DataFrame,
     /// [`AVG_COLUMNS`].
     pub avg: DataFrame,
     pub summary: RunSummary,
+    /// Payload feature columns, declarations and cold starts.
+    pub extras: Extras,
+}
+
+impl Frames {
+    /// The `feature_<name>` columns of `training`, after [`TRAINING_COLUMNS`].
+    pub fn feature_columns(&self) -> &[String] {
+        &self.extras.feature_columns
+    }
 }
 
 fn opt_strs(v: &[Option<String>]) -> Vec<Option<&str>> {
@@ -90,33 +104,36 @@ pub fn build(raw: &RawRun, f: &Features, tolerance_ns: i64, queueing_ratio: f64)
     let worker: Vec<Option<&str>> =
         f.worker.iter().map(|w| w.map(|w| f.workers[w as usize].as_str())).collect();
     let has_error: Vec<bool> = c.function_error.iter().map(Option::is_some).collect();
-    let calls = DataFrame::new(
-        n,
-        vec![
-            Column::new("row".into(), (0..n as u64).collect::<Vec<u64>>()),
-            Column::new("request_id".into(), &c.request_id),
-            Column::new("image_tag".into(), &c.image_tag),
-            Column::new("status".into(), &c.status),
-            Column::new("has_function_error".into(), has_error),
-            Column::new("instance_id".into(), opt_strs(&c.instance_id)),
-            Column::new("worker".into(), worker),
-            Column::new("request_size_bytes".into(), &c.request_bytes),
-            Column::new("call_queued_ns".into(), &c.call_queued_ns),
-            Column::new("call_started_ns".into(), &c.call_started_ns),
-            Column::new("got_response_ns".into(), &c.got_response_ns),
-            Column::new("latency_ns".into(), &c.latency_ns),
-            Column::new("bfs_size".into(), &c.bfs_size),
-            Column::new("thumb_width".into(), &c.thumb_width),
-            Column::new("thumb_height".into(), &c.thumb_height),
-            Column::new("function_instances_count".into(), &f.function_instances_count),
-            Column::new("active_function_calls_count".into(), &f.active_function_calls_count),
-            Column::new("function_processing_time_ns".into(), &c.function_handler_time_ns),
-            Column::new("worker_processing_time_ns".into(), &c.function_processing_time_ns),
-            Column::new("function_cpu_usage".into(), &f.function_cpu_usage),
-            Column::new("function_ram_usage".into(), &f.function_ram_usage),
-        ],
-    )
-    .map_err(pl("building the calls frame"))?;
+    let extras = Extras::of(raw);
+    let feature_values = extras.feature_values(raw);
+    let mut columns = vec![
+        Column::new("row".into(), (0..n as u64).collect::<Vec<u64>>()),
+        Column::new("request_id".into(), &c.request_id),
+        Column::new("image_tag".into(), &c.image_tag),
+        Column::new("status".into(), &c.status),
+        Column::new("has_function_error".into(), has_error),
+        Column::new("instance_id".into(), opt_strs(&c.instance_id)),
+        Column::new("worker".into(), worker),
+        Column::new("request_size_bytes".into(), &c.request_bytes),
+        Column::new("call_queued_ns".into(), &c.call_queued_ns),
+        Column::new("call_started_ns".into(), &c.call_started_ns),
+        Column::new("got_response_ns".into(), &c.got_response_ns),
+        Column::new("latency_ns".into(), &c.latency_ns),
+        Column::new("bfs_size".into(), &c.bfs_size),
+        Column::new("thumb_width".into(), &c.thumb_width),
+        Column::new("thumb_height".into(), &c.thumb_height),
+        Column::new("function_instances_count".into(), &f.function_instances_count),
+        Column::new("active_function_calls_count".into(), &f.active_function_calls_count),
+        Column::new("function_processing_time_ns".into(), &c.function_handler_time_ns),
+        Column::new("worker_processing_time_ns".into(), &c.function_processing_time_ns),
+        Column::new("function_cpu_usage".into(), &f.function_cpu_usage),
+        Column::new("function_ram_usage".into(), &f.function_ram_usage),
+        Column::new("response_size_bytes".into(), &c.response_bytes),
+    ];
+    for (name, values) in extras.feature_columns.iter().zip(&feature_values) {
+        columns.push(Column::new(name.as_str().into(), values));
+    }
+    let calls = DataFrame::new(n, columns).map_err(pl("building the calls frame"))?;
 
     let ws = &raw.worker_samples;
     let samples = DataFrame::new(
@@ -179,6 +196,9 @@ pub fn build(raw: &RawRun, f: &Features, tolerance_ns: i64, queueing_ratio: f64)
         .join(worker_usage, [col("row")], [col("row")], JoinArgs::new(JoinType::Left))
         .with_columns([
             (col("call_started_ns") - col("call_queued_ns")).alias("queue_time_ns"),
+            // NULL when either is NULL (polars propagates nulls).
+            (col("worker_processing_time_ns") - col("function_processing_time_ns"))
+                .alias("worker_overhead_ns"),
             lit(raw.run_id.as_str()).alias("run_id"),
             drop_reason,
         ])
@@ -186,11 +206,15 @@ pub fn build(raw: &RawRun, f: &Features, tolerance_ns: i64, queueing_ratio: f64)
         .collect()
         .map_err(pl("joining worker samples"))?;
 
+    let mut training_columns: Vec<Expr> = TRAINING_COLUMNS.map(col).to_vec();
+    training_columns.extend(extras.feature_columns.iter().map(|c| col(c.as_str())));
+    // A NULL payload feature or extra target does not drop the row: the
+    // trainer drops and counts per model.
     let training = all
         .clone()
         .lazy()
         .filter(col("drop_reason").is_null())
-        .select(TRAINING_COLUMNS.map(col))
+        .select(training_columns)
         .collect()
         .map_err(pl("selecting training rows"))?;
 
@@ -213,7 +237,7 @@ pub fn build(raw: &RawRun, f: &Features, tolerance_ns: i64, queueing_ratio: f64)
         .map_err(pl("averaging training rows"))?;
 
     let summary = summarize(raw, &all, &training, complete, queueing_ratio)?;
-    Ok(Frames { calls: all, training, avg, summary })
+    Ok(Frames { calls: all, training, avg, summary, extras })
 }
 
 fn summarize(
@@ -304,6 +328,27 @@ fn summarize(
         let img = images.entry(image.unwrap_or_default()).or_default();
         img.training_rows = n.unwrap_or(0).unsigned_abs();
         img.training_rows_null_inputs = incomplete.unwrap_or(0).unsigned_abs();
+    }
+
+    // NULL payload feature values among each image's training rows.
+    for (image, features) in &raw.payload_features {
+        let nulls = training
+            .clone()
+            .lazy()
+            .filter(col("image_tag").eq(lit(image.as_str())))
+            .select(
+                features
+                    .iter()
+                    .map(|f| col(f.column()).null_count().cast(DataType::Int64))
+                    .collect::<Vec<_>>(),
+            )
+            .collect()
+            .map_err(pl("counting NULL payload features"))?;
+        let img = images.entry(image.clone()).or_default();
+        for f in features {
+            let n = i64s(&nulls, &f.column())?.first().copied().flatten().unwrap_or(0);
+            img.payload_feature_nulls.insert(f.name().to_owned(), n.unsigned_abs());
+        }
     }
 
     let images = images

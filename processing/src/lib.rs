@@ -5,7 +5,8 @@
 //! features that need exact interval arithmetic are computed per worker and
 //! per instance ([`features`]); polars joins the worker samples on with a
 //! forward as-of join and derives the training, average and summary frames
-//! ([`frame`]); [`store`] writes them back into the same file. Every column is
+//! ([`frame`]); the payload feature columns and the cold starts come from
+//! [`extras`]; [`store`] writes them back into the same file. Every column is
 //! defined in `docs/units.md`; missing data is NULL, never 0.
 //!
 //! [`plots`] draws a run, [`synth`] generates synthetic raw runs for tests and
@@ -22,6 +23,7 @@
 
 pub mod bench;
 pub mod error;
+pub mod extras;
 pub mod features;
 pub mod frame;
 pub mod plots;
@@ -146,7 +148,7 @@ pub fn process_db(
         let processed = process_run(raw, options)?;
         progress.process.inc(1);
         let f = &processed.frames;
-        store::write_run(&mut conn, &f.training, &f.avg, &f.summary, &progress.write)?;
+        store::write_run(&mut conn, f, &progress.write)?;
         summaries.push(processed.frames.summary);
     }
     Ok(summaries)

@@ -6,10 +6,11 @@
 //! A collector table that does not exist reads as empty: every feature that
 //! needs it is then NULL, which the run summary shows.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use hyperfake_core::FunctionConfig;
+use hyperfake_core::payload::PayloadFeatures;
 use indicatif::ProgressBar;
 use rusqlite::{Connection, OpenFlags, Row};
 
@@ -47,6 +48,12 @@ pub struct Calls {
     pub function_processing_time_ns: Vec<Option<i64>>,
     /// Function-measured (the runtime target).
     pub function_handler_time_ns: Vec<Option<i64>>,
+    /// Bytes of the response payload; NULL when there was no response.
+    pub response_bytes: Vec<Option<i64>>,
+    /// The call's payload feature values, in the declaration order of its
+    /// image (`calls.payload_features` parsed; `None` for NULL, for a run
+    /// database from before features, or for a value that is not a number).
+    pub payload_features: Vec<Option<Vec<Option<f64>>>>,
 }
 
 impl Calls {
@@ -69,6 +76,10 @@ pub struct InstanceEvents {
     /// `FAILED` marks a START that did not produce a live instance.
     pub status: Vec<Option<String>>,
     pub timestamp_ns: Vec<i64>,
+    pub function_id: Vec<Option<String>>,
+    /// Successful START: ns from the worker accepting `Start` to the instance
+    /// being ready. NULL otherwise, and in databases from before the column.
+    pub start_duration_ns: Vec<Option<i64>>,
 }
 
 /// The collector's `container_samples` rows (worker clock).
@@ -104,6 +115,11 @@ pub struct RawRun {
     pub sample_interval_ns: Option<i64>,
     /// `functions.config_json` per image tag (as loadgen wrote it).
     pub function_configs: HashMap<String, FunctionConfig>,
+    /// `functions.payload_features` per image tag: the features each image
+    /// declared (absent: none, or a database from before features).
+    pub payload_features: BTreeMap<String, PayloadFeatures>,
+    /// `functions.function_id` → image tag (every copy).
+    pub function_images: HashMap<String, String>,
     /// Collector tables that were missing from the file (their features are NULL).
     pub missing_tables: Vec<&'static str>,
 }
@@ -113,6 +129,17 @@ pub struct RawRun {
 pub fn open_read(path: &Path) -> Result<Connection> {
     Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(|source| ProcessError::Open { path: path.to_owned(), source })
+}
+
+/// Whether `table` has `column` (older run databases lack the newer ones).
+pub(crate) fn column_exists(conn: &Connection, table: &str, column: &str) -> Result<bool> {
+    conn.query_row(
+        &format!("SELECT COUNT(*) FROM pragma_table_info('{table}') WHERE name = ?1"),
+        [column],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n > 0)
+    .map_err(ProcessError::sql(format!("looking up the columns of {table}")))
 }
 
 pub(crate) fn table_exists(conn: &Connection, table: &str) -> Result<bool> {
@@ -180,6 +207,10 @@ pub fn read_run(conn: &Connection, run_id: &str, progress: &ProgressBar) -> Resu
     }
     if table_exists(conn, "functions")? {
         run.function_configs = read_function_configs(conn, run_id)?;
+        run.function_images = read_function_images(conn, run_id)?;
+        if column_exists(conn, "functions", "payload_features")? {
+            run.payload_features = read_payload_features(conn, run_id)?;
+        }
     }
     Ok(run)
 }
@@ -221,12 +252,17 @@ fn each_row(
 
 fn read_calls(conn: &Connection, run_id: &str, progress: &ProgressBar) -> Result<Calls> {
     let mut c = Calls::default();
-    let sql = "SELECT call_index, request_id, image_tag, status, function_error, request_bytes, scheduled_ns,
-                      sent_ns, latency_ns, bfs_size, thumb_width, thumb_height, instance_id, leaf_got_request_ns,
-                      leaf_scheduled_call_ns, call_queued_ns, call_started_ns, got_response_ns,
-                      function_processing_time_ns, function_handler_time_ns
-               FROM calls WHERE run_id = ?1 ORDER BY call_index";
-    each_row(conn, "calls", sql, run_id, progress, |r| {
+    // A run database from before payload features has no such column: NULL.
+    let features =
+        if column_exists(conn, "calls", "payload_features")? { "payload_features" } else { "NULL" };
+    let sql = format!(
+        "SELECT call_index, request_id, image_tag, status, function_error, request_bytes, scheduled_ns,
+                sent_ns, latency_ns, bfs_size, thumb_width, thumb_height, instance_id, leaf_got_request_ns,
+                leaf_scheduled_call_ns, call_queued_ns, call_started_ns, got_response_ns,
+                function_processing_time_ns, function_handler_time_ns, response_bytes, {features}
+         FROM calls WHERE run_id = ?1 ORDER BY call_index"
+    );
+    each_row(conn, "calls", &sql, run_id, progress, |r| {
         c.call_index.push(r.get(0)?);
         c.request_id.push(r.get(1)?);
         c.image_tag.push(r.get(2)?);
@@ -248,6 +284,8 @@ fn read_calls(conn: &Connection, run_id: &str, progress: &ProgressBar) -> Result
         c.got_response_ns.push(r.get(17)?);
         c.function_processing_time_ns.push(r.get(18)?);
         c.function_handler_time_ns.push(r.get(19)?);
+        c.response_bytes.push(r.get(20)?);
+        c.payload_features.push(r.get::<_, Option<String>>(21)?.as_deref().map(parse_feature_values));
         Ok(())
     })?;
     Ok(c)
@@ -255,14 +293,23 @@ fn read_calls(conn: &Connection, run_id: &str, progress: &ProgressBar) -> Result
 
 fn read_events(conn: &Connection, run_id: &str, progress: &ProgressBar) -> Result<InstanceEvents> {
     let mut e = InstanceEvents::default();
-    let sql = "SELECT worker, instance_id, event, status, timestamp_ns FROM instance_events
-               WHERE run_id = ?1 AND timestamp_ns IS NOT NULL AND instance_id IS NOT NULL ORDER BY timestamp_ns";
-    each_row(conn, "instance_events", sql, run_id, progress, |r| {
+    let duration = if column_exists(conn, "instance_events", "start_duration_ns")? {
+        "start_duration_ns"
+    } else {
+        "NULL"
+    };
+    let sql = format!(
+        "SELECT worker, instance_id, event, status, timestamp_ns, function_id, {duration} FROM instance_events
+         WHERE run_id = ?1 AND timestamp_ns IS NOT NULL AND instance_id IS NOT NULL ORDER BY timestamp_ns"
+    );
+    each_row(conn, "instance_events", &sql, run_id, progress, |r| {
         e.worker.push(r.get(0)?);
         e.instance_id.push(r.get(1)?);
         e.event.push(r.get(2)?);
         e.status.push(r.get(3)?);
         e.timestamp_ns.push(r.get(4)?);
+        e.function_id.push(r.get(5)?);
+        e.start_duration_ns.push(r.get(6)?);
         Ok(())
     })?;
     Ok(e)
@@ -325,4 +372,55 @@ fn read_function_configs(conn: &Connection, run_id: &str) -> Result<HashMap<Stri
         }
     }
     Ok(configs)
+}
+
+/// `calls.payload_features` as numbers: an element that is not a number
+/// (JSON `null`) is `None`; text that is not a JSON array is no values at all
+/// (every feature of the call NULL), with a warning.
+fn parse_feature_values(json: &str) -> Vec<Option<f64>> {
+    match serde_json::from_str::<Vec<serde_json::Value>>(json) {
+        Ok(values) => values.iter().map(|v| v.as_f64().filter(|x| x.is_finite())).collect(),
+        Err(e) => {
+            tracing::warn!(value = json, error = %e, "calls.payload_features is not a JSON array; its features are NULL");
+            Vec::new()
+        }
+    }
+}
+
+fn read_function_images(conn: &Connection, run_id: &str) -> Result<HashMap<String, String>> {
+    let mut stmt = conn
+        .prepare("SELECT function_id, image_tag FROM functions WHERE run_id = ?1")
+        .map_err(ProcessError::sql("reading functions"))?;
+    stmt.query_map([run_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .and_then(|rows| rows.collect::<rusqlite::Result<HashMap<_, _>>>())
+        .map_err(ProcessError::sql("reading functions"))
+}
+
+/// Each image's declared payload features. A declaration that does not parse
+/// is an error naming the image: its columns would otherwise silently vanish.
+fn read_payload_features(conn: &Connection, run_id: &str) -> Result<BTreeMap<String, PayloadFeatures>> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT image_tag, payload_features FROM functions
+             WHERE run_id = ?1 AND payload_features IS NOT NULL ORDER BY image_tag, copy",
+        )
+        .map_err(ProcessError::sql("reading functions.payload_features"))?;
+    let rows = stmt
+        .query_map([run_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        .map_err(ProcessError::sql("reading functions.payload_features"))?;
+    let mut out = BTreeMap::new();
+    for (image, json) in rows {
+        let features: PayloadFeatures =
+            serde_json::from_str(&json).map_err(|e| ProcessError::PayloadFeatures {
+                run_id: run_id.to_owned(),
+                image_tag: image.clone(),
+                reason: e.to_string(),
+            })?;
+        // Every copy of an image declares the same features (one workload entry).
+        if !features.is_empty() {
+            out.entry(image).or_insert(features);
+        }
+    }
+    Ok(out)
 }

@@ -6,8 +6,8 @@ use polars::prelude::{DataFrame, DataType};
 use rusqlite::Connection;
 
 use crate::error::{ProcessError, Result};
-use crate::frame::{self, AVG_COLUMNS, TRAINING_COLUMNS};
-use crate::summary::{DropReason, RunSummary};
+use crate::frame::{self, AVG_COLUMNS, Frames, TRAINING_COLUMNS};
+use crate::summary::DropReason;
 
 /// The tables processing writes. `training_data` and `training_data_avg` start
 /// with exactly the columns of `docs/units.md` ("Training database schema");
@@ -34,7 +34,10 @@ CREATE TABLE IF NOT EXISTS training_data (
     thumb_width INTEGER,
     thumb_height INTEGER,
     instance_id TEXT,
-    worker TEXT
+    worker TEXT,
+    response_size_bytes INTEGER,        -- calls.response_bytes
+    worker_overhead_ns INTEGER          -- worker_processing_time_ns - function_processing_time_ns
+    -- then one feature_<name> REAL per payload feature (added as runs declare them)
 );
 CREATE INDEX IF NOT EXISTS training_data_run ON training_data (run_id);
 CREATE TABLE IF NOT EXISTS training_data_avg (
@@ -70,8 +73,25 @@ CREATE TABLE IF NOT EXISTS run_summary (
     median_runtime_ns INTEGER,
     overloaded INTEGER NOT NULL,         -- 1: median queueing > 10% of median runtime
     cpu_quota_cores REAL,
+    payload_feature_nulls TEXT,          -- {\"<feature name>\": training rows with it NULL}; {} if none declared
     PRIMARY KEY (run_id, image_tag)
 );
+CREATE TABLE IF NOT EXISTS payload_features (
+    run_id TEXT NOT NULL,
+    image_tag TEXT NOT NULL,
+    position INTEGER NOT NULL,           -- 0-based, declaration order (the model's input 5 + position)
+    name TEXT NOT NULL,                  -- its training_data column is feature_<name>
+    declaration TEXT NOT NULL,           -- this feature's JSON, e.g. {\"name\":\"n\",\"json\":\"/Size\"}
+    PRIMARY KEY (run_id, image_tag, position)
+);
+CREATE TABLE IF NOT EXISTS cold_starts (
+    run_id TEXT NOT NULL,
+    image_tag TEXT,                      -- NULL when no function or call names the instance's image
+    instance_id TEXT NOT NULL,
+    worker TEXT NOT NULL,
+    duration_ns INTEGER NOT NULL         -- worker accepted Start -> instance ready
+);
+CREATE INDEX IF NOT EXISTS cold_starts_run_image ON cold_starts (run_id, image_tag);
 ";
 
 /// Opens the run database for writing (WAL, waiting on other writers).
@@ -86,19 +106,32 @@ pub fn open_write(path: &std::path::Path) -> Result<Connection> {
     setup().map_err(ProcessError::sql("creating the processing tables"))?;
     add_missing_columns(&conn, "training_data", &TRAINING_COLUMNS)?;
     add_missing_columns(&conn, "training_data_avg", &AVG_COLUMNS)?;
+    add_missing_columns(&conn, "run_summary", &["payload_feature_nulls"])?;
     Ok(conn)
 }
 
+/// The declared type of a column added to an existing table: the new ones
+/// have theirs, the older extras keep none (as before).
+fn column_type(column: &str) -> &'static str {
+    match column {
+        "response_size_bytes" | "worker_overhead_ns" => " INTEGER",
+        "payload_feature_nulls" => " TEXT",
+        c if c.starts_with(hyperfake_core::payload::COLUMN_PREFIX) => " REAL",
+        _ => "",
+    }
+}
+
 /// A table made by an older writer (or the trainer's synthetic data) may lack
-/// the extra columns: add them so the rows still fit.
-fn add_missing_columns(conn: &Connection, table: &str, columns: &[&str]) -> Result<()> {
+/// the extra columns, and a run may declare payload features no earlier run
+/// did: add them so the rows still fit.
+fn add_missing_columns<S: AsRef<str>>(conn: &Connection, table: &str, columns: &[S]) -> Result<()> {
     let err = ProcessError::sql(format!("checking the columns of {table}"));
     let existing: Vec<String> = conn
         .prepare(&format!("PRAGMA table_info({table})"))
         .and_then(|mut s| s.query_map([], |r| r.get::<_, String>(1))?.collect())
         .map_err(err)?;
-    for c in columns.iter().filter(|c| !existing.iter().any(|e| e == *c)) {
-        conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {c}"))
+    for c in columns.iter().map(AsRef::as_ref).filter(|c| !existing.iter().any(|e| e == c)) {
+        conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {c}{}", column_type(c)))
             .map_err(ProcessError::sql(format!("adding {c} to {table}")))?;
     }
     Ok(())
@@ -130,13 +163,14 @@ impl Values {
     }
 }
 
-fn insert_frame(
+fn insert_frame<S: AsRef<str>>(
     tx: &rusqlite::Transaction<'_>,
     table: &str,
-    columns: &[&str],
+    columns: &[S],
     df: &DataFrame,
     progress: &ProgressBar,
 ) -> Result<()> {
+    let columns: Vec<&str> = columns.iter().map(AsRef::as_ref).collect();
     let values: Vec<Values> = columns.iter().map(|c| Values::of(df, c)).collect::<Result<_>>()?;
     let placeholders = (1..=columns.len()).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ");
     let sql = format!("INSERT INTO {table} ({}) VALUES ({placeholders})", columns.join(", "));
@@ -155,28 +189,66 @@ fn insert_frame(
     Ok(())
 }
 
-/// Replaces `summary.run_id`'s rows in the three tables.
-pub fn write_run(
-    conn: &mut Connection,
-    training: &DataFrame,
-    avg: &DataFrame,
-    summary: &RunSummary,
-    progress: &ProgressBar,
-) -> Result<()> {
+/// The tables [`write_run`] replaces a run's rows of.
+pub const RUN_TABLES: [&str; 5] =
+    ["training_data", "training_data_avg", "run_summary", "payload_features", "cold_starts"];
+
+/// Replaces the run's rows in [`RUN_TABLES`].
+pub fn write_run(conn: &mut Connection, frames: &Frames, progress: &ProgressBar) -> Result<()> {
+    let Frames { training, avg, summary, extras, .. } = frames;
     let run_id = summary.run_id.as_str();
     progress.set_length(progress.length().unwrap_or(0) + (training.height() + avg.height()) as u64);
     let tx = conn.transaction().map_err(ProcessError::sql("starting the write"))?;
-    for table in ["training_data", "training_data_avg", "run_summary"] {
+    // Inside the transaction: a failed write leaves no half-added columns behind.
+    add_missing_columns(&tx, "training_data", &extras.feature_columns)?;
+    for table in RUN_TABLES {
         tx.execute(&format!("DELETE FROM {table} WHERE run_id = ?1"), [run_id])
             .map_err(ProcessError::sql(format!("replacing {table} rows of {run_id}")))?;
     }
-    insert_frame(&tx, "training_data", &TRAINING_COLUMNS, training, progress)?;
+    let mut training_columns: Vec<&str> = TRAINING_COLUMNS.to_vec();
+    training_columns.extend(extras.feature_columns.iter().map(String::as_str));
+    insert_frame(&tx, "training_data", &training_columns, training, progress)?;
     insert_frame(&tx, "training_data_avg", &AVG_COLUMNS, avg, progress)?;
     {
         let mut stmt = tx
             .prepare(
-                "INSERT INTO run_summary VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-                                                  ?16, ?17, ?18, ?19)",
+                "INSERT INTO payload_features (run_id, image_tag, position, name, declaration)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .map_err(ProcessError::sql("writing payload_features"))?;
+        for (image, features) in &extras.declarations {
+            for (position, f) in features.iter().enumerate() {
+                let declaration = serde_json::to_string(f).expect("a payload feature always serializes");
+                stmt.execute(rusqlite::params![
+                    run_id,
+                    image,
+                    to_i64(position as u64),
+                    f.name(),
+                    declaration
+                ])
+                .map_err(ProcessError::sql("writing payload_features"))?;
+            }
+        }
+        let mut stmt = tx
+            .prepare(
+                "INSERT INTO cold_starts (run_id, image_tag, instance_id, worker, duration_ns)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .map_err(ProcessError::sql("writing cold_starts"))?;
+        for c in &extras.cold_starts {
+            stmt.execute(rusqlite::params![run_id, c.image_tag, c.instance_id, c.worker, c.duration_ns])
+                .map_err(ProcessError::sql("writing cold_starts"))?;
+        }
+    }
+    {
+        let mut stmt = tx
+            .prepare(
+                "INSERT INTO run_summary (run_id, image_tag, calls, calls_ok, calls_failed, calls_by_status_json,
+                     function_errors, training_rows, training_rows_null_inputs, dropped_failed,
+                     dropped_unknown_instance, dropped_no_runtime, dropped_no_function_cpu, dropped_no_function_ram,
+                     dropped_runtime_exceeds_latency, median_queue_time_ns, median_runtime_ns, overloaded,
+                     cpu_quota_cores, payload_feature_nulls)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
             )
             .map_err(ProcessError::sql("writing run_summary"))?;
         for img in &summary.images {
@@ -201,6 +273,7 @@ pub fn write_run(
                 img.median_runtime_ns,
                 i64::from(img.overloaded),
                 img.cpu_quota_cores,
+                serde_json::to_string(&img.payload_feature_nulls).expect("a map of counts serializes"),
             ])
             .map_err(ProcessError::sql("writing run_summary"))?;
         }

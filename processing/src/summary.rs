@@ -72,6 +72,9 @@ pub struct ImageSummary {
     pub overloaded: bool,
     /// The function's CPU limit from `functions.config_json`, cores.
     pub cpu_quota_cores: Option<f64>,
+    /// Per declared payload feature (by name): training rows whose value is
+    /// NULL (the payload lacked the field). Empty when the image declares none.
+    pub payload_feature_nulls: BTreeMap<String, u64>,
 }
 
 impl ImageSummary {
@@ -126,6 +129,11 @@ impl fmt::Display for RunSummary {
                 img.dropped_total(),
                 if dropped.is_empty() { String::new() } else { format!(": {}", dropped.join(", ")) },
             )?;
+            if !img.payload_feature_nulls.is_empty() {
+                let nulls: Vec<String> =
+                    img.payload_feature_nulls.iter().map(|(name, n)| format!("{name} {n}")).collect();
+                writeln!(f, "    NULL payload features in training rows: {}", nulls.join(", "))?;
+            }
             let ms = |v: Option<i64>| v.map_or("-".to_owned(), |ns| format!("{:.3} ms", ns as f64 / 1e6));
             writeln!(
                 f,

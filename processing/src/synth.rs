@@ -10,6 +10,7 @@
 
 use std::path::Path;
 
+use hyperfake_core::payload::PayloadFeatures;
 use hyperfake_core::{Bytes, CpuQuota, FunctionConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -24,7 +25,7 @@ CREATE TABLE IF NOT EXISTS collector_sessions (
 CREATE TABLE IF NOT EXISTS instance_events (
     run_id TEXT NOT NULL, worker TEXT NOT NULL, instance_id TEXT NOT NULL, function_id TEXT,
     event TEXT NOT NULL, status TEXT, timestamp_ns INTEGER NOT NULL, detail TEXT,
-    exit_code INTEGER, oom_killed INTEGER
+    exit_code INTEGER, oom_killed INTEGER, start_duration_ns INTEGER
 );
 CREATE TABLE IF NOT EXISTS container_samples (
     run_id TEXT NOT NULL, worker TEXT NOT NULL, timestamp_ns INTEGER NOT NULL, instance_id TEXT NOT NULL,
@@ -58,16 +59,21 @@ pub struct CallRow {
     pub got_response_ns: Option<i64>,
     pub function_processing_time_ns: Option<i64>,
     pub function_handler_time_ns: Option<i64>,
+    pub response_bytes: Option<i64>,
+    /// `calls.payload_features` as loadgen writes it (a JSON array of values).
+    pub payload_features: Option<String>,
 }
 
 /// One `instance_events` row.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct EventRow {
     pub worker: String,
     pub instance_id: String,
     pub event: String,
     pub status: Option<String>,
     pub timestamp_ns: i64,
+    /// Successful START: Start accepted → instance ready.
+    pub start_duration_ns: Option<i64>,
 }
 
 /// One `container_samples` row.
@@ -131,8 +137,18 @@ impl RawDb {
         tx.commit()
     }
 
-    /// A `functions` row, with the config as loadgen serializes it.
+    /// A `functions` row, with the config as loadgen serializes it and no payload features.
     pub fn function(&self, image_tag: &str, config: &FunctionConfig) -> rusqlite::Result<()> {
+        self.function_with_features(image_tag, config, &PayloadFeatures::none())
+    }
+
+    /// A `functions` row declaring `features`.
+    pub fn function_with_features(
+        &self,
+        image_tag: &str,
+        config: &FunctionConfig,
+        features: &PayloadFeatures,
+    ) -> rusqlite::Result<()> {
         let json = serde_json::to_string(config).expect("a config always serializes");
         loadgen::record::insert_function(
             &self.conn,
@@ -141,6 +157,7 @@ impl RawDb {
             0,
             &format!("fn-{image_tag}"),
             &json,
+            &features.to_json(),
         )
     }
 
@@ -160,9 +177,9 @@ impl RawDb {
                 sent_ns, latency_ns, status, function_error, request_bytes, bfs_size, thumb_width,
                 thumb_height, instance_id, worker_address, leaf_got_request_ns, leaf_scheduled_call_ns,
                 call_queued_ns, call_started_ns, got_response_ns, function_processing_time_ns,
-                function_handler_time_ns, trailers_json)
+                function_handler_time_ns, response_bytes, payload_features, trailers_json)
              VALUES (?1, ?2, ?3, ?4, ?5, 'main', ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-                     ?19, ?20, ?21, ?22, ?23, '{}')",
+                     ?19, ?20, ?21, ?22, ?23, ?24, ?25, '{}')",
             rows,
             |stmt, r| {
                 stmt.execute(params![
@@ -189,6 +206,8 @@ impl RawDb {
                     r.got_response_ns,
                     r.function_processing_time_ns,
                     r.function_handler_time_ns,
+                    r.response_bytes,
+                    r.payload_features,
                 ])
             },
         )
@@ -197,11 +216,19 @@ impl RawDb {
     pub fn events(&mut self, rows: &[EventRow]) -> rusqlite::Result<()> {
         let run_id = self.run_id.clone();
         self.insert_each(
-            "INSERT INTO instance_events (run_id, worker, instance_id, event, status, timestamp_ns)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO instance_events (run_id, worker, instance_id, event, status, timestamp_ns, start_duration_ns)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             rows,
             |stmt, r| {
-                stmt.execute(params![run_id, r.worker, r.instance_id, r.event, r.status, r.timestamp_ns])
+                stmt.execute(params![
+                    run_id,
+                    r.worker,
+                    r.instance_id,
+                    r.event,
+                    r.status,
+                    r.timestamp_ns,
+                    r.start_duration_ns
+                ])
             },
         )
     }
@@ -244,6 +271,10 @@ pub struct SynthImage {
     /// Mean handler time for a request of `mean_request_bytes`.
     pub mean_runtime_ns: f64,
     pub mean_request_bytes: f64,
+    /// Declared payload features; the bfs image declares its graph size and
+    /// the thumbnailer its target pixels (from `bfs_size` and the thumbnail
+    /// size, as loadgen would compute them from the payload).
+    pub features: PayloadFeatures,
 }
 
 /// A synthetic run: Poisson arrivals, instances that are replaced now and
@@ -268,11 +299,12 @@ pub struct SynthRun {
 impl SynthRun {
     /// A small run with three images on two workers.
     pub fn new(run_id: &str, calls: usize) -> SynthRun {
-        let image = |tag: &str, quota_us: u64, ms: f64, bytes: f64| SynthImage {
+        let image = |tag: &str, quota_us: u64, ms: f64, bytes: f64, features: &str| SynthImage {
             image_tag: tag.into(),
             quota: CpuQuota { period_us: 100_000, quota_us },
             mean_runtime_ns: ms * 1e6,
             mean_request_bytes: bytes,
+            features: serde_json::from_str(features).expect("valid payload features"),
         };
         SynthRun {
             run_id: run_id.into(),
@@ -281,9 +313,21 @@ impl SynthRun {
             calls_per_second: 400.0,
             workers: 2,
             images: vec![
-                image("hyperfaas-echo:latest", 50_000, 2.0, 1_000.0),
-                image("hyperfaas-bfs-json:latest", 100_000, 12.0, 200.0),
-                image("hyperfaas-thumbnailer-json:latest", 200_000, 25.0, 60_000.0),
+                image("hyperfaas-echo:latest", 50_000, 2.0, 1_000.0, "[]"),
+                image(
+                    "hyperfaas-bfs-json:latest",
+                    100_000,
+                    12.0,
+                    200.0,
+                    r#"[{"name":"graph_nodes","json":"/Size"}]"#,
+                ),
+                image(
+                    "hyperfaas-thumbnailer-json:latest",
+                    200_000,
+                    25.0,
+                    60_000.0,
+                    r#"[{"name":"target_pixels","product":["/width","/height"]}]"#,
+                ),
             ],
             sample_interval_ns: 100_000_000,
             calls_per_instance: 400,
@@ -302,7 +346,7 @@ impl SynthRun {
                 idle_timeout: None,
                 max_concurrency: None,
             };
-            db.function(&img.image_tag, &config)?;
+            db.function_with_features(&img.image_tag, &config, &img.features)?;
         }
         db.session(self.sample_interval_ns / 1_000_000)?;
 
@@ -337,6 +381,16 @@ impl SynthRun {
                 row.thumb_width = Some(rng.random_range(64..512));
                 row.thumb_height = Some(rng.random_range(64..512));
             }
+            // The features loadgen would compute from these payloads.
+            if !img.features.is_empty() {
+                let value = match (row.bfs_size, row.thumb_width.zip(row.thumb_height)) {
+                    (Some(n), _) => Some(n),
+                    (None, Some((w, h))) => Some(w * h),
+                    _ => None,
+                };
+                row.payload_features =
+                    Some(loadgen::record::payload_feature_values_json(&[value.map(|v| v as f64)]));
+            }
             let fate = rng.random::<f64>();
             if fate < 0.02 {
                 row.status = "UNAVAILABLE".into();
@@ -360,6 +414,7 @@ impl SynthRun {
                     worker,
                     image,
                     started_ns: started - cold,
+                    start_duration_ns: cold,
                     calls: Vec::new(),
                     retired: false,
                 });
@@ -381,6 +436,8 @@ impl SynthRun {
             row.call_started_ns = Some(started);
             row.got_response_ns = Some(responded);
             row.function_processing_time_ns = Some(responded - started);
+            // Echo answers with its request; the others with a small result.
+            row.response_bytes = Some(if image == 0 { size } else { 64 + size / 16 });
             row.function_handler_time_ns = (fate > 0.025).then_some(handler);
             if (0.025..0.035).contains(&fate) {
                 row.function_error = Some("handler failed".into());
@@ -405,6 +462,7 @@ impl SynthRun {
                 event: "START".into(),
                 status: Some("OK".into()),
                 timestamp_ns: inst.started_ns,
+                start_duration_ns: Some(inst.start_duration_ns),
             });
             if let Some(s) = stopped {
                 events.push(EventRow {
@@ -413,6 +471,7 @@ impl SynthRun {
                     event: "STOP".into(),
                     status: None,
                     timestamp_ns: s,
+                    start_duration_ns: None,
                 });
             }
             let alive_until = stopped.unwrap_or(end);
@@ -485,6 +544,8 @@ struct Instance {
     worker: usize,
     image: usize,
     started_ns: i64,
+    /// Start accepted → ready, reported with the START.
+    start_duration_ns: i64,
     calls: Vec<(i64, i64)>,
     retired: bool,
 }

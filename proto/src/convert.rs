@@ -1,5 +1,7 @@
 //! The one place where wire integers become unit types and back.
 
+use std::time::Duration;
+
 use hyperfake_core::config::RawConfig;
 use hyperfake_core::{ConfigError, FunctionConfig, FunctionId, ImageTag, InstanceId, Nanos};
 
@@ -94,4 +96,31 @@ pub fn timestamp_nanos(ts: &prost_types::Timestamp) -> Nanos {
     let secs = u64::try_from(ts.seconds).unwrap_or(0);
     let nanos = u64::try_from(ts.nanos).unwrap_or(0);
     Nanos(secs.saturating_mul(1_000_000_000).saturating_add(nanos))
+}
+
+// === Durations ===
+
+/// A duration as wire ns (`StatusUpdate.start_duration_ns`), saturating at
+/// `i64::MAX` (292 years).
+pub fn duration_to_ns(d: Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// Wire ns as a duration; absent or negative (never sent by a worker) is `None`.
+pub fn duration_from_ns(ns: Option<i64>) -> Option<Nanos> {
+    ns.and_then(|n| u64::try_from(n).ok()).map(Nanos)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_round_trip_and_negative_is_absent() {
+        let d = Duration::from_millis(412);
+        assert_eq!(duration_from_ns(Some(duration_to_ns(d))), Some(Nanos(412_000_000)));
+        assert_eq!(duration_to_ns(Duration::MAX), i64::MAX);
+        assert_eq!(duration_from_ns(Some(-1)), None);
+        assert_eq!(duration_from_ns(None), None);
+    }
 }

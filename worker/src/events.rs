@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures::Stream;
 use hyperfake_core::time::now_unix;
@@ -31,6 +32,9 @@ pub struct LifecycleEvent {
     pub detail: String,
     pub exit_code: Option<i64>,
     pub oom_killed: bool,
+    /// Successful START only: from accepting `Start` to the instance being
+    /// ready (`start_duration_ns` on the wire).
+    pub start_duration: Option<Duration>,
 }
 
 impl LifecycleEvent {
@@ -43,7 +47,14 @@ impl LifecycleEvent {
             detail: String::new(),
             exit_code: None,
             oom_killed: false,
+            start_duration: None,
         }
+    }
+
+    /// How long the start took (successful START only).
+    pub fn start_duration(mut self, took: Duration) -> Self {
+        self.start_duration = Some(took);
+        self
     }
 
     pub fn failed(mut self, detail: impl Into<String>) -> Self {
@@ -68,6 +79,7 @@ impl LifecycleEvent {
             detail: self.detail.clone(),
             exit_code: self.exit_code,
             oom_killed: self.oom_killed,
+            start_duration_ns: self.start_duration.map(proto::convert::duration_to_ns),
         }
     }
 }
@@ -151,6 +163,18 @@ mod tests {
             assert_eq!((second.event(), second.status()), (Event::Down, Status::Failed));
             assert!(second.timestamp.is_some());
         }
+    }
+
+    #[tokio::test]
+    async fn only_an_event_given_a_start_duration_carries_it_on_the_wire() {
+        let hub = EventHub::default();
+        let mut s = hub.subscribe("a");
+        hub.publish(ev(Event::Start).start_duration(Duration::from_micros(412_345)));
+        hub.publish(ev(Event::Start).failed("no such image"));
+        let ok = s.next().await.unwrap().unwrap();
+        assert_eq!(ok.start_duration_ns, Some(412_345_000));
+        let failed = s.next().await.unwrap().unwrap();
+        assert_eq!((failed.status(), failed.start_duration_ns), (Status::Failed, None));
     }
 
     #[tokio::test]

@@ -67,6 +67,8 @@ impl Worker {
     // === Start ===
 
     pub async fn start(&self, function_id: Option<FunctionId>) -> Result<Arc<Instance>, WorkerError> {
+        // The cold start reported on START runs from here to the instance being ready.
+        let accepted = std::time::Instant::now();
         let function_id =
             function_id.ok_or_else(|| WorkerError::InvalidArgument("function_id: missing".into()))?;
         let function = self.catalog.get(&function_id).await.map_err(|e| {
@@ -109,7 +111,9 @@ impl Worker {
         ));
         self.instances.insert(Arc::clone(&instance));
         self.events.publish(
-            LifecycleEvent::new(Event::Start, &instance.id, &instance.function_id).detail(&instance.address),
+            LifecycleEvent::new(Event::Start, &instance.id, &instance.function_id)
+                .detail(&instance.address)
+                .start_duration(accepted.elapsed()),
         );
         tracing::info!(instance = %instance.id, function = %instance.function_id, image = %instance.image_tag, "instance ready");
         Ok(instance)

@@ -15,6 +15,7 @@ fn event(n: i64) -> Record {
         detail: String::new(),
         exit_code: None,
         oom_killed: false,
+        start_duration_ns: Some(n * 1000),
     })
 }
 
@@ -144,4 +145,36 @@ fn the_interval_commits_a_partial_batch() {
     let stopped: Option<i64> =
         conn.query_row("SELECT stopped_at_ns FROM collector_sessions", [], |r| r.get(0)).unwrap();
     assert_eq!(stopped, None, "a killed session stays open");
+}
+
+#[test]
+fn instance_events_from_before_start_durations_are_upgraded_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE instance_events (run_id TEXT NOT NULL, worker TEXT NOT NULL, instance_id TEXT,
+                 function_id TEXT, event TEXT NOT NULL, status TEXT NOT NULL, timestamp_ns INTEGER,
+                 detail TEXT NOT NULL, exit_code INTEGER NULL, oom_killed INTEGER NOT NULL);
+             INSERT INTO instance_events VALUES ('old', 'w:1', 'i0', 'f', 'START', 'SUCCESS', 1, '', NULL, 0);",
+        )
+        .unwrap();
+    }
+    let (w, tx, _) = start(&path, "r", BatchSettings::default());
+    tx.blocking_send(event(3)).unwrap();
+    drop(tx);
+    w.finish().unwrap();
+    let conn = Connection::open(&path).unwrap();
+    let durations: Vec<(String, Option<i64>)> = conn
+        .prepare("SELECT run_id, start_duration_ns FROM instance_events ORDER BY rowid")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(durations, [("old".to_string(), None), ("r".to_string(), Some(3000))]);
+    drop(conn);
+    // Opening again is a no-op.
+    open(&path).unwrap();
 }

@@ -81,6 +81,11 @@ async fn records_events_and_samples_of_a_real_worker() {
     }
     let (start, stop) = (events[0].timestamp_ns.unwrap(), events[1].timestamp_ns.unwrap());
     assert!(start < stop, "START at {start} after STOP at {stop}");
+    // The cold start is stored with the START only: creating and starting a
+    // container takes more than 1 ms.
+    let took = events[0].start_duration_ns.expect("START carries start_duration_ns");
+    assert!((1_000_000..60_000_000_000).contains(&took), "start took {took} ns");
+    assert_eq!(events[1].start_duration_ns, None);
     // No CALL/RESPONSE without --record-call-events, though 5 calls were made.
     assert!(run.events().iter().all(|e| e.event != "CALL" && e.event != "RESPONSE"));
     assert_eq!(skipped, 10, "5 calls make 5 CALL and 5 RESPONSE events");

@@ -38,6 +38,10 @@ async fn a_worker_down_at_start_is_collected_once_up_and_after_a_restart() {
     })
     .await;
     assert!(run.count("worker_samples") > 0);
+    // The simulated runtime's 5 ms cold start is inside the START's duration.
+    let start = run.events().into_iter().find(|e| e.event == "START").unwrap();
+    let took = start.start_duration_ns.expect("START carries start_duration_ns");
+    assert!((5_000_000..60_000_000_000).contains(&took), "start took {took} ns");
 
     // It dies and comes back: followed again, nothing duplicated.
     fake.kill();

@@ -253,3 +253,71 @@ fn copies_must_be_between_one_and_the_limit() {
         expect(&yaml, "function_config.hyperfaas-echo:latest.copies", Some(24), "out of range");
     }
 }
+
+/// BASE with `features` (block-style YAML lines, indented under the function) added to the echo function.
+fn with_features(lines: &str) -> String {
+    BASE.replace("      quota: 50000\n", &format!("      quota: 50000\n    features:\n{lines}"))
+}
+
+#[test]
+fn payload_features_are_read_in_the_payload_features_form() {
+    let yaml = with_features(
+        "      - {name: body_bytes, payload_bytes: true}\n      - name: graph_nodes\n        json: /Size\n",
+    );
+    let w = Workload::from_yaml(&yaml).unwrap_or_else(|e| panic!("{e}"));
+    let f = &w.functions[&"hyperfaas-echo:latest".into()].features;
+    assert_eq!(
+        f.to_json(),
+        r#"[{"name":"body_bytes","payload_bytes":true},{"name":"graph_nodes","json":"/Size"}]"#
+    );
+    // No `features:` is no features, not an error.
+    let w = Workload::from_yaml(BASE).unwrap();
+    assert!(w.functions[&"hyperfaas-echo:latest".into()].features.is_empty());
+}
+
+#[test]
+fn a_bad_payload_feature_names_its_entry_and_line() {
+    // Lines: features 27, entry 0 on 28, entry 1 on 29-30, entry 2 on 31.
+    let yaml = with_features(
+        "      - {name: ok, payload_bytes: true}\n      - name: size\n        json: Size\n      - {name: img, jsn: /image}\n",
+    );
+    let path = "function_config.hyperfaas-echo:latest.features";
+    let all = expect(&yaml, &format!("{path}[1]"), Some(29), "\"Size\" is not a JSON pointer");
+    let e = all.at(&format!("{path}[2]")).unwrap_or_else(|| panic!("no error for entry 2:\n{all}"));
+    assert_eq!(e.line, Some(31));
+    assert!(e.to_string().contains("unknown field `jsn`"), "{e}");
+    assert!(all.at(&format!("{path}[0]")).is_none(), "entry 0 is fine:\n{all}");
+    assert!(matches!(e.problem, Problem::Feature(_)));
+}
+
+#[test]
+fn a_payload_feature_declared_twice_is_reported_at_the_second() {
+    let yaml = with_features(
+        "      - {name: n, payload_bytes: true}\n      - {name: px, product: [/width, /height]}\n      - {name: n, json: /Size}\n",
+    );
+    expect(
+        &yaml,
+        "function_config.hyperfaas-echo:latest.features[2]",
+        Some(30),
+        "feature n is declared twice",
+    );
+    let yaml = with_features("      - {name: px, product: [/width]}\n");
+    expect(&yaml, "function_config.hyperfaas-echo:latest.features[0]", Some(28), "at least two pointers");
+    let yaml = with_features("      - {name: Bad, json: /x}\n");
+    expect(&yaml, "function_config.hyperfaas-echo:latest.features[0]", Some(28), "\"Bad\" is not valid");
+}
+
+#[test]
+fn payload_features_that_are_not_a_list_or_of_an_unused_image_are_checked_too() {
+    let yaml = BASE.replace("      quota: 50000\n", "      quota: 50000\n    features: 3\n");
+    let all = errors(&yaml);
+    let e = &all.0[0];
+    assert!(e.path.ends_with("features"), "{all}");
+    assert!(e.line.is_some(), "{all}");
+    // An image no phase uses still has its features checked.
+    let yaml = format!("{BASE}  unused:latest:\n    type: echo\n").replace(
+        "data_providers:\n",
+        "  unused:latest:\n    memory: 64MB\n    features:\n      - {name: x, json: nope}\ndata_providers:\n",
+    );
+    expect(&yaml, "function_config.unused:latest.features[0]", Some(30), "not a JSON pointer");
+}

@@ -385,3 +385,89 @@ async fn a_platform_with_a_token_refuses_a_run_without_it() {
     assert_no_row_lost(&conn, &report);
     assert_eq!(count(&conn, "SELECT COUNT(*) FROM calls WHERE status = 'OK'"), 5);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payload_features_are_recorded_per_call_from_the_bytes_sent() {
+    let served = serve(TestLeaf::new()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("run.db");
+    // The test leaf echoes functions whose id contains "echo": one image per
+    // data provider type that features read.
+    let yaml = format!(
+        "leaf_address: \"{}\"
+max_duration: 3s
+timeout: 10s
+seed: 11
+workload:
+  phases:
+    - {{name: b, type: constant, duration: 1s, start_rps: 8, image_tag: bfs-echo:latest}}
+    - {{name: t, type: constant, duration: 1s, start_rps: 5, image_tag: thumb-echo:latest}}
+    - {{name: p, type: constant, duration: 1s, start_rps: 4, image_tag: plain-echo:latest}}
+function_config:
+  bfs-echo:latest:
+    memory: 64MB
+    features:
+      - {{name: graph_nodes, json: /Size}}
+      - {{name: missing, json: /nope}}
+  thumb-echo:latest:
+    memory: 64MB
+    features:
+      - {{name: image_bytes, base64_len: /image}}
+      - {{name: target_pixels, product: [/width, /height]}}
+      - {{name: request_bytes, payload_bytes: true}}
+  plain-echo:latest:
+    memory: 64MB
+data_providers:
+  bfs-echo:latest: {{type: bfs_json, min_nodes: 10, max_nodes: 500}}
+  thumb-echo:latest: {{type: thumbnailer_json, source_sizes: [64x48], min_width: 1, max_width: 40, min_height: 1, max_height: 30, jpeg_quality: 80}}
+  plain-echo:latest: {{type: echo, min_body_size: 32, max_body_size: 32}}
+",
+        served.addr
+    );
+    let (report, conn) = run_to_end(&yaml, &db).await;
+    assert_eq!(report.due, 17);
+
+    // Declarations, per function row, in the PayloadFeatures form.
+    let declared = |tag: &str| -> Option<String> {
+        conn.query_row("SELECT payload_features FROM functions WHERE image_tag = ?1", [tag], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(
+        declared("bfs-echo:latest").as_deref(),
+        Some(r#"[{"name":"graph_nodes","json":"/Size"},{"name":"missing","json":"/nope"}]"#)
+    );
+    assert_eq!(declared("plain-echo:latest").as_deref(), Some("[]"));
+
+    // bfs: the graph size sent, and null (never 0) for a field the payload lacks.
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT COUNT(*) FROM calls WHERE image_tag = 'bfs-echo:latest'
+               AND json_array_length(payload_features) = 2
+               AND json_extract(payload_features, '$[0]') = bfs_size
+               AND json_type(payload_features, '$[1]') = 'null'"
+        ),
+        8
+    );
+    // thumbnailer: the decoded JPEG length, width × height, and the bytes sent.
+    let jpeg = loadgen::payload::source_jpeg(11, 64, 48, 80).unwrap().len();
+    let thumbs = count(
+        &conn,
+        &format!(
+            "SELECT COUNT(*) FROM calls WHERE image_tag = 'thumb-echo:latest'
+               AND json_extract(payload_features, '$[0]') = {jpeg}
+               AND json_extract(payload_features, '$[1]') = thumb_width * thumb_height
+               AND json_extract(payload_features, '$[2]') = request_bytes
+               AND request_bytes = response_bytes"
+        ),
+    );
+    assert_eq!(thumbs, 5);
+    // An image without features has none recorded.
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT COUNT(*) FROM calls WHERE image_tag = 'plain-echo:latest' AND payload_features IS NULL"
+        ),
+        4
+    );
+}

@@ -89,4 +89,33 @@ fn a_synthetic_runs_training_rows_satisfy_the_invariants() {
         )
         .unwrap();
     assert_eq!(avg_samples, complete);
+
+    // Payload features: each image's own value in its column, NULL for the others.
+    let mismatched: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM training_data WHERE
+                 (image_tag LIKE '%bfs%' AND (feature_graph_nodes IS NOT bfs_size OR feature_target_pixels IS NOT NULL))
+              OR (image_tag LIKE '%thumb%' AND (feature_target_pixels IS NOT thumb_width * thumb_height
+                                               OR feature_graph_nodes IS NOT NULL))
+              OR (image_tag LIKE '%echo%' AND (feature_graph_nodes IS NOT NULL OR feature_target_pixels IS NOT NULL))",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(mismatched, 0);
+    // Extra targets: the response size and the worker's own time on every row.
+    let extra_nulls: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM training_data WHERE response_size_bytes IS NULL OR worker_overhead_ns IS NULL
+                 OR worker_overhead_ns != worker_processing_time_ns - function_processing_time_ns",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(extra_nulls, 0);
+    // One cold start per instance (each START carries its duration).
+    let cold: i64 = conn
+        .query_row("SELECT COUNT(*) FROM cold_starts WHERE image_tag IS NOT NULL", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(cold as usize, counts.instances);
 }

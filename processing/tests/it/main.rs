@@ -6,6 +6,8 @@ mod common;
 mod cli;
 /// Known answers on tiny hand-built run databases, one per definition.
 mod definitions;
+/// Payload feature columns, extra targets and cold starts.
+mod extras;
 /// Invariants on a larger synthetic run.
 mod invariants;
 /// Plot files and the HTML index.

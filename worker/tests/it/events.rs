@@ -19,6 +19,9 @@ async fn subscriber_sees_start_and_stop_with_function_ids() {
     assert_eq!(start.function_id.as_ref().unwrap().id, f.to_string());
     assert_eq!(start.status(), Status::Success);
     assert!(start.timestamp.is_some());
+    // The cold start: a container cannot be created, started and answer in under 1 ms.
+    let took = start.start_duration_ns.expect("a successful START carries its duration");
+    assert!((1_000_000..60_000_000_000).contains(&took), "start took {took} ns");
     ctx.call(&f, b"x").await.unwrap();
     let call = next_event(&mut events, Duration::from_secs(10), is(Event::Call, &instance)).await;
     assert_eq!(call.function_id.unwrap().id, f.to_string());

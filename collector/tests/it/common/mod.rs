@@ -58,8 +58,8 @@ impl Run {
         let conn = self.conn();
         let mut stmt = conn
             .prepare(
-                "SELECT instance_id, function_id, event, status, timestamp_ns, worker FROM instance_events
-                 WHERE run_id = ?1 ORDER BY rowid",
+                "SELECT instance_id, function_id, event, status, timestamp_ns, worker, start_duration_ns
+                 FROM instance_events WHERE run_id = ?1 ORDER BY rowid",
             )
             .unwrap();
         stmt.query_map([&self.run_id], |r| {
@@ -70,6 +70,7 @@ impl Run {
                 status: r.get(3)?,
                 timestamp_ns: r.get(4)?,
                 worker: r.get(5)?,
+                start_duration_ns: r.get(6)?,
             })
         })
         .unwrap()
@@ -133,6 +134,7 @@ pub struct EventRow {
     pub status: String,
     pub timestamp_ns: Option<i64>,
     pub worker: String,
+    pub start_duration_ns: Option<i64>,
 }
 
 /// Waits until every worker's two streams are subscribed, so nothing the

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use hyperfake_core::payload::PayloadFeatures;
 use hyperfake_core::{Bytes, CpuQuota, FunctionConfig};
 use processing::synth::{CallRow, ContainerSampleRow, EventRow, RawDb, WorkerSampleRow};
 use processing::{ProcessOptions, Processed, Progress, RunSummary};
@@ -29,6 +30,8 @@ pub(crate) struct Fixture {
     pub(crate) workers: Vec<WorkerSampleRow>,
     pub(crate) quota_cores: f64,
     pub(crate) interval_ms: Option<i64>,
+    /// Payload features [`IMAGE`] declares (`functions.payload_features`).
+    pub(crate) features: PayloadFeatures,
 }
 
 impl Fixture {
@@ -42,6 +45,7 @@ impl Fixture {
             workers: Vec::new(),
             quota_cores: 1.0,
             interval_ms: Some(100),
+            features: PayloadFeatures::none(),
         }
     }
 
@@ -67,7 +71,15 @@ impl Fixture {
             event: event.into(),
             status: status.map(Into::into),
             timestamp_ns: t,
+            start_duration_ns: None,
         });
+        self
+    }
+
+    /// A successful START that reports its Start→ready duration.
+    pub(crate) fn start_took(&mut self, worker: &str, instance: &str, t: i64, took_ns: i64) -> &mut Self {
+        self.start(worker, instance, t);
+        self.events.last_mut().expect("just pushed").start_duration_ns = Some(took_ns);
         self
     }
 
@@ -189,7 +201,7 @@ impl Fixture {
             idle_timeout: None,
             max_concurrency: None,
         };
-        raw.function(IMAGE, &config).unwrap();
+        raw.function_with_features(IMAGE, &config, &self.features).unwrap();
         if let Some(ms) = self.interval_ms {
             raw.session(ms).unwrap();
         }
