@@ -17,6 +17,7 @@
 #   SKIP_BUILD=0         1 uses the binaries already built
 #   WORKER_KIND=real     fake runs fakeworker (models instead of containers)
 #   FAKE_MODELS=<repo>/models/deployed   models directory of the fake workers
+#   FAKE_SEED=<n>                         seed of the fake workers' draws (worker i gets n + i)
 #   FAKEWORKER_ARGS=""   extra flags for each fake worker
 set -euo pipefail
 
@@ -71,7 +72,8 @@ up() {
         if [[ "${WORKER_KIND:-real}" == fake ]]; then
             # shellcheck disable=SC2086 # FAKEWORKER_ARGS is a list of flags
             start "worker-$i" "$bin_dir/fakeworker" --address "$address" --database "127.0.0.1:$database_port" \
-                --worker-id "platform-fakeworker-$i" --models "${FAKE_MODELS:-$repo/models/deployed}" ${FAKEWORKER_ARGS:-}
+                --worker-id "platform-fakeworker-$i" --models "${FAKE_MODELS:-$repo/models/deployed}" \
+                ${FAKE_SEED:+--seed $((FAKE_SEED + i))} ${FAKEWORKER_ARGS:-}
         else
             start "worker-$i" "$bin_dir/worker" --address "$address" --database "127.0.0.1:$database_port" \
                 --worker-id "platform-worker-$i"

@@ -7,8 +7,10 @@
 #      against its leaf with a workload -> $DATA_DIR/<run>.db;
 #   2. process it into training rows and plots;
 #   3. train linear, ridge and random-forest models -> models/<run>/ (+ report);
-#   4. with --fake-sut only: replay the workload on a local fake platform over
-#      the random forests and compare the two runs (as run-local-pipeline does).
+#   4. with --fake-sut only: run the workload again with another seed against
+#      the SUT (out of sample), run that validation workload on a local fake
+#      platform over the random forests and compare the two (as
+#      run-local-pipeline does).
 #
 #   scripts/run-full-pipeline.sh <config> --sut <host> [--workers host:port,...]
 #                                [--leaf-port 50050] [--fake-sut]
@@ -59,10 +61,15 @@ fi
 install_onnxruntime
 
 step "collector + load generator against the SUT: leaf $leaf, workers ${workers[*]}: $config -> $real_db"
-measure "$real_db" "$run_id" "$run_dir/collector-real.log" "$leaf" "${workers[@]}"
+measure "$config" "$real_db" "$run_id" "$run_dir/collector-real.log" "$leaf" "${workers[@]}"
 
 process_and_plot "$real_db" "$run_id"
 train "$real_db" "$run_id"
 
-[[ $fake_sut != 1 ]] || fake_replay "${#workers[@]}"
+if [[ $fake_sut == 1 ]]; then
+    step "out-of-sample validation run against the SUT: $config with seed $validation_seed"
+    measure "$validation_config" "$validation_db" "$validation_id" "$run_dir/collector-validation.log" "$leaf" "${workers[@]}"
+    "$bin/process" --db "$validation_db" --run-id "$validation_id"
+    fake_replay "${#workers[@]}"
+fi
 print_done "$fake_sut"

@@ -13,7 +13,10 @@
 #
 # Environment: OUT_DIR (kept; default a temporary directory, removed unless the
 # test fails), RUN_ID, SKIP_BUILD=1 (reuse built images and binaries),
-# KEEP_IMAGES=1 (keep platform images this script built).
+# KEEP_IMAGES=1 (keep platform images this script built), FAKE_SUT=1 (also the
+# out-of-sample step: a validation run with another seed against the SUT, the
+# same workload on a local fake platform at LEAF_PORT/WORKER_PORT/DATABASE_PORT,
+# and the fidelity report of the two).
 # Also run by `cargo test -p hyperfake-e2e` (e2e/tests/it/two_host.rs).
 set -euo pipefail
 
@@ -117,9 +120,12 @@ refused="$(env -u HYPERFAKE_TOKEN "$leafctl" --address "$leaf_ip:50050" --deadli
 echo "a client without the token is refused: ${refused##*message: }"
 
 step "client host: run-full-pipeline against $leaf_ip"
+pipeline_flags=()
+[[ "${FAKE_SUT:-0}" != 1 ]] || pipeline_flags+=(--fake-sut)
 SKIP_BUILD=1 RUN_ID="$run_id" DATA_DIR="$OUT_DIR/training_data" MODELS_DIR="$OUT_DIR/models" \
     REPORTS_DIR="$OUT_DIR/reports" PIPELINE_DIR="$OUT_DIR/pipeline" \
-    scripts/run-full-pipeline.sh "$config" --sut "$leaf_ip" --workers "$worker_1,$worker_2"
+    scripts/run-full-pipeline.sh "$config" --sut "$leaf_ip" --workers "$worker_1,$worker_2" \
+    "${pipeline_flags[@]}"
 
 step "checking $OUT_DIR/training_data/$run_id.db"
 python3 - "$OUT_DIR/training_data/$run_id.db" "$run_id" "$worker_1" "$worker_2" "$leaf_ip:50050" <<'EOF'

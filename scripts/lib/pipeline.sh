@@ -4,6 +4,7 @@
 #
 # Settings (environment): PROFILE=dev|release (cargo profile, default dev),
 # RUN_ID=<utc time>-<suffix>, SKIP_FAKE=1 to stop after training,
+# VALIDATION_SEED=<the config's seed + 1> (the out-of-sample run's seed),
 # CARGO_TARGET_DIR (default ~/.cache/hyperfake/target), DATA_DIR=training_data,
 # MODELS_DIR=models, REPORTS_DIR=reports, PIPELINE_DIR=<repo>/target/pipeline
 # (logs and platform state of a run go to $PIPELINE_DIR/<run>).
@@ -11,7 +12,8 @@
 pipeline_repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 
 # Sets the paths every step uses: repo, config, bin, run_id, run_dir, real_db,
-# fake_db, report_dir, data_dir, models_dir; enters the repository.
+# validation_config, validation_seed, validation_id, validation_db, fake_db,
+# report_dir, data_dir, models_dir; enters the repository.
 pipeline_init() {
     local name="$1" suffix="$3"
     config="$2"
@@ -26,15 +28,41 @@ pipeline_init() {
     models_dir="${MODELS_DIR:-models}"
     run_dir="${PIPELINE_DIR:-$repo/target/pipeline}/$run_id"
     real_db="$data_dir/$run_id.db"
-    fake_db="$data_dir/$run_id-fake.db"
+    # Out of sample: the models are judged on a run they were not trained on,
+    # the same workload drawn with another seed (new arrivals, payloads, sizes).
+    training_seed="$(config_seed "$config")"
+    validation_seed="${VALIDATION_SEED:-$((training_seed + 1))}"
+    [[ "$validation_seed" != "$training_seed" ]] || { echo "$name: VALIDATION_SEED equals the training seed $training_seed" >&2; exit 1; }
+    validation_id="$run_id-validation"
+    validation_db="$data_dir/$validation_id.db"
+    fake_db="$data_dir/$validation_id-fake.db"
     report_dir="${REPORTS_DIR:-reports}/$run_id"
     mkdir -p "$run_dir" "$data_dir" "$report_dir"
+    validation_config="$run_dir/validation.yaml"
+    with_seed "$config" "$validation_seed" >"$validation_config"
     collector_pid=""
     platform_dir=""
     trap pipeline_cleanup EXIT
 }
 
 step() { printf '\n==> %s\n' "$*"; }
+
+# config_seed <workload file>: its top-level `seed:` (0 when it has none, as loadgen assumes).
+config_seed() {
+    local seed
+    seed="$(sed -n 's/^seed:[[:space:]]*\(-\{0,1\}[0-9][0-9]*\).*/\1/p' "$1" | head -n 1)"
+    echo "${seed:-0}"
+}
+
+# with_seed <workload file> <seed>: the file with its top-level seed replaced (or added).
+with_seed() {
+    if grep -q '^seed:' "$1"; then
+        sed "s/^seed:.*/seed: $2/" "$1"
+    else
+        cat "$1"
+        printf '\nseed: %s\n' "$2"
+    fi
+}
 
 # Stops the collector and a platform this script started (on exit, even a failed one).
 pipeline_cleanup() {
@@ -48,16 +76,16 @@ worker_flags() {
     for w in "$@"; do printf -- '--worker\n%s\n' "$w"; done
 }
 
-# measure <db> <run id> <collector log> <leaf> <worker>...: runs the workload
-# against the platform at <leaf>, with the collector following the workers.
+# measure <workload> <db> <run id> <collector log> <leaf> <worker>...: runs the
+# workload against the platform at <leaf>, with the collector following the workers.
 measure() {
-    local db="$1" id="$2" log="$3" leaf="$4"
-    shift 4
+    local workload="$1" db="$2" id="$3" log="$4" leaf="$5"
+    shift 5
     local flags=()
     mapfile -t flags < <(worker_flags "$@")
     "$bin/collector" "${flags[@]}" --run-id "$id" --db "$db" --no-progress 2>"$log" &
     collector_pid=$!
-    "$bin/loadgen" run "$config" --leaf "$leaf" --run-id "$id" --out "$db"
+    "$bin/loadgen" run "$workload" --leaf "$leaf" --run-id "$id" --out "$db"
     kill -TERM "$collector_pid"
     wait "$collector_pid" || { echo "collector failed (log: $log)" >&2; exit 1; }
     collector_pid=""
@@ -88,24 +116,47 @@ train() {
     "$bin/trainer" train --db "$1" --model all --out "$models_dir" --run "$2"
 }
 
-# fake_replay <workers>: deploys the random forests of $run_id, replays the same
-# workload on a local fake platform (scripts/platform.sh, WORKER_KIND=fake) and
-# compares the two runs.
+# evaluate_out_of_sample <models dir>: scores every model file there on the
+# validation run's training rows (rows the models never saw) -> $report_dir/out-of-sample/.
+evaluate_out_of_sample() {
+    local models="$1" file name
+    step "scoring the models on the validation run (seed $validation_seed, not trained on)"
+    mkdir -p "$report_dir/out-of-sample"
+    for file in "$models"/*.onnx; do
+        [[ -e "$file" ]] || { echo "no model files in $models" >&2; exit 1; }
+        name="$(basename "$file" .onnx)"
+        "$bin/trainer" evaluate --model "$file" --db "$validation_db" --out "$report_dir/out-of-sample/$name.json"
+    done
+}
+
+# fake_replay <workers>: deploys the random forests of $run_id, runs the
+# validation workload (seed $validation_seed, which the models were not trained
+# on) on a local fake platform (scripts/platform.sh, WORKER_KIND=fake) and
+# compares it with the real validation run.
 fake_replay() {
     local n="$1" leaf="127.0.0.1:${LEAF_PORT:-50050}" first="${WORKER_PORT:-50051}" local_workers=() i
     for ((i = 0; i < n; i++)); do local_workers+=("127.0.0.1:$((first + i))"); done
-    step "deploying the random forests of $run_id and replaying on the fake platform"
+    step "deploying the random forests of $run_id"
     local deployed="$run_dir/models"
     "$bin/trainer" deploy "$models_dir/$run_id" --to "$deployed" --kind random-forest
+    evaluate_out_of_sample "$deployed"
+
+    step "fake platform: the validation workload (seed $validation_seed) over the models"
     platform_dir="$run_dir/fake"
-    RUN_DIR="$platform_dir" SKIP_BUILD=1 WORKERS="$n" WORKER_KIND=fake FAKE_MODELS="$deployed" scripts/platform.sh up
-    measure "$fake_db" "$run_id-fake" "$run_dir/collector-fake.log" "$leaf" "${local_workers[@]}"
+    RUN_DIR="$platform_dir" SKIP_BUILD=1 WORKERS="$n" WORKER_KIND=fake FAKE_MODELS="$deployed" \
+        FAKE_SEED="$validation_seed" scripts/platform.sh up
+    measure "$validation_config" "$fake_db" "$validation_id-fake" "$run_dir/collector-fake.log" "$leaf" "${local_workers[@]}"
     RUN_DIR="$platform_dir" scripts/platform.sh down
     platform_dir=""
-    "$bin/process" --db "$fake_db" --run-id "$run_id-fake"
+    "$bin/process" --db "$fake_db" --run-id "$validation_id-fake"
 
-    step "fidelity: real vs fake"
-    "$bin/fidelity" compare --real "$real_db" --fake "$fake_db" --out "$report_dir"
+    step "fidelity: real vs fake, out of sample"
+    "$bin/fidelity" compare --real "$validation_db" --fake "$fake_db" --out "$report_dir" \
+        --trained-on "$real_db (run $run_id, $config, seed $training_seed)" \
+        --validation "out of sample: $config with seed $validation_seed, real run $validation_id vs fake run $validation_id-fake"
+    if [[ -x scripts/render-report.sh ]]; then
+        scripts/render-report.sh "$report_dir/fidelity.html" "$report_dir/fidelity.png"
+    fi
 }
 
 # print_done <with fake: 0|1>
@@ -117,8 +168,10 @@ print_done() {
   models and report:    $models_dir/$run_id/ (report.html)
 EOF2
     [[ "$1" != 1 ]] || cat <<EOF2
-  run database (fake):  $fake_db
-  fidelity report:      $report_dir/fidelity.html
+  validation (real):    $validation_db (seed $validation_seed)
+  validation (fake):    $fake_db
+  out-of-sample scores: $report_dir/out-of-sample/
+  fidelity report:      $report_dir/fidelity.html (out of sample)
 EOF2
     echo "  logs:                 $run_dir/"
 }
