@@ -13,7 +13,7 @@ use hyperfake_core::ImageTag;
 use hyperfake_model::{Features, Model, ModelKind, Range, TARGETS};
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Dataset, Sample, Table};
+use crate::data::{Dataset, Sample, Schema, Table};
 use crate::export::{self, ExportMeta};
 use crate::forest::{self, ForestConfig};
 use crate::linear::{self, RidgeConfig, default_penalties};
@@ -153,10 +153,11 @@ fn bench_forest(cfg: &BenchConfig, tmp: &Path) -> Result<(ForestBench, forest::F
     let (source, rows) = forest_rows(cfg)?;
     let (train, test): (Vec<&Sample>, Vec<&Sample>) =
         rows.iter().partition(|r| unit_hash(cfg.seed, &r.key) >= 0.2);
-    let tx: Vec<[f64; 5]> = train.iter().map(|r| r.x).collect();
-    let ty: Vec<[f64; 3]> = train.iter().map(|r| r.y).collect();
-    let sx: Vec<[f64; 5]> = test.iter().map(|r| r.x).collect();
-    let sy: Vec<[f64; 3]> = test.iter().map(|r| r.y).collect();
+    // The benchmark compares like with like: the five fixed inputs and three targets.
+    let tx: Vec<Vec<f64>> = train.iter().map(|r| r.x[..5].to_vec()).collect();
+    let ty: Vec<Vec<f64>> = train.iter().map(|r| r.y[..3].to_vec()).collect();
+    let sx: Vec<Vec<f64>> = test.iter().map(|r| r.x[..5].to_vec()).collect();
+    let sy: Vec<Vec<f64>> = test.iter().map(|r| r.y[..3].to_vec()).collect();
     let fcfg = ForestConfig {
         n_trees: cfg.trees,
         max_depth: Some(cfg.max_depth),
@@ -169,7 +170,7 @@ fn bench_forest(cfg: &BenchConfig, tmp: &Path) -> Result<(ForestBench, forest::F
     let started = Instant::now();
     let forest = forest::fit(&tx, &ty, &fcfg)?;
     let fit_seconds = started.elapsed().as_secs_f64();
-    let pred: Vec<[f64; 3]> = sx.iter().map(|x| forest.predict(x)).collect();
+    let pred: Vec<Vec<f64>> = sx.iter().map(|x| forest.predict(x)).collect();
     let hyperfake = FitResult { fit_seconds, r2: r2s(&sy, &pred) };
 
     write_csv(&tmp.join("train.csv"), &tx, &ty)?;
@@ -215,7 +216,7 @@ fn bench_forest(cfg: &BenchConfig, tmp: &Path) -> Result<(ForestBench, forest::F
     ))
 }
 
-fn r2s(actual: &[[f64; 3]], pred: &[[f64; 3]]) -> [Option<f64>; 3] {
+fn r2s(actual: &[Vec<f64>], pred: &[Vec<f64>]) -> [Option<f64>; 3] {
     std::array::from_fn(|t| {
         let a: Vec<f64> = actual.iter().map(|r| r[t]).collect();
         let p: Vec<f64> = pred.iter().map(|r| r[t]).collect();
@@ -223,7 +224,7 @@ fn r2s(actual: &[[f64; 3]], pred: &[[f64; 3]]) -> [Option<f64>; 3] {
     })
 }
 
-fn write_csv(path: &Path, x: &[[f64; 5]], y: &[[f64; 3]]) -> Result<()> {
+fn write_csv(path: &Path, x: &[Vec<f64>], y: &[Vec<f64>]) -> Result<()> {
     let mut s = String::with_capacity(x.len() * 120);
     for (x, y) in x.iter().zip(y) {
         let _ = writeln!(s, "{},{},{},{},{},{},{},{}", x[0], x[1], x[2], x[3], x[4], y[0], y[1], y[2]);
@@ -305,8 +306,8 @@ fn bench_linear(cfg: &BenchConfig) -> Result<(LinearBench, linear::LinearFit, li
         .with_image("bench-linear:latest", Truth::Linear { coeffs: KNOWN_LINEAR, noise_sd: [1e4, 1e-4, 1e3] })
         .with_rows_per_image(cfg.linear_rows);
     let rows = run.samples(0);
-    let x: Vec<[f64; 5]> = rows.iter().map(|r| r.x).collect();
-    let y: Vec<[f64; 3]> = rows.iter().map(|r| r.y).collect();
+    let x: Vec<Vec<f64>> = rows.iter().map(|r| r.x.clone()).collect();
+    let y: Vec<Vec<f64>> = rows.iter().map(|r| r.y.clone()).collect();
     drop(rows);
     let started = Instant::now();
     let ols = linear::fit_ols(&x, &y)?;
@@ -338,14 +339,19 @@ fn bench_latency(
     let meta = |kind| ExportMeta {
         image_tag: "bench:latest".into(),
         kind,
+        schema: Schema::base(),
         training_run: "bench".into(),
         training_sources: vec![],
         trained_at: hyperfake_core::time::UtcTime::now().rfc3339(),
         sample_count: 0,
-        input_ranges: [zero; 5],
-        output_ranges: [zero; 3],
+        input_ranges: vec![zero; 5],
+        output_ranges: vec![zero; 3],
         runtime_residual_quantiles: vec![],
-        test_r2: [None; 3],
+        test_r2: vec![None; 3],
+        payload_feature_defaults: vec![],
+        runtime_spread: None,
+        overhead_spread: None,
+        cold_start_ns_quantiles: None,
     };
     let mut files: Vec<(ModelKind, &str, PathBuf)> = vec![];
     for (kind, fit) in [(ModelKind::Linear, ols), (ModelKind::Ridge, ridge)] {

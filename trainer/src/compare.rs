@@ -4,7 +4,6 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
-use hyperfake_model::TARGETS;
 use serde::{Deserialize, Serialize};
 
 use crate::export::write_atomic;
@@ -90,14 +89,25 @@ pub fn compare(run_dirs: &[PathBuf]) -> Result<Comparison> {
     }
     let mut rows = Vec::new();
     for img in &images {
-        for t in TARGETS {
+        // Targets of this image in any run, in model order.
+        let mut targets: Vec<String> = vec![];
+        for r in &reports {
+            for i in r.images.iter().filter(|i| i.image_tag == *img) {
+                for t in i.target_names() {
+                    if !targets.contains(&t) {
+                        targets.push(t);
+                    }
+                }
+            }
+        }
+        for t in &targets {
             for def in METRICS {
                 let values: Vec<Option<f64>> = col_keys
                     .iter()
                     .map(|(ri, kind)| {
                         let i = reports[*ri].images.iter().find(|i| i.image_tag == *img)?;
                         let m = i.models.iter().find(|m| m.kind == *kind)?;
-                        (def.get)(m.test.get(t)?).filter(|v| v.is_finite())
+                        (def.get)(m.test.get(t.as_str())?).filter(|v| v.is_finite())
                     })
                     .collect();
                 let best = values

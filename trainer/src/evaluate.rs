@@ -7,10 +7,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use hyperfake_core::ImageTag;
-use hyperfake_model::{Features, ModelSet, TARGETS};
+use hyperfake_model::{ALL_TARGETS, ModelSet};
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Dataset, Table};
+use crate::data::{Dataset, LoadOptions, Table};
 use crate::metrics::Metrics;
 use crate::progress::Progress;
 use crate::report::{num, opt};
@@ -52,7 +52,7 @@ pub struct ImageEvaluation {
 pub fn evaluate(cfg: &EvalConfig, progress: &Progress) -> Result<Evaluation> {
     let set = ModelSet::load(&cfg.model)?;
     let bar = progress.bar("loading rows");
-    let ds = Dataset::load(&cfg.dbs, cfg.table, &bar)?;
+    let ds = Dataset::load_with(&cfg.dbs, cfg.table, LoadOptions::default(), &bar)?;
     bar.finish();
     let mut images = Vec::new();
     for (tag, model) in set.iter() {
@@ -63,20 +63,34 @@ pub fn evaluate(cfg: &EvalConfig, progress: &Progress) -> Result<Evaluation> {
             tracing::warn!(image = %tag, "the database has no rows for this image");
             continue;
         };
-        let (x, y): (Vec<[f64; 5]>, Vec<[f64; 3]>) = match &cfg.split {
+        let (x, y): (Vec<Vec<f64>>, Vec<Vec<f64>>) = match &cfg.split {
             Some(split) => {
                 let s = Sets::from_rows(rows, split)?;
                 (s.test_x, s.test_y)
             }
-            None => rows.rows.iter().map(|r| (r.x, r.y)).unzip(),
+            None => rows.rows.iter().map(|r| (r.x.clone(), r.y.clone())).unzip(),
         };
+        // The model decides its inputs: the five fixed ones, then its payload
+        // features, which must be the ones the database declares.
+        let info = model.info();
+        let k = info.payload_features.len();
+        if k > 0 && info.payload_features != rows.schema.payload_features {
+            anyhow::bail!(
+                "{}: the model of {tag} reads payload features {} but the database declares {}",
+                cfg.model.display(),
+                info.payload_features.to_json(),
+                rows.schema.payload_features.to_json()
+            );
+        }
         #[allow(clippy::cast_possible_truncation)]
-        let input: Vec<Features> = x.iter().map(|r| r.map(|v| v as f32)).collect();
-        let pred = model.predict(&input).with_context(|| format!("predicting {tag}"))?;
+        let input: Vec<Vec<f32>> = x.iter().map(|r| r[..5 + k].iter().map(|v| *v as f32).collect()).collect();
+        let pred = model.predict_rows(&input).with_context(|| format!("predicting {tag}"))?;
+        let pred: Vec<Vec<f32>> = pred.iter().map(|p| p.to_vec()).collect();
         let mut metrics = BTreeMap::new();
-        for (t, name) in TARGETS.iter().enumerate() {
-            let a: Vec<f64> = y.iter().map(|r| r[t]).collect();
-            let p: Vec<f64> = pred.iter().map(|r| f64::from(r[t])).collect();
+        for (t, name) in info.output_names().iter().enumerate() {
+            let Some(col) = rows.schema.target(name) else { continue };
+            let a: Vec<f64> = y.iter().map(|r| r[col]).collect();
+            let p: Vec<f64> = pred.iter().map(|r| r.get(t).map_or(f64::NAN, |v| f64::from(*v))).collect();
             if let Some(m) = Metrics::compute(&a, &p) {
                 metrics.insert(name.to_string(), m);
             }
@@ -120,7 +134,7 @@ impl Evaluation {
             self.sources.join(", ")
         );
         for img in &self.images {
-            for t in TARGETS {
+            for t in ALL_TARGETS {
                 let Some(m) = img.metrics.get(t) else { continue };
                 let _ = write!(
                     s,

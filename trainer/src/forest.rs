@@ -21,8 +21,8 @@ pub struct ForestConfig {
     pub min_samples_leaf: usize,
     /// Minimum rows to split a node (`min_samples_split`).
     pub min_samples_split: usize,
-    /// Inputs tried per split (`max_features`); 5 = all, scikit-learn's
-    /// regression default.
+    /// Inputs tried per split (`max_features`); 0 (or at least the input
+    /// count) = all, scikit-learn's regression default.
     pub max_features: usize,
     /// Threads fitting trees concurrently.
     pub threads: usize,
@@ -52,7 +52,7 @@ pub struct Tree {
 }
 
 impl Tree {
-    pub fn predict(&self, x: &[f64; 5]) -> f64 {
+    pub fn predict(&self, x: &[f64]) -> f64 {
         let mut i = 0;
         loop {
             match self.nodes[i] {
@@ -68,16 +68,18 @@ impl Tree {
 /// A forest per target; a target's prediction is the mean of its trees.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Forest {
-    pub targets: [Vec<Tree>; 3],
+    /// Trees per target, in the schema's target order.
+    pub targets: Vec<Vec<Tree>>,
+    /// Inputs per row.
+    pub n_inputs: usize,
 }
 
 impl Forest {
-    pub fn predict(&self, x: &[f64; 5]) -> [f64; 3] {
-        let mut out = [0.0; 3];
-        for (o, trees) in out.iter_mut().zip(&self.targets) {
-            *o = trees.iter().map(|t| t.predict(x)).sum::<f64>() / trees.len() as f64;
-        }
-        out
+    pub fn predict(&self, x: &[f64]) -> Vec<f64> {
+        self.targets
+            .iter()
+            .map(|trees| trees.iter().map(|t| t.predict(x)).sum::<f64>() / trees.len().max(1) as f64)
+            .collect()
     }
 
     /// Total node count (a size measure for reports).
@@ -86,13 +88,14 @@ impl Forest {
     }
 }
 
-/// Fits the three forests.
-pub fn fit(x: &[[f64; 5]], y: &[[f64; 3]], cfg: &ForestConfig) -> Result<Forest> {
-    let mut targets: [Vec<Tree>; 3] = Default::default();
+/// Fits one forest per target.
+pub fn fit(x: &[Vec<f64>], y: &[Vec<f64>], cfg: &ForestConfig) -> Result<Forest> {
+    let n_inputs = x.first().map_or(0, Vec::len);
+    let mut targets: Vec<Vec<Tree>> = vec![vec![]; y.first().map_or(0, Vec::len)];
     for (t, f) in fit_smartcore(x, y, cfg)? {
-        targets[t].extend(extract(&f)?);
+        targets[t].extend(extract(&f, n_inputs)?);
     }
-    Ok(Forest { targets })
+    Ok(Forest { targets, n_inputs })
 }
 
 /// The smartcore forests, as `(target, forest)` pairs. smartcore grows the
@@ -102,18 +105,21 @@ pub fn fit(x: &[[f64; 5]], y: &[[f64; 3]], cfg: &ForestConfig) -> Result<Forest>
 /// and all of them are fitted by `threads` workers. Splitting by target only
 /// would leave one of two cores idle for a third of the time.
 pub fn fit_smartcore(
-    x: &[[f64; 5]],
-    y: &[[f64; 3]],
+    x: &[Vec<f64>],
+    y: &[Vec<f64>],
     cfg: &ForestConfig,
 ) -> Result<Vec<(usize, SmartForest)>> {
     if x.is_empty() {
         return Err(anyhow!("no rows to fit a forest on"));
     }
     let m = matrix(x)?;
+    let width = x[0].len();
+    let n_targets = y[0].len();
+    let max_features = if cfg.max_features == 0 { width } else { cfg.max_features.clamp(1, width) };
     let threads = cfg.threads.max(1);
     let chunks = threads.min(cfg.n_trees.max(1));
     // (target, chunk, trees in it)
-    let jobs: Vec<(usize, usize, usize)> = (0..3)
+    let jobs: Vec<(usize, usize, usize)> = (0..n_targets)
         .flat_map(|t| {
             (0..chunks).map(move |c| (t, c, cfg.n_trees / chunks + usize::from(c < cfg.n_trees % chunks)))
         })
@@ -127,7 +133,7 @@ pub fn fit_smartcore(
             .with_n_trees(n_trees)
             .with_min_samples_leaf(cfg.min_samples_leaf)
             .with_min_samples_split(cfg.min_samples_split)
-            .with_m(cfg.max_features.clamp(1, 5))
+            .with_m(max_features)
             .with_seed(seed);
         if let Some(d) = cfg.max_depth {
             params = params.with_max_depth(d);
@@ -157,9 +163,13 @@ pub fn fit_smartcore(
 }
 
 /// Rows as a smartcore matrix.
-pub fn matrix(x: &[[f64; 5]]) -> Result<DenseMatrix<f64>> {
+pub fn matrix(x: &[Vec<f64>]) -> Result<DenseMatrix<f64>> {
+    let width = x.first().map_or(0, Vec::len);
+    if x.iter().any(|r| r.len() != width) {
+        return Err(anyhow!("rows of different widths"));
+    }
     let flat: Vec<f64> = x.iter().flatten().copied().collect();
-    DenseMatrix::new(x.len(), 5, flat, false).map_err(|e| anyhow!("{e}"))
+    DenseMatrix::new(x.len(), width, flat, false).map_err(|e| anyhow!("{e}"))
 }
 
 // === smartcore's serialised layout (0.7.0) ===
@@ -189,7 +199,8 @@ struct SerNode {
 }
 
 /// Reads the trees of a fitted smartcore forest.
-pub fn extract(f: &SmartForest) -> Result<Vec<Tree>> {
+/// `n_inputs` is the row width: a split on a column beyond it is a layout error.
+pub fn extract(f: &SmartForest, n_inputs: usize) -> Result<Vec<Tree>> {
     let layout = |what: &str| anyhow!("smartcore forest layout changed ({what}); is smartcore still =0.7.0?");
     let bytes = serde_json::to_vec(f)?;
     let ser: SerForest = serde_json::from_slice(&bytes).map_err(|e| layout(&e.to_string()))?;
@@ -202,7 +213,9 @@ pub fn extract(f: &SmartForest) -> Result<Vec<Tree>> {
                 .nodes
                 .into_iter()
                 .map(|node| match (node.true_child, node.false_child, node.split_value) {
-                    (Some(a), Some(b), Some(threshold)) if a < n && b < n && node.split_feature < 5 => {
+                    (Some(a), Some(b), Some(threshold))
+                        if a < n && b < n && node.split_feature < n_inputs =>
+                    {
                         Ok(TreeNode::Split {
                             feature: node.split_feature,
                             threshold,

@@ -62,6 +62,11 @@ struct SynthArgs {
     null_fraction: f64,
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Also write `hyperfaas-bfs`, whose runtime depends only on a payload
+    /// feature (`graph_nodes`), the `response_size_bytes` and
+    /// `worker_overhead_ns` targets, and a `cold_starts` table.
+    #[arg(long)]
+    with_payload: bool,
 }
 
 /// Which model kinds to train.
@@ -153,8 +158,9 @@ struct ForestArgs {
     /// Minimum rows to split a node.
     #[arg(long, default_value_t = 2)]
     min_samples_split: usize,
-    /// Inputs tried per split (1-5; 5 = all, scikit-learn's regression default).
-    #[arg(long, default_value_t = 5)]
+    /// Inputs tried per split (0 = all inputs, scikit-learn's regression
+    /// default; the input count is 5 plus the image's payload features).
+    #[arg(long, default_value_t = 0)]
     max_features: usize,
     /// Threads for fitting the three target forests.
     #[arg(long, default_value_t = 2)]
@@ -208,6 +214,10 @@ struct TrainArgs {
     /// Skip the SVG plots.
     #[arg(long)]
     no_plots: bool,
+    /// Ignore the payload features the database declares (table
+    /// `payload_features`): train on the five fixed inputs only.
+    #[arg(long)]
+    no_payload_features: bool,
 }
 
 #[derive(Debug, Args)]
@@ -328,6 +338,7 @@ fn run(cli: Cli) -> Result<()> {
                 forest: a.forest.config(split.seed),
                 min_train_rows: a.min_train_rows,
                 plots: !a.no_plots,
+                payload_features: !a.no_payload_features,
             };
             let outcome = trainer::train(&cfg, &progress)?;
             writeln!(stdout, "{}", outcome.report.markdown())?;
@@ -390,9 +401,12 @@ fn run(cli: Cli) -> Result<()> {
             writeln!(stdout, "Written to {}", cfg.out.display())?;
         }
         Command::Synth(a) => {
-            let run = trainer::synth::SyntheticRun::standard(a.seed)
-                .with_rows_per_image(a.rows)
-                .with_null_fraction(a.null_fraction);
+            let run = if a.with_payload {
+                trainer::synth::SyntheticRun::with_payload(a.seed)
+            } else {
+                trainer::synth::SyntheticRun::standard(a.seed)
+            };
+            let run = run.with_rows_per_image(a.rows).with_null_fraction(a.null_fraction);
             run.write(&a.out)?;
             writeln!(stdout, "{}", a.out.display())?;
         }

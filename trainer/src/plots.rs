@@ -3,31 +3,41 @@
 use std::path::Path;
 
 use anyhow::{Result, anyhow};
-use hyperfake_model::{TARGET_UNITS, TARGETS};
 use plotters::prelude::*;
+
+use crate::data::unit_of;
 
 /// At most this many points per panel: enough to see the shape, small enough
 /// for an SVG a browser opens quickly.
 const MAX_POINTS: usize = 1500;
 
-/// Writes a 2×3 panel SVG: top row predicted vs actual (with y = x), bottom
+/// Writes a 2×n panel SVG: top row predicted vs actual (with y = x), bottom
 /// row residual (actual − predicted) vs predicted, one column per target.
-pub fn write(path: &Path, title: &str, actual: &[[f64; 3]], predicted: &[[f64; 3]]) -> Result<()> {
+pub fn write(
+    path: &Path,
+    title: &str,
+    targets: &[String],
+    actual: &[Vec<f64>],
+    predicted: &[Vec<f64>],
+) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
     hyperfake_plotfont::ensure()?;
     let step = actual.len().div_ceil(MAX_POINTS).max(1);
     let idx: Vec<usize> = (0..actual.len()).step_by(step).collect();
-    let root = SVGBackend::new(path, (1200, 760)).into_drawing_area();
+    let n = targets.len().max(1);
+    #[allow(clippy::cast_possible_truncation)]
+    let width = 400 * n as u32;
+    let root = SVGBackend::new(path, (width, 760)).into_drawing_area();
     root.fill(&WHITE).map_err(plot_err)?;
     let root = root.titled(title, ("sans-serif", 20)).map_err(plot_err)?;
-    let panels = root.split_evenly((2, 3));
-    for t in 0..3 {
+    let panels = root.split_evenly((2, n));
+    for (t, name) in targets.iter().enumerate() {
         let a: Vec<f64> = idx.iter().map(|&i| actual[i][t]).collect();
         let p: Vec<f64> = idx.iter().map(|&i| predicted[i][t]).collect();
         let r: Vec<f64> = a.iter().zip(&p).map(|(a, p)| a - p).collect();
-        let label = format!("{} ({})", TARGETS[t], TARGET_UNITS[t]);
+        let label = format!("{name} ({})", unit_of(name));
 
         let (lo, hi) = bounds(a.iter().chain(&p));
         scatter(
@@ -41,7 +51,7 @@ pub fn write(path: &Path, title: &str, actual: &[[f64; 3]], predicted: &[[f64; 3
         )?;
         let ((plo, phi), (rlo, rhi)) = (bounds(p.iter()), bounds(r.iter()));
         scatter(
-            &panels[3 + t],
+            &panels[n + t],
             None,
             ("predicted", "residual"),
             (plo..phi, rlo..rhi),

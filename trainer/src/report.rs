@@ -6,10 +6,10 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use hyperfake_model::{ModelKind, TARGET_UNITS, TARGETS};
+use hyperfake_model::{ModelKind, TARGETS};
 use serde::{Deserialize, Serialize};
 
-use crate::data::Table;
+use crate::data::{Table, unit_of};
 use crate::export::write_atomic;
 use crate::forest::ForestConfig;
 use crate::linear::RidgeConfig;
@@ -32,7 +32,17 @@ pub struct Report {
     pub forest: ForestConfig,
     /// Rows without an image tag.
     pub dropped_no_image: u64,
+    /// Whether declared payload features were used as inputs.
+    #[serde(default = "yes")]
+    pub payload_features_used: bool,
+    /// Notes from reading the databases (declared features without a column, …).
+    #[serde(default)]
+    pub notes: Vec<String>,
     pub images: Vec<ImageReport>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -50,6 +60,43 @@ pub struct ImageReport {
     /// Why no model was trained, if none was.
     pub skipped: Option<String>,
     pub models: Vec<ModelReport>,
+    /// Input columns, in model order (the five fixed ones, then `feature_<name>`).
+    #[serde(default)]
+    pub inputs: Vec<String>,
+    /// Target columns, in model order.
+    #[serde(default)]
+    pub targets: Vec<String>,
+    /// NULL (or non-finite) values per used column in the dropped rows.
+    #[serde(default)]
+    pub nulls_by_column: BTreeMap<String, u64>,
+    /// Payload feature name → the training median written as its default.
+    #[serde(default)]
+    pub payload_feature_defaults: BTreeMap<String, f64>,
+    /// Measured instance start durations (rows of `cold_starts`).
+    #[serde(default)]
+    pub cold_starts: usize,
+}
+
+impl ImageReport {
+    /// The targets, in model order (HyperFake's three for reports that predate the field).
+    pub fn target_names(&self) -> Vec<String> {
+        if self.targets.is_empty() {
+            TARGETS.iter().map(|s| s.to_string()).collect()
+        } else {
+            self.targets.clone()
+        }
+    }
+}
+
+/// How a residual spread was computed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SpreadReport {
+    /// Regions of the predicted value.
+    pub regions: usize,
+    /// Rows the residuals came from.
+    pub rows: usize,
+    /// Which rows: held-out or training.
+    pub rows_from: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -59,7 +106,7 @@ pub struct ModelReport {
     /// Files written, relative to the run directory.
     pub files: Vec<String>,
     /// Ridge: the penalty chosen per target.
-    pub ridge_penalties: Option<[f64; 3]>,
+    pub ridge_penalties: Option<Vec<f64>>,
     /// Forest: total node count.
     pub forest_nodes: Option<usize>,
     /// Held-out test metrics, by target name.
@@ -68,6 +115,12 @@ pub struct ModelReport {
     pub validation: BTreeMap<String, Metrics>,
     /// Predicted-vs-actual and residual plot (SVG), relative to the run directory.
     pub plot: Option<String>,
+    /// The runtime spread written into the model file.
+    #[serde(default)]
+    pub runtime_spread: Option<SpreadReport>,
+    /// The worker overhead spread written into the model file.
+    #[serde(default)]
+    pub overhead_spread: Option<SpreadReport>,
 }
 
 impl Report {
@@ -116,10 +169,25 @@ impl Report {
                 self.forest.n_trees,
                 self.forest.max_depth.map_or("none".into(), |d| d.to_string()),
                 self.forest.min_samples_leaf,
-                self.forest.max_features,
+                if self.forest.max_features == 0 {
+                    "all".to_string()
+                } else {
+                    self.forest.max_features.to_string()
+                },
             ),
-            format!("Rows without an image tag (dropped): {}", self.dropped_no_image),
+            format!(
+                "Rows without an image tag (dropped): {}. Payload features {}.",
+                self.dropped_no_image,
+                if self.payload_features_used {
+                    "used where declared"
+                } else {
+                    "not used (--no-payload-features)"
+                }
+            ),
         ]
+        .into_iter()
+        .chain(self.notes.iter().map(|n| format!("Note: {n}")))
+        .collect()
     }
 
     pub fn markdown(&self) -> String {
@@ -139,11 +207,14 @@ impl Report {
                 img.rows_test,
                 img.test_fingerprint
             );
+            for l in image_lines(img) {
+                let _ = writeln!(s, "{l}\n");
+            }
             if let Some(why) = &img.skipped {
                 let _ = writeln!(s, "**Skipped:** {why}\n");
                 continue;
             }
-            s.push_str(&metrics_table_md(&img.models));
+            s.push_str(&metrics_table_md(img));
             for m in &img.models {
                 if let Some(p) = &m.plot {
                     let _ = writeln!(s, "![{} {}]({p})\n", img.image_tag, m.kind);
@@ -171,13 +242,16 @@ impl Report {
                 "<p>Rows read {}, dropped (NULL) {}, train {}, validation {}, test {}.</p>",
                 img.rows_read, img.rows_dropped_null, img.rows_train, img.rows_val, img.rows_test
             );
+            for l in image_lines(img) {
+                let _ = writeln!(s, "<p>{}</p>", esc(&l));
+            }
             if let Some(why) = &img.skipped {
                 let _ = writeln!(s, "<p><b>Skipped:</b> {}</p>", esc(why));
                 continue;
             }
             s.push_str("<table><tr><th>model</th><th>target</th><th>R²</th><th>MAE</th><th>RMSE</th>\
                         <th>MAPE %</th><th>|err| p50</th><th>p90</th><th>p95</th><th>p99</th><th>fit s</th></tr>\n");
-            for row in metrics_rows(&img.models) {
+            for row in metrics_rows(img) {
                 s.push_str("<tr>");
                 for (i, cell) in row.iter().enumerate() {
                     // The model and target columns are text, left-aligned.
@@ -200,12 +274,52 @@ impl Report {
     }
 }
 
-fn metrics_table_md(models: &[ModelReport]) -> String {
+/// Per-image lines besides the row counts: inputs, targets, NULLs per
+/// column, payload feature defaults, cold starts, spreads.
+fn image_lines(img: &ImageReport) -> Vec<String> {
+    let mut out = vec![];
+    if !img.inputs.is_empty() {
+        out.push(format!("Inputs ({}): {}.", img.inputs.len(), img.inputs.join(", ")));
+        out.push(format!("Targets ({}): {}.", img.targets.len(), img.targets.join(", ")));
+    }
+    if !img.nulls_by_column.is_empty() {
+        let cols: Vec<String> = img.nulls_by_column.iter().map(|(c, n)| format!("{c} {n}")).collect();
+        out.push(format!("NULL values in dropped rows, by column: {}.", cols.join(", ")));
+    }
+    if !img.payload_feature_defaults.is_empty() {
+        let d: Vec<String> =
+            img.payload_feature_defaults.iter().map(|(f, v)| format!("{f} = {}", num(*v))).collect();
+        out.push(format!("Payload feature defaults (training median): {}.", d.join(", ")));
+    }
+    if img.cold_starts > 0 {
+        out.push(format!(
+            "Cold starts: {} measured start durations (101 quantiles in the model files).",
+            img.cold_starts
+        ));
+    }
+    for m in &img.models {
+        let describe = |what: &str, s: &Option<SpreadReport>| {
+            s.as_ref()
+                .map(|s| format!("{what} spread: {} regions over {} {} rows", s.regions, s.rows, s.rows_from))
+        };
+        let parts: Vec<String> =
+            [describe("runtime", &m.runtime_spread), describe("overhead", &m.overhead_spread)]
+                .into_iter()
+                .flatten()
+                .collect();
+        if !parts.is_empty() {
+            out.push(format!("{}: {}.", m.kind, parts.join("; ")));
+        }
+    }
+    out
+}
+
+fn metrics_table_md(img: &ImageReport) -> String {
     let mut s = String::from(
         "| model | target | R² | MAE | RMSE | MAPE % | \\|err\\| p50 | p90 | p95 | p99 | fit s |\n\
          |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
-    for row in metrics_rows(models) {
+    for row in metrics_rows(img) {
         let _ = writeln!(s, "| {} |", row.join(" | "));
     }
     s.push('\n');
@@ -215,11 +329,13 @@ fn metrics_table_md(models: &[ModelReport]) -> String {
 /// The test metrics, one row of cells per model and target: model, target
 /// (unit), R², MAE, RMSE, MAPE %, |err| percentiles, fit seconds. Markdown
 /// and HTML render the same rows.
-fn metrics_rows(models: &[ModelReport]) -> Vec<Vec<String>> {
+fn metrics_rows(img: &ImageReport) -> Vec<Vec<String>> {
     let mut rows = Vec::new();
-    for m in models {
-        for (t, unit) in TARGETS.iter().zip(TARGET_UNITS) {
-            let Some(x) = m.test.get(*t) else { continue };
+    let targets = img.target_names();
+    for m in &img.models {
+        for t in &targets {
+            let unit = unit_of(t);
+            let Some(x) = m.test.get(t) else { continue };
             let mut row = vec![
                 m.kind.to_string(),
                 format!("{t} ({unit})"),

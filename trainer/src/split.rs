@@ -127,8 +127,8 @@ mod tests {
             .map(|i| Sample {
                 key: format!("db/{i}"),
                 started_ns: Some(1000 - i64::try_from(i).unwrap()),
-                x: [0.0; 5],
-                y: [0.0; 3],
+                x: vec![0.0; 5],
+                y: vec![0.0; 3],
             })
             .collect()
     }

@@ -1,6 +1,10 @@
 //! Synthetic training databases with known ground truth: what tests and the
 //! benchmark train on until (and besides) real runs exist. Writes exactly the
-//! schema of `docs/units.md`, "Training database schema".
+//! schema of `docs/units.md`, "Training database schema": by default
+//! HyperFake's (5 inputs, 3 targets); with a payload-driven image, also its
+//! `feature_<name>` column and the `payload_features` table; with extra
+//! targets, `response_size_bytes` and `worker_overhead_ns`; with cold starts,
+//! the `cold_starts` table.
 
 use std::path::Path;
 
@@ -9,7 +13,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rusqlite::{Connection, params};
 
-use crate::data::Sample;
+use hyperfake_core::payload::{FeatureSource, PayloadFeature, PayloadFeatures};
+
+use crate::data::{COLD_STARTS_TABLE, EXTRA_TARGETS, PAYLOAD_FEATURES_TABLE, Sample};
 
 /// The two tables the processing step writes.
 pub const SCHEMA: &str = "
@@ -42,6 +48,10 @@ CREATE TABLE IF NOT EXISTS training_data_avg (
 );
 ";
 
+/// The payload feature of [`Truth::PayloadDriven`] images: the graph size
+/// of a bfs call, read from the request's JSON field `/size`.
+pub const PAYLOAD_FEATURE: &str = "graph_nodes";
+
 /// How an image's targets depend on its inputs.
 #[derive(Clone, Debug)]
 pub enum Truth {
@@ -51,17 +61,22 @@ pub enum Truth {
     /// A nonlinear function of the inputs (steps and a sine) that a linear
     /// model cannot fit, plus 1 % noise.
     Nonlinear,
+    /// Runtime driven by a payload feature ([`PAYLOAD_FEATURE`], input 5):
+    /// `1 ms + 2 µs · graph_nodes`, independent of the five fixed inputs, plus
+    /// 2 % noise; CPU and RAM as [`Truth::Nonlinear`]. Without the feature a
+    /// model cannot explain the runtime.
+    PayloadDriven,
 }
 
 impl Truth {
-    /// The noise-free targets.
-    pub fn eval(&self, x: &[f64; 5]) -> [f64; 3] {
+    /// The noise-free targets for inputs `x` (5 fixed, then the payload features).
+    pub fn eval(&self, x: &[f64]) -> [f64; 3] {
         match self {
             Truth::Linear { coeffs, .. } => {
-                coeffs.map(|c| c[5] + x.iter().zip(&c).map(|(x, w)| x * w).sum::<f64>())
+                coeffs.map(|c| c[5] + x.iter().take(5).zip(&c).map(|(x, w)| x * w).sum::<f64>())
             }
             Truth::Nonlinear => {
-                let [size, instances, active, cpu, _ram] = *x;
+                let (size, instances, active, cpu) = (x[0], x[1], x[2], x[3]);
                 let runtime = 2e6
                     + 1.5e6 * (size / 150_000.0).sin().abs()
                     + if active > 8.0 { 6e6 } else { 1e6 * active }
@@ -70,13 +85,40 @@ impl Truth {
                 let ram = 3e7 + if size > 400_000.0 { 2.5e7 } else { 40.0 * size };
                 [runtime, fcpu, ram]
             }
+            Truth::PayloadDriven => {
+                let [_, fcpu, ram] = Truth::Nonlinear.eval(x);
+                [1e6 + 2e3 * x.get(5).copied().unwrap_or(0.0), fcpu, ram]
+            }
         }
+    }
+
+    /// The noise-free extra targets: response size (bytes) and worker
+    /// overhead (ns), which grows with the request and the response size.
+    pub fn eval_extra(&self, x: &[f64]) -> [f64; 2] {
+        let response = match self {
+            Truth::PayloadDriven => 200.0 + 8.0 * x.get(5).copied().unwrap_or(0.0),
+            _ => 100.0 + 0.01 * x[0],
+        };
+        [response, 8e5 + 50.0 * response + 0.05 * x[0]]
     }
 
     fn noise_sd(&self, clean: &[f64; 3]) -> [f64; 3] {
         match self {
             Truth::Linear { noise_sd, .. } => *noise_sd,
             Truth::Nonlinear => clean.map(|v| 0.01 * v.abs()),
+            Truth::PayloadDriven => [0.02 * clean[0], 0.01 * clean[1], 0.01 * clean[2]],
+        }
+    }
+
+    /// The payload features an image with this truth declares.
+    pub fn payload_features(&self) -> PayloadFeatures {
+        match self {
+            Truth::PayloadDriven => PayloadFeatures::try_from(vec![
+                PayloadFeature::new(PAYLOAD_FEATURE, FeatureSource::Json { pointer: "/size".into() })
+                    .expect("a valid declaration"),
+            ])
+            .expect("one feature"),
+            _ => PayloadFeatures::default(),
         }
     }
 }
@@ -97,6 +139,10 @@ pub struct SyntheticRun {
     pub rows_per_image: usize,
     /// Fraction of rows with a NULL in one column. By default 2 %.
     pub null_fraction: f64,
+    /// Write `response_size_bytes` and `worker_overhead_ns`.
+    pub extra_targets: bool,
+    /// Start durations per image written to `cold_starts` (0: no table).
+    pub cold_starts_per_image: usize,
     pub seed: u64,
 }
 
@@ -108,6 +154,10 @@ pub const KNOWN_LINEAR: [[f64; 6]; 3] = [
     [30.0, 1.0e6, 2.0e6, 0.0, 1.0e-3, 2.0e7],
 ];
 
+/// The median of the synthetic start durations (ns); they are log-normal
+/// around it.
+pub const COLD_START_MEDIAN_NS: f64 = 4.0e8;
+
 impl SyntheticRun {
     /// An empty run: add images with [`SyntheticRun::with_image`]. By default,
     /// 2 000 rows per image.
@@ -117,6 +167,8 @@ impl SyntheticRun {
             images: vec![],
             rows_per_image: 2000,
             null_fraction: 0.02,
+            extra_targets: false,
+            cold_starts_per_image: 0,
             seed,
         }
     }
@@ -136,6 +188,18 @@ impl SyntheticRun {
         self
     }
 
+    /// Also write the `response_size_bytes` and `worker_overhead_ns` targets.
+    pub fn with_extra_targets(mut self) -> Self {
+        self.extra_targets = true;
+        self
+    }
+
+    /// Also write `n` start durations per image into `cold_starts`.
+    pub fn with_cold_starts(mut self, n: usize) -> Self {
+        self.cold_starts_per_image = n;
+        self
+    }
+
     /// The usual fixture: `hyperfaas-echo` linear with [`KNOWN_LINEAR`] and
     /// small noise, `hyperfaas-thumbnailer` nonlinear.
     pub fn standard(seed: u64) -> SyntheticRun {
@@ -147,13 +211,27 @@ impl SyntheticRun {
             .with_image("hyperfaas-thumbnailer:latest", Truth::Nonlinear)
     }
 
-    /// Generates the rows of one image (complete rows only), in call order.
+    /// The standard fixture plus `hyperfaas-bfs` ([`Truth::PayloadDriven`],
+    /// declaring [`PAYLOAD_FEATURE`]), the extra targets and 500 cold starts
+    /// per image: a database in the full issue-10 schema.
+    pub fn with_payload(seed: u64) -> SyntheticRun {
+        SyntheticRun::standard(seed)
+            .with_image("hyperfaas-bfs:latest", Truth::PayloadDriven)
+            .with_extra_targets()
+            .with_cold_starts(500)
+    }
+
+    /// Generates the rows of one image (complete rows only), in call order:
+    /// `x` = 5 fixed inputs then the image's payload features, `y` = 3
+    /// targets then, with extra targets, response size and overhead.
     pub fn samples(&self, image: usize) -> Vec<Sample> {
         self.generate(image).into_iter().map(|r| r.sample).collect()
     }
 
     fn generate(&self, image: usize) -> Vec<GenRow> {
         let img = &self.images[image];
+        let n_features = img.truth.payload_features().len();
+        let width = 5 + n_features + 3 + if self.extra_targets { EXTRA_TARGETS.len() } else { 0 };
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed.wrapping_mul(1_000_003).wrapping_add(image as u64));
         let mut t_ns: i64 = 1_700_000_000_000_000_000;
         (0..self.rows_per_image)
@@ -166,15 +244,24 @@ impl SyntheticRun {
                 let active = f64::from(rng.random_range(1u32..=16));
                 let cpu = (0.1 * active * rng.random_range(0.5..1.5)).min(2.0);
                 let ram = 1.0e9 + instances * 5.0e7 + rng.random_range(0.0..2.0e8);
-                let x = [size, instances, active, cpu, ram];
+                let mut x = vec![size, instances, active, cpu, ram];
+                for _ in 0..n_features {
+                    // Graph sizes log-uniform between 10 and 100 000 nodes.
+                    x.push((10f64.ln() + rng.random::<f64>() * 1e4f64.ln()).exp().round());
+                }
                 let clean = img.truth.eval(&x);
                 let sd = img.truth.noise_sd(&clean);
-                let mut y = [0.0; 3];
+                let mut y = vec![0.0; 3];
                 for t in 0..3 {
                     y[t] = clean[t] + sd[t] * gaussian(&mut rng);
                 }
-                let null_col =
-                    (rng.random::<f64>() < self.null_fraction).then(|| rng.random_range(0..8usize));
+                if self.extra_targets {
+                    let [response, overhead] = img.truth.eval_extra(&x);
+                    y.push((response * (1.0 + 0.01 * gaussian(&mut rng))).round().max(0.0));
+                    y.push((overhead * (1.0 + 0.05 * gaussian(&mut rng))).round());
+                }
+                // Column index in `x` then `y` order: 0..5 inputs, 5.. features, then targets.
+                let null_col = (rng.random::<f64>() < self.null_fraction).then(|| rng.random_range(0..width));
                 GenRow {
                     request_id: format!("{}-{image}-{i}", self.run_id),
                     null_col,
@@ -184,53 +271,136 @@ impl SyntheticRun {
             .collect()
     }
 
-    /// Writes both tables into `path` (created if missing).
+    /// Every payload feature any image declares (column order of the table).
+    fn feature_columns(&self) -> Vec<String> {
+        let mut cols: Vec<String> = vec![];
+        for img in &self.images {
+            for f in img.truth.payload_features().iter() {
+                if !cols.contains(&f.column()) {
+                    cols.push(f.column());
+                }
+            }
+        }
+        cols
+    }
+
+    /// Writes the tables into `path` (created if missing).
     pub fn write(&self, path: &Path) -> Result<()> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         let mut conn = Connection::open(path).with_context(|| format!("creating {}", path.display()))?;
         conn.execute_batch(SCHEMA)?;
+        let feature_cols = self.feature_columns();
+        let mut extra_cols: Vec<String> = feature_cols.clone();
+        if self.extra_targets {
+            extra_cols.extend(EXTRA_TARGETS.iter().map(|s| s.to_string()));
+        }
+        let existing: Vec<String> = conn
+            .prepare("SELECT name FROM pragma_table_info('training_data')")?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for c in &extra_cols {
+            if !existing.contains(c) {
+                let ty =
+                    if c.starts_with(hyperfake_core::payload::COLUMN_PREFIX) { "REAL" } else { "INTEGER" };
+                conn.execute_batch(&format!("ALTER TABLE training_data ADD COLUMN {c} {ty}"))?;
+            }
+        }
+        if !feature_cols.is_empty() {
+            conn.execute_batch(&format!(
+                "CREATE TABLE IF NOT EXISTS {PAYLOAD_FEATURES_TABLE} \
+                 (run_id TEXT, image_tag TEXT, position INTEGER, name TEXT, declaration TEXT)"
+            ))?;
+        }
+        if self.cold_starts_per_image > 0 {
+            conn.execute_batch(&format!(
+                "CREATE TABLE IF NOT EXISTS {COLD_STARTS_TABLE} \
+                 (run_id TEXT, image_tag TEXT, instance_id TEXT, worker TEXT, duration_ns INTEGER)"
+            ))?;
+        }
         let tx = conn.transaction()?;
         {
-            let mut ins = tx.prepare(
-                "INSERT INTO training_data VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-            )?;
+            let base = "run_id, request_id, image_tag, call_started_ns, request_size_bytes, \
+                        function_instances_count, active_function_calls_count, worker_cpu_usage, \
+                        worker_ram_usage, function_processing_time_ns, function_cpu_usage, function_ram_usage, \
+                        worker_processing_time_ns";
+            let cols: Vec<String> =
+                std::iter::once(base.to_string()).chain(extra_cols.iter().cloned()).collect();
+            let n = 13 + extra_cols.len();
+            let marks: Vec<String> = (1..=n).map(|i| format!("?{i}")).collect();
+            let mut ins = tx.prepare(&format!(
+                "INSERT INTO training_data ({}) VALUES ({})",
+                cols.join(", "),
+                marks.join(", ")
+            ))?;
             let mut avg =
                 tx.prepare("INSERT INTO training_data_avg VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")?;
+            let mut decl = if feature_cols.is_empty() {
+                None
+            } else {
+                Some(tx.prepare(&format!(
+                    "INSERT INTO {PAYLOAD_FEATURES_TABLE} (run_id, image_tag, position, name, declaration) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)"
+                ))?)
+            };
             for (i, img) in self.images.iter().enumerate() {
+                let features = img.truth.payload_features();
+                if let Some(decl) = decl.as_mut() {
+                    for (pos, f) in features.iter().enumerate() {
+                        decl.execute(params![
+                            self.run_id,
+                            img.image_tag,
+                            pos as i64,
+                            f.name(),
+                            serde_json::to_string(f)?
+                        ])?;
+                    }
+                }
+                let k = features.len();
                 let rows = self.generate(i);
                 // Means per (instances, active calls), as the processing step groups them.
                 let mut groups: std::collections::BTreeMap<(u32, u32), ([f64; 8], u64)> = Default::default();
                 for r in &rows {
                     let s = &r.sample;
-                    let mut v: [Option<f64>; 8] =
-                        [s.x[0], s.x[1], s.x[2], s.x[3], s.x[4], s.y[0], s.y[1], s.y[2]].map(Some);
+                    // x then y, with the NULL column blanked.
+                    let mut v: Vec<Option<f64>> = s.x.iter().chain(&s.y).copied().map(Some).collect();
                     if let Some(c) = r.null_col {
                         v[c] = None;
                     }
                     #[allow(clippy::cast_possible_truncation)]
                     let int = |v: Option<f64>| v.map(|v| v.round() as i64);
-                    ins.execute(params![
-                        self.run_id,
-                        r.request_id,
-                        img.image_tag,
-                        s.started_ns,
-                        int(v[0]),
-                        int(v[1]),
-                        int(v[2]),
-                        v[3],
-                        int(v[4]),
-                        int(v[5]),
-                        v[6],
-                        int(v[7]),
-                        int(v[5]).map(|t| t + 150_000),
-                    ])?;
+                    let t0 = 5 + k;
+                    let mut values: Vec<rusqlite::types::Value> = vec![
+                        self.run_id.clone().into(),
+                        r.request_id.clone().into(),
+                        img.image_tag.clone().into(),
+                        s.started_ns.into(),
+                        int(v[0]).into(),
+                        int(v[1]).into(),
+                        int(v[2]).into(),
+                        v[3].into(),
+                        int(v[4]).into(),
+                        int(v[t0]).into(),
+                        v[t0 + 1].into(),
+                        int(v[t0 + 2]).into(),
+                        int(v[t0]).map(|t| t + 150_000).into(),
+                    ];
+                    for col in &feature_cols {
+                        let own = features.iter().position(|f| &f.column() == col);
+                        values.push(own.and_then(|j| v[5 + j]).into());
+                    }
+                    if self.extra_targets {
+                        values.push(int(v[t0 + 3]).into());
+                        values.push(int(v[t0 + 4]).into());
+                    }
+                    ins.execute(rusqlite::params_from_iter(values))?;
                     if r.null_col.is_none() {
                         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
                         let g = groups.entry((s.x[1] as u32, s.x[2] as u32)).or_default();
-                        for (acc, v) in g.0.iter_mut().zip(v) {
-                            *acc += v.unwrap_or(0.0);
+                        let fixed = s.x[..5].iter().chain(&s.y[..3]);
+                        for (acc, v) in g.0.iter_mut().zip(fixed) {
+                            *acc += v;
                         }
                         g.1 += 1;
                     }
@@ -251,14 +421,42 @@ impl SyntheticRun {
                     ])?;
                 }
             }
+            if self.cold_starts_per_image > 0 {
+                let mut cs = tx.prepare(&format!(
+                    "INSERT INTO {COLD_STARTS_TABLE} (run_id, image_tag, instance_id, worker, duration_ns) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)"
+                ))?;
+                for (i, img) in self.images.iter().enumerate() {
+                    for (j, d) in self.cold_starts(i).into_iter().enumerate() {
+                        #[allow(clippy::cast_possible_truncation)]
+                        cs.execute(params![
+                            self.run_id,
+                            img.image_tag,
+                            format!("{}-{i}-instance-{j}", self.run_id),
+                            "worker-0",
+                            d.round() as i64
+                        ])?;
+                    }
+                }
+            }
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// The start durations (ns) written for image `image`: log-normal around
+    /// [`COLD_START_MEDIAN_NS`] (σ = 0.3).
+    pub fn cold_starts(&self, image: usize) -> Vec<f64> {
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ 0xc01d_57a7 ^ image as u64);
+        (0..self.cold_starts_per_image)
+            .map(|_| COLD_START_MEDIAN_NS * (0.3 * gaussian(&mut rng)).exp())
+            .collect()
     }
 }
 
 struct GenRow {
     request_id: String,
+    /// Index into the row's `x` then `y` values.
     null_col: Option<usize>,
     sample: Sample,
 }

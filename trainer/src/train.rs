@@ -7,18 +7,19 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use hyperfake_core::ImageTag;
-use hyperfake_model::{LinearModelFile, ModelKind, Range, TARGETS};
+use hyperfake_model::{LinearModelFile, ModelKind, Range, Spread};
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Dataset, ImageRows, Table};
+use crate::data::{Dataset, ImageRows, LoadOptions, Schema, Table, WORKER_OVERHEAD};
 use crate::export::{self, ExportMeta};
 use crate::forest::{self, Forest, ForestConfig};
 use crate::linear::{self, LinearFit, RidgeConfig};
 use crate::metrics::{self, Metrics};
 use crate::progress::Progress;
-use crate::report::{ImageReport, ModelReport, REPORT_FORMAT, Report};
+use crate::report::{ImageReport, ModelReport, REPORT_FORMAT, Report, SpreadReport};
 use crate::split::{self, SplitConfig};
+use crate::spread::{self, MIN_ROWS_PER_REGION};
 
 /// Number of runtime residual quantiles stored in each model file (0 %, 1 %, … 100 %).
 pub const RESIDUAL_QUANTILES: usize = 101;
@@ -42,6 +43,9 @@ pub struct TrainConfig {
     /// Images with fewer training rows are skipped (and reported).
     pub min_train_rows: usize,
     pub plots: bool,
+    /// Use the payload features the databases declare as inputs (off: the
+    /// five fixed inputs only, e.g. to measure what the features add).
+    pub payload_features: bool,
 }
 
 /// A fitted model of any kind.
@@ -52,7 +56,7 @@ pub enum Fitted {
 }
 
 impl Fitted {
-    pub fn predict(&self, x: &[f64; 5]) -> [f64; 3] {
+    pub fn predict(&self, x: &[f64]) -> Vec<f64> {
         match self {
             Fitted::Linear(f) => f.predict(x),
             Fitted::Forest(f) => f.predict(x),
@@ -72,20 +76,20 @@ pub struct TrainOutcome {
 /// Rows of one image split into sets.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Sets {
-    pub train_x: Vec<[f64; 5]>,
-    pub train_y: Vec<[f64; 3]>,
-    pub val_x: Vec<[f64; 5]>,
-    pub val_y: Vec<[f64; 3]>,
-    pub test_x: Vec<[f64; 5]>,
-    pub test_y: Vec<[f64; 3]>,
+    pub train_x: Vec<Vec<f64>>,
+    pub train_y: Vec<Vec<f64>>,
+    pub val_x: Vec<Vec<f64>>,
+    pub val_y: Vec<Vec<f64>>,
+    pub test_x: Vec<Vec<f64>>,
+    pub test_y: Vec<Vec<f64>>,
     pub test_keys: Vec<String>,
 }
 
 impl Sets {
     pub fn from_rows(rows: &ImageRows, cfg: &SplitConfig) -> Result<Sets> {
         let s = cfg.split(&rows.rows)?;
-        let pick = |idx: &[usize]| -> (Vec<[f64; 5]>, Vec<[f64; 3]>) {
-            idx.iter().map(|&i| (rows.rows[i].x, rows.rows[i].y)).unzip()
+        let pick = |idx: &[usize]| -> (Vec<Vec<f64>>, Vec<Vec<f64>>) {
+            idx.iter().map(|&i| (rows.rows[i].x.clone(), rows.rows[i].y.clone())).unzip()
         };
         let (train_x, train_y) = pick(&s.train);
         let (val_x, val_y) = pick(&s.val);
@@ -105,15 +109,16 @@ pub fn fit_kind(kind: ModelKind, sets: &Sets, cfg: &TrainConfig) -> Result<Fitte
     })
 }
 
-/// Metrics per target, by target name.
+/// Metrics per target, by target name (`targets` in the model's output order).
 pub fn score(
-    model: &dyn Fn(&[f64; 5]) -> [f64; 3],
-    x: &[[f64; 5]],
-    y: &[[f64; 3]],
+    model: &dyn Fn(&[f64]) -> Vec<f64>,
+    targets: &[String],
+    x: &[Vec<f64>],
+    y: &[Vec<f64>],
 ) -> BTreeMap<String, Metrics> {
-    let pred: Vec<[f64; 3]> = x.iter().map(model).collect();
+    let pred: Vec<Vec<f64>> = x.iter().map(|x| model(x.as_slice())).collect();
     let mut out = BTreeMap::new();
-    for (t, name) in TARGETS.iter().enumerate() {
+    for (t, name) in targets.iter().enumerate() {
         let a: Vec<f64> = y.iter().map(|r| r[t]).collect();
         let p: Vec<f64> = pred.iter().map(|r| r[t]).collect();
         if let Some(m) = Metrics::compute(&a, &p) {
@@ -127,7 +132,11 @@ pub fn score(
 pub fn train(cfg: &TrainConfig, progress: &Progress) -> Result<TrainOutcome> {
     cfg.split.validate()?;
     let load_bar = progress.bar("loading rows");
-    let ds = Dataset::load(&cfg.dbs, cfg.table, &load_bar)?;
+    let opts = LoadOptions { payload_features: cfg.payload_features };
+    let ds = Dataset::load_with(&cfg.dbs, cfg.table, opts, &load_bar)?;
+    for note in &ds.notes {
+        tracing::warn!("{note}");
+    }
     load_bar.finish();
     let run = cfg.run.clone().unwrap_or_else(|| ds.run_name());
     let run_dir = cfg.out.join(&run);
@@ -163,6 +172,8 @@ pub fn train(cfg: &TrainConfig, progress: &Progress) -> Result<TrainOutcome> {
         ridge: cfg.ridge.clone(),
         forest: cfg.forest.clone(),
         dropped_no_image: ds.dropped_no_image,
+        payload_features_used: cfg.payload_features,
+        notes: ds.notes.clone(),
         images,
     };
     report.write(&run_dir)?;
@@ -182,6 +193,7 @@ fn train_image(
     bar: &ProgressBar,
 ) -> Result<(ImageReport, Vec<(ModelKind, Fitted)>)> {
     let sets = Sets::from_rows(rows, &cfg.split)?;
+    let schema = &rows.schema;
     let mut report = ImageReport {
         image_tag: tag.to_string(),
         rows_read: rows.rows.len() as u64 + rows.dropped_null,
@@ -192,6 +204,11 @@ fn train_image(
         test_fingerprint: split::fingerprint(sets.test_keys.iter().map(String::as_str)),
         skipped: None,
         models: vec![],
+        inputs: schema.inputs.clone(),
+        targets: schema.targets.clone(),
+        nulls_by_column: rows.nulls_by_column.clone(),
+        payload_feature_defaults: BTreeMap::new(),
+        cold_starts: rows.cold_start_ns.len(),
     };
     if sets.train_x.len() < cfg.min_train_rows || sets.test_x.is_empty() {
         let why = format!(
@@ -206,10 +223,24 @@ fn train_image(
         return Ok((report, vec![]));
     }
     let range = |vals: Vec<f64>| Range::of(vals).unwrap_or(Range { min: 0.0, max: 0.0 });
-    let input_ranges: [Range; 5] =
-        std::array::from_fn(|j| range(sets.train_x.iter().map(|r| r[j]).collect()));
-    let output_ranges: [Range; 3] =
-        std::array::from_fn(|t| range(sets.train_y.iter().map(|r| r[t]).collect()));
+    let input_ranges: Vec<Range> =
+        (0..schema.n_inputs()).map(|j| range(sets.train_x.iter().map(|r| r[j]).collect())).collect();
+    let output_ranges: Vec<Range> =
+        (0..schema.n_targets()).map(|t| range(sets.train_y.iter().map(|r| r[t]).collect())).collect();
+    let defaults = payload_feature_defaults(schema, &sets.train_x);
+    report.payload_feature_defaults =
+        schema.payload_features.iter().map(|f| f.name().to_string()).zip(defaults.iter().copied()).collect();
+    let cold_start_ns_quantiles = spread::cold_start_quantiles(&rows.cold_start_ns);
+    // Spreads come from held-out rows (validation and test); with too few of
+    // them, from the training rows (and the report says so).
+    let held_x: Vec<&Vec<f64>> = sets.val_x.iter().chain(&sets.test_x).collect();
+    let held_y: Vec<&Vec<f64>> = sets.val_y.iter().chain(&sets.test_y).collect();
+    let (spread_x, spread_y, spread_rows_from) = if held_x.len() >= MIN_ROWS_PER_REGION {
+        (held_x, held_y, "held-out (validation + test)")
+    } else {
+        (sets.train_x.iter().collect(), sets.train_y.iter().collect(), "training (too few held-out rows)")
+    };
+    let overhead = schema.target(WORKER_OVERHEAD);
     let file_stem = tag.name().replace('/', "_");
     let mut fitted_all = vec![];
     for &kind in &cfg.kinds {
@@ -217,26 +248,39 @@ fn train_image(
         let started = Instant::now();
         let fitted = fit_kind(kind, &sets, cfg).with_context(|| format!("fitting {kind}"))?;
         let fit_seconds = started.elapsed().as_secs_f64();
-        let predict = |x: &[f64; 5]| fitted.predict(x);
-        let test = score(&predict, &sets.test_x, &sets.test_y);
-        let validation = score(&predict, &sets.val_x, &sets.val_y);
+        let predict = |x: &[f64]| fitted.predict(x);
+        let test = score(&predict, &schema.targets, &sets.test_x, &sets.test_y);
+        let validation = score(&predict, &schema.targets, &sets.val_x, &sets.val_y);
         let (rx, ry) = if sets.val_x.len() >= MIN_VALIDATION_ROWS_FOR_RESIDUALS {
             (&sets.val_x, &sets.val_y)
         } else {
             (&sets.train_x, &sets.train_y)
         };
-        let residuals: Vec<f64> = rx.iter().zip(ry).map(|(x, y)| y[0] - predict(x)[0]).collect();
+        let residuals: Vec<f64> = rx.iter().zip(ry).map(|(x, y)| y[0] - predict(x.as_slice())[0]).collect();
+        let spread_preds: Vec<Vec<f64>> = spread_x.iter().map(|x| predict(x.as_slice())).collect();
+        let spread_of = |t: usize| -> Option<Spread> {
+            let pairs: Vec<(f64, f64)> =
+                spread_preds.iter().zip(&spread_y).map(|(p, y)| (p[t], y[t] - p[t])).collect();
+            spread::spread_of(&pairs)
+        };
+        let runtime_spread = spread_of(0);
+        let overhead_spread = overhead.and_then(spread_of);
         let meta = ExportMeta {
             image_tag: tag.to_string(),
             kind,
+            schema: schema.clone(),
             training_run: run.to_string(),
             training_sources: sources.to_vec(),
             trained_at: trained_at.to_string(),
             sample_count: sets.train_x.len() as u64,
-            input_ranges,
-            output_ranges,
+            input_ranges: input_ranges.clone(),
+            output_ranges: output_ranges.clone(),
             runtime_residual_quantiles: metrics::quantiles(&residuals, RESIDUAL_QUANTILES),
-            test_r2: std::array::from_fn(|t| test.get(TARGETS[t]).and_then(|m| m.r2)),
+            test_r2: schema.targets.iter().map(|t| test.get(t).and_then(|m| m.r2)).collect(),
+            payload_feature_defaults: defaults.clone(),
+            runtime_spread: runtime_spread.clone(),
+            overhead_spread: overhead_spread.clone(),
+            cold_start_ns_quantiles: cold_start_ns_quantiles.clone(),
         };
         let onnx_rel = format!("{kind}/{file_stem}.onnx");
         let mut files = vec![onnx_rel.clone()];
@@ -246,7 +290,7 @@ fn train_image(
                 export::write_linear_onnx(&run_dir.join(&onnx_rel), fit, &meta)?;
                 json_files.entry(kind).or_default().insert(tag.to_string(), meta.json_entry(fit));
                 files.push(format!("{kind}.json"));
-                ridge_penalties = fit.penalties;
+                ridge_penalties = fit.penalties.clone();
             }
             Fitted::Forest(forest) => {
                 export::write_forest_onnx(&run_dir.join(&onnx_rel), forest, &meta)?;
@@ -255,10 +299,11 @@ fn train_image(
         }
         let plot = if cfg.plots {
             let rel = format!("plots/{file_stem}.{kind}.svg");
-            let pred: Vec<[f64; 3]> = sets.test_x.iter().map(predict).collect();
+            let pred: Vec<Vec<f64>> = sets.test_x.iter().map(|x| predict(x.as_slice())).collect();
             crate::plots::write(
                 &run_dir.join(&rel),
                 &format!("{tag} — {kind} (test rows)"),
+                &schema.targets,
                 &sets.test_y,
                 &pred,
             )?;
@@ -270,9 +315,16 @@ fn train_image(
             image = %tag,
             %kind,
             fit_seconds,
-            runtime_r2 = ?test.get(TARGETS[0]).and_then(|m| m.r2),
+            runtime_r2 = ?test.get(&schema.targets[0]).and_then(|m| m.r2),
             "fitted"
         );
+        let spread_report = |s: &Option<Spread>| {
+            s.as_ref().map(|s| SpreadReport {
+                regions: s.regions().len(),
+                rows: spread_x.len(),
+                rows_from: spread_rows_from.to_string(),
+            })
+        };
         report.models.push(ModelReport {
             kind,
             fit_seconds,
@@ -282,9 +334,26 @@ fn train_image(
             test,
             validation,
             plot,
+            runtime_spread: spread_report(&runtime_spread),
+            overhead_spread: spread_report(&overhead_spread),
         });
         fitted_all.push((kind, fitted));
         bar.inc(1);
     }
     Ok((report, fitted_all))
+}
+
+/// The training median of each payload feature (inputs 5, 6, …): what a
+/// consumer uses when a call's value cannot be computed.
+pub fn payload_feature_defaults(schema: &Schema, train_x: &[Vec<f64>]) -> Vec<f64> {
+    let base = schema.n_inputs() - schema.payload_features.len();
+    (base..schema.n_inputs())
+        .map(|j| {
+            let v: Vec<f64> = train_x.iter().map(|r| r[j]).collect();
+            let mut sorted = v;
+            sorted.sort_by(f64::total_cmp);
+            let m = metrics::quantile_sorted(&sorted, 0.5);
+            if m.is_finite() { m } else { 0.0 }
+        })
+        .collect()
 }

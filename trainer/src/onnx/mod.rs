@@ -1,4 +1,5 @@
-//! ONNX export: input `input` f32 `[N,5]`, output `output` f32 `[N,3]`.
+//! ONNX export: input `input` f32 `[N,5+k]` (the five fixed inputs, then k
+//! payload features), output `output` f32 `[N,3]` or `[N,5]`.
 //! Linear models are one `Gemm`; forests are one `ai.onnx.ml`
 //! `TreeEnsembleRegressor`.
 
@@ -16,17 +17,20 @@ const ONNX_OPSET: i64 = 13;
 /// `ai.onnx.ml` opset with `TreeEnsembleRegressor`.
 const ML_OPSET: i64 = 3;
 
-/// `y = x · Wᵀ + b` with `coeffs[t] = [w0..w4, b]` for target `t`, in raw units.
-#[allow(clippy::cast_possible_truncation)]
-pub fn linear_model(coeffs: &[[f64; 6]; 3], metadata: &[(String, String)]) -> Vec<u8> {
-    // B is [5, 3]: row = feature, column = target.
-    let mut b = Vec::with_capacity(15);
-    for f in 0..5 {
+/// `y = x · Wᵀ + b` with `coeffs[t] = [w0..w(k-1), b]` for target `t`, in
+/// raw units. Every target must have the same number of weights.
+#[allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap)]
+pub fn linear_model<C: AsRef<[f64]>>(coeffs: &[C], metadata: &[(String, String)]) -> Vec<u8> {
+    let width = coeffs.first().map_or(0, |c| c.as_ref().len().saturating_sub(1));
+    let n_targets = coeffs.len();
+    // B is [width, targets]: row = feature, column = target.
+    let mut b = Vec::with_capacity(width * n_targets);
+    for f in 0..width {
         for c in coeffs {
-            b.push(c[f] as f32);
+            b.push(c.as_ref().get(f).copied().unwrap_or(0.0) as f32);
         }
     }
-    let c: Vec<f32> = coeffs.iter().map(|c| c[5] as f32).collect();
+    let c: Vec<f32> = coeffs.iter().map(|c| c.as_ref().get(width).copied().unwrap_or(0.0) as f32).collect();
     let graph = GraphProto {
         name: Some("hyperfake_linear".into()),
         node: vec![NodeProto {
@@ -37,24 +41,29 @@ pub fn linear_model(coeffs: &[[f64; 6]; 3], metadata: &[(String, String)]) -> Ve
             domain: Some(String::new()),
             attribute: vec![],
         }],
-        initializer: vec![float_tensor("W", vec![5, 3], b), float_tensor("b", vec![3], c)],
-        input: vec![value_info("input", 5)],
-        output: vec![value_info("output", 3)],
+        initializer: vec![
+            float_tensor("W", vec![width as i64, n_targets as i64], b),
+            float_tensor("b", vec![n_targets as i64], c),
+        ],
+        input: vec![value_info("input", width as i64)],
+        output: vec![value_info("output", n_targets as i64)],
         doc_string: None,
     };
     model(graph, false, metadata)
 }
 
-/// A forest per target, as one `TreeEnsembleRegressor` with `n_targets = 3`.
+/// A forest per target, as one `TreeEnsembleRegressor` with `n_targets` = the
+/// forest's target count.
 /// Each tree feeds only its own target; the forest mean is written as a sum
 /// with leaf weights divided by that target's tree count, because ONNX
 /// Runtime's `AVERAGE` divides by the count of all trees in the node.
 #[allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap)]
 pub fn forest_model(forest: &Forest, metadata: &[(String, String)]) -> Vec<u8> {
+    let n_targets = forest.targets.len();
     let mut n = NodeAttrs::default();
     let mut tree_id = 0i64;
     for (target, trees) in forest.targets.iter().enumerate() {
-        let per_tree = 1.0 / trees.len() as f64;
+        let per_tree = 1.0 / trees.len().max(1) as f64;
         for tree in trees {
             for (node_id, node) in tree.nodes.iter().enumerate() {
                 n.treeids.push(tree_id);
@@ -85,8 +94,8 @@ pub fn forest_model(forest: &Forest, metadata: &[(String, String)]) -> Vec<u8> {
     }
     let attrs = vec![
         attr_string("aggregate_function", "SUM"),
-        attr_floats("base_values", vec![0.0; 3]),
-        attr_int("n_targets", 3),
+        attr_floats("base_values", vec![0.0; n_targets]),
+        attr_int("n_targets", n_targets as i64),
         attr_ints("nodes_falsenodeids", n.falsenodeids),
         attr_ints("nodes_featureids", n.featureids),
         attr_strings("nodes_modes", n.modes),
@@ -111,8 +120,8 @@ pub fn forest_model(forest: &Forest, metadata: &[(String, String)]) -> Vec<u8> {
             attribute: attrs,
         }],
         initializer: vec![],
-        input: vec![value_info("input", 5)],
-        output: vec![value_info("output", 3)],
+        input: vec![value_info("input", forest.n_inputs as i64)],
+        output: vec![value_info("output", n_targets as i64)],
         doc_string: None,
     };
     model(graph, true, metadata)

@@ -89,8 +89,8 @@ fn walked_trees_reproduce_smartcore_predict() {
     // smartcore's node layout is read through serde; this guards the pinned version.
     let run = SyntheticRun::new(3).with_image("x:latest", Truth::Nonlinear).with_rows_per_image(600);
     let rows = run.samples(0);
-    let x: Vec<[f64; 5]> = rows.iter().map(|r| r.x).collect();
-    let y: Vec<[f64; 3]> = rows.iter().map(|r| r.y).collect();
+    let x: Vec<Vec<f64>> = rows.iter().map(|r| r.x.clone()).collect();
+    let y: Vec<Vec<f64>> = rows.iter().map(|r| r.y.clone()).collect();
     let cfg = ForestConfig {
         n_trees: 7,
         max_depth: Some(8),
@@ -105,7 +105,7 @@ fn walked_trees_reproduce_smartcore_predict() {
     // 7 trees over 2 threads: chunks of 4 and 3 per target.
     assert_eq!(fitted.iter().map(|(t, _)| *t).collect::<Vec<_>>(), vec![0, 0, 1, 1, 2, 2]);
     for (t, f) in &fitted {
-        let trees = forest::extract(f).unwrap();
+        let trees = forest::extract(f, 5).unwrap();
         assert!(trees.len() == 4 || trees.len() == 3);
         let expected = f.predict(&matrix).unwrap();
         for (i, row) in x.iter().enumerate() {

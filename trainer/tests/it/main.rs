@@ -14,5 +14,9 @@ mod errors;
 mod export;
 /// Each model kind recovers known coefficients or fits a known nonlinear function.
 mod fit;
+/// Files with payload features and five outputs load and predict in hyperfake-model.
+mod model_load;
+/// Payload features, extra targets, spreads and cold starts.
+mod payload;
 /// Reports, compare and evaluate.
 mod reports;

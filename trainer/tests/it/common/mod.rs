@@ -60,6 +60,7 @@ impl TestContext {
             },
             min_train_rows: 20,
             plots: true,
+            payload_features: true,
         }
     }
 
