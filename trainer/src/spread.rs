@@ -18,10 +18,11 @@ pub const MAX_REGIONS: usize = 8;
 pub const MIN_ROWS_PER_REGION: usize = 30;
 
 /// The spread of `(predicted, actual − predicted)` pairs: sorted by the
-/// prediction, cut into `min(MAX_REGIONS, n / MIN_ROWS_PER_REGION)` (at least
-/// 1) groups of about equal size, equal predictions kept in one group and a
-/// short tail joined to the group before it; each group stores
-/// [`SPREAD_QUANTILES`] residual quantiles. `None` without a finite pair.
+/// prediction and cut into groups of about equal size, at most
+/// [`MAX_REGIONS`] and at least one, each of [`MIN_ROWS_PER_REGION`] rows or
+/// more (equal predictions stay in one group; a short tail joins the group
+/// before it). Each group stores [`SPREAD_QUANTILES`] residual quantiles.
+/// `None` without a finite pair.
 pub fn spread_of(pairs: &[(f64, f64)]) -> Option<Spread> {
     let mut pairs: Vec<(f64, f64)> =
         pairs.iter().copied().filter(|(p, r)| p.is_finite() && r.is_finite()).collect();

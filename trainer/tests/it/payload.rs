@@ -89,13 +89,13 @@ fn payload_features_and_extra_targets_reach_every_file() {
     assert!((500.0..2000.0).contains(&default), "default {default}");
 
     for kind in all_kinds() {
-        for (img, k) in [(BFS, 1), (ECHO, 0)] {
+        for (img, k) in [(BFS, 1usize), (ECHO, 0)] {
             let name = hyperfake_core::ImageTag::from(img).name().to_string();
             let path = out.run_dir.join(kind.as_str()).join(format!("{name}.onnx"));
             let (inputs, outputs, meta) = onnx_shape(&path);
-            assert_eq!((inputs, outputs), (5 + k, 5), "{}", path.display());
+            assert_eq!((inputs, outputs), (5 + i64::from(k == 1), 5), "{}", path.display());
             let features: Vec<String> = serde_json::from_str(&meta["hyperfake.features"]).unwrap();
-            assert_eq!(features.len(), 5 + k as usize);
+            assert_eq!(features.len(), 5 + k);
             if k == 1 {
                 assert_eq!(features[5], PAYLOAD_FEATURE);
                 let decl: hyperfake_core::payload::PayloadFeatures =
@@ -109,7 +109,7 @@ fn payload_features_and_extra_targets_reach_every_file() {
             }
             let ranges: Vec<hyperfake_model::Range> =
                 serde_json::from_str(&meta["hyperfake.input_ranges"]).unwrap();
-            assert_eq!(ranges.len(), 5 + k as usize);
+            assert_eq!(ranges.len(), 5 + k);
             let ranges: Vec<hyperfake_model::Range> =
                 serde_json::from_str(&meta["hyperfake.output_ranges"]).unwrap();
             assert_eq!(ranges.len(), 5);
@@ -195,7 +195,10 @@ fn rows_with_a_null_feature_or_extra_target_are_dropped_and_counted_by_column() 
         assert_eq!(bfs.nulls_by_column.get(col).copied().unwrap_or(0), n, "{col}: {:?}", bfs.nulls_by_column);
     }
     assert_eq!(bfs.rows_dropped_null, bfs.nulls_by_column.values().sum::<u64>(), "one NULL per fixture row");
-    assert_eq!(bfs.rows_train + bfs.rows_val + bfs.rows_test + bfs.rows_dropped_null as usize, 800);
+    assert_eq!(
+        bfs.rows_train + bfs.rows_val + bfs.rows_test + usize::try_from(bfs.rows_dropped_null).unwrap(),
+        800
+    );
     // Echo declares no feature: its (NULL) feature column is not used, not counted.
     let echo = out.report.images.iter().find(|i| i.image_tag == ECHO).unwrap();
     assert!(!echo.nulls_by_column.contains_key(&feature_col));
