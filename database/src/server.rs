@@ -10,7 +10,6 @@ use proto::database::function_store_server::{FunctionStore, FunctionStoreServer}
 use proto::database::{CreateRequest, FunctionRecord, ListRequest, ListResponse};
 use proto::{common, convert};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 use tonic::{Request, Response, Status};
@@ -45,7 +44,7 @@ pub async fn serve_with(
     Server::builder()
         .add_service(health_service)
         .add_service(InterceptedService::new(service, auth))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(proto::net::incoming(listener), shutdown)
         .await
 }
 

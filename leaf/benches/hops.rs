@@ -11,14 +11,19 @@
 //! 3. the leaf (`leaf.Leaf/ScheduleCall`);
 //! 4. the load-balancer node over the leaf.
 //!
-//! The added latency of a hop is the difference between consecutive levels'
-//! percentiles. Then a closed loop with many concurrent callers measures the
+//! Each level is measured with every payload size of `--payloads` (default
+//! 64 B, 8 KiB and 64 KiB: one TCP segment, several, many). The added latency
+//! of a hop is the difference between consecutive levels' percentiles. Then a
+//! closed loop with many concurrent callers measures the
 //! most calls/s the leaf forwards (and, for comparison, the worker alone).
 //!
 //! ```text
-//! cargo bench -p leaf --bench hops -- [--rate 200] [--seconds 5] [--concurrency 64] [--out DIR]
+//! cargo bench -p leaf --bench hops -- [--rate 200] [--seconds 5] [--concurrency 64] [--payloads 64,8192,65536] [--out DIR]
 //! ```
-//! Writes `hops.json` and `hops.md` to `--out` (default `target/bench/leaf`).
+//! Writes `hops.json` and `hops.md` to `--out` (default `target/bench/leaf`;
+//! the committed report is `bench-results/hops.md`), with the build profile,
+//! the machine and its load average. `cargo bench -p leaf --profile dev`
+//! runs it on the test build (dependencies at opt-level 2).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -51,9 +56,12 @@ struct Args {
     /// Where the report goes.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Payload size in bytes.
-    #[arg(long, default_value_t = 64)]
-    payload: usize,
+    /// Payload sizes in bytes, comma-separated; the throughput run uses the first.
+    #[arg(long, value_delimiter = ',', default_values_t = [64, 8 * 1024, 64 * 1024])]
+    payloads: Vec<usize>,
+    /// Other work shares the machine: the report says it was not idle.
+    #[arg(long)]
+    busy: bool,
     // `cargo bench` passes `--bench`.
     #[arg(long, hide = true)]
     bench: bool,
@@ -123,7 +131,13 @@ fn percentiles(mut samples: Vec<Duration>, errors: usize) -> Percentiles {
 }
 
 /// Sends `rate` calls/s for `seconds` without waiting for answers (open loop).
-async fn fixed_rate(target: &Target, function: &FunctionId, args: &Args, seconds: u64) -> Percentiles {
+async fn fixed_rate(
+    target: &Target,
+    function: &FunctionId,
+    args: &Args,
+    payload: usize,
+    seconds: u64,
+) -> Percentiles {
     let period = Duration::from_secs_f64(1.0 / f64::from(args.rate));
     let n = u64::from(args.rate) * seconds;
     let mut tick = tokio::time::interval(period);
@@ -131,7 +145,7 @@ async fn fixed_rate(target: &Target, function: &FunctionId, args: &Args, seconds
     let mut calls = Vec::new();
     for _ in 0..n {
         tick.tick().await;
-        let (target, function, data) = (target.clone(), function.clone(), vec![7u8; args.payload]);
+        let (target, function, data) = (target.clone(), function.clone(), vec![7u8; payload]);
         calls.push(tokio::spawn(async move {
             let start = Instant::now();
             target.call(&function, data).await.map(|()| start.elapsed())
@@ -162,7 +176,7 @@ async fn max_throughput(target: &Target, function: &FunctionId, args: &Args) -> 
         .map(|_| {
             let (target, function, stop, done, errors) =
                 (target.clone(), function.clone(), stop.clone(), done.clone(), errors.clone());
-            let payload = args.payload;
+            let payload = args.payloads[0];
             tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
                     match target.call(&function, vec![7u8; payload]).await {
@@ -189,6 +203,10 @@ async fn max_throughput(target: &Target, function: &FunctionId, args: &Args) -> 
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
+    assert!(!args.payloads.is_empty(), "--payloads needs at least one size");
+    let profile = hyperfake_testkit::bench::build_profile(cfg!(debug_assertions));
+    let machine = hyperfake_testkit::bench::machine();
+    let load_start = hyperfake_testkit::bench::load_average();
     let out = args.out.clone().unwrap_or_else(|| {
         let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
         PathBuf::from(target).join("bench").join("leaf")
@@ -215,35 +233,40 @@ async fn main() {
     let started =
         controller.start(proto::common::FunctionId::from(&function)).await.expect("start").into_inner();
     let instance = started.instance_id.unwrap().id;
-    let function_client = FunctionServiceClient::new(
-        Channel::from_shared(format!("http://{}", started.instance_ip)).unwrap().connect().await.unwrap(),
-    );
+    let function_client =
+        FunctionServiceClient::new(proto::endpoint(&started.instance_ip).unwrap().connect().await.unwrap());
     let levels = [
         ("function", Target::Function(function_client)),
         ("worker", Target::Worker(controller.clone(), instance)),
         ("leaf", Target::Leaf(leaf.client().await)),
         ("lb", Target::Leaf(lb.client().await)),
     ];
-    let mut results = Vec::new();
-    for (name, target) in &levels {
-        fixed_rate(target, &function, &args, 1).await; // warm-up (and the leaf's cold start)
-        let p = fixed_rate(target, &function, &args, args.seconds).await;
-        eprintln!(
-            "{name:>8}: p50 {:>8.0} µs  p99 {:>8.0} µs  ({} calls, {} errors)",
-            p.p50_us, p.p99_us, p.calls, p.errors
-        );
-        results.push((*name, p));
+    // Per payload size: each level's percentiles, then the latency each hop adds.
+    let mut by_payload = Vec::new();
+    for &payload in &args.payloads {
+        eprintln!("{payload} B payload");
+        let mut results = Vec::new();
+        for (name, target) in &levels {
+            fixed_rate(target, &function, &args, payload, 1).await; // warm-up (and the leaf's cold start)
+            let p = fixed_rate(target, &function, &args, payload, args.seconds).await;
+            eprintln!(
+                "{name:>8}: p50 {:>8.0} µs  p99 {:>8.0} µs  ({} calls, {} errors)",
+                p.p50_us, p.p99_us, p.calls, p.errors
+            );
+            results.push((*name, p));
+        }
+        let hops = [("client→function", 0), ("worker", 1), ("leaf", 2), ("lb", 3)];
+        let added: Vec<_> = hops
+            .iter()
+            .map(|(hop, i)| {
+                let p = results[*i].1;
+                let (b50, b99) =
+                    if *i == 0 { (0.0, 0.0) } else { (results[i - 1].1.p50_us, results[i - 1].1.p99_us) };
+                (*hop, p.p50_us - b50, p.p99_us - b99)
+            })
+            .collect();
+        by_payload.push((payload, results, added));
     }
-    let hops = [("client→function", 0), ("worker", 1), ("leaf", 2), ("lb", 3)];
-    let added: Vec<_> = hops
-        .iter()
-        .map(|(hop, i)| {
-            let p = results[*i].1;
-            let (b50, b99) =
-                if *i == 0 { (0.0, 0.0) } else { (results[i - 1].1.p50_us, results[i - 1].1.p99_us) };
-            (*hop, p.p50_us - b50, p.p99_us - b99)
-        })
-        .collect();
 
     eprintln!("throughput: {} concurrent callers, {} s each", args.concurrency, args.seconds);
     let (leaf_rate, leaf_errors) = max_throughput(&levels[2].1, &function, &args).await;
@@ -251,35 +274,51 @@ async fn main() {
     let (worker_rate, worker_errors) = max_throughput(&levels[1].1, &function, &args).await;
     eprintln!("  worker: {worker_rate:.0} calls/s ({worker_errors} errors)");
 
+    let load_end = hyperfake_testkit::bench::load_average();
+
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     let report = json!({
         "setup": {
-            "function": ECHO, "payload_bytes": args.payload, "rate_per_s": args.rate,
+            "function": ECHO, "payload_bytes": args.payloads, "rate_per_s": args.rate,
             "seconds_per_level": args.seconds, "concurrency": args.concurrency, "cpus": cpus,
+            "throughput_payload_bytes": args.payloads[0],
+            "profile": profile, "machine": machine, "load_average_start": load_start,
+            "load_average_end": load_end, "busy": args.busy,
             "note": "client, LB, leaf, worker and database share one process and this machine's CPUs",
         },
-        "latency_us": results.iter().map(|(n, p)| (n.to_string(), json!(p))).collect::<serde_json::Map<_, _>>(),
-        "added_latency_us": added.iter().map(|(h, a50, a99)| (h.to_string(), json!({"p50": a50, "p99": a99}))).collect::<serde_json::Map<_, _>>(),
+        "by_payload": by_payload.iter().map(|(payload, results, added)| json!({
+            "payload_bytes": payload,
+            "latency_us": results.iter().map(|(n, p)| (n.to_string(), json!(p))).collect::<serde_json::Map<_, _>>(),
+            "added_latency_us": added.iter().map(|(h, a50, a99)| (h.to_string(), json!({"p50": a50, "p99": a99}))).collect::<serde_json::Map<_, _>>(),
+        })).collect::<Vec<_>>(),
         "max_calls_per_s": { "leaf": leaf_rate, "leaf_errors": leaf_errors, "worker": worker_rate, "worker_errors": worker_errors },
     });
+    let sizes = args.payloads.iter().map(|p| format!("{p} B")).collect::<Vec<_>>().join(", ");
     let mut md = format!(
-        "# Leaf hops benchmark\n\n`{ECHO}`, {} B payload, {} calls/s for {} s per level, {cpus} CPUs; client and every node in one process.\n\n\
-         | level | p50 (µs) | p90 (µs) | p99 (µs) | calls | errors |\n|---|---:|---:|---:|---:|---:|\n",
-        args.payload, args.rate, args.seconds
+        "# Leaf hops benchmark\n\n`{ECHO}`, payloads {sizes}, {} calls/s for {} s per level and payload; client and every node in one process.\n\n\
+         Profile: {profile}. Machine: {machine}. Load average (1/5/15 min) {load_start} at the start, {load_end} at the end{}.\n\n\
+         | payload | level | p50 (µs) | p90 (µs) | p99 (µs) | calls | errors |\n|---:|---|---:|---:|---:|---:|---:|\n",
+        args.rate,
+        args.seconds,
+        if args.busy { " (other builds were running: not an idle machine)" } else { "" },
     );
-    for (name, p) in &results {
-        md.push_str(&format!(
-            "| {name} | {:.0} | {:.0} | {:.0} | {} | {} |\n",
-            p.p50_us, p.p90_us, p.p99_us, p.calls, p.errors
-        ));
+    for (payload, results, _) in &by_payload {
+        for (name, p) in results {
+            md.push_str(&format!(
+                "| {payload} B | {name} | {:.0} | {:.0} | {:.0} | {} | {} |\n",
+                p.p50_us, p.p90_us, p.p99_us, p.calls, p.errors
+            ));
+        }
     }
-    md.push_str("\n| hop | added p50 (µs) | added p99 (µs) |\n|---|---:|---:|\n");
-    for (hop, a50, a99) in &added {
-        md.push_str(&format!("| {hop} | {a50:.0} | {a99:.0} |\n"));
+    md.push_str("\n| payload | hop | added p50 (µs) | added p99 (µs) |\n|---:|---|---:|---:|\n");
+    for (payload, _, added) in &by_payload {
+        for (hop, a50, a99) in added {
+            md.push_str(&format!("| {payload} B | {hop} | {a50:.0} | {a99:.0} |\n"));
+        }
     }
     md.push_str(&format!(
-        "\nMaximum forwarded calls/s with {} concurrent callers: leaf {leaf_rate:.0} ({leaf_errors} errors), worker alone {worker_rate:.0} ({worker_errors} errors).\n",
-        args.concurrency
+        "\nMaximum forwarded calls/s with {} concurrent callers and {} B payloads: leaf {leaf_rate:.0} ({leaf_errors} errors), worker alone {worker_rate:.0} ({worker_errors} errors).\n",
+        args.concurrency, args.payloads[0]
     ));
     std::fs::create_dir_all(&out).unwrap();
     std::fs::write(out.join("hops.json"), serde_json::to_string_pretty(&report).unwrap()).unwrap();

@@ -10,7 +10,6 @@ use proto::auth::{BearerToken, RequireToken};
 use proto::leaf::leaf_server::LeafServer;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
 
 use crate::config::{NodeSettings, Role};
@@ -132,9 +131,11 @@ impl Node {
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), tonic::transport::Error> {
         let (reporter, health) = tonic_health::server::health_reporter();
-        let builder = tonic::transport::Server::builder().tcp_nodelay(true).add_service(health);
+        let builder = tonic::transport::Server::builder().add_service(health);
         let auth = self.auth.clone();
-        let incoming = TcpListenerStream::new(listener);
+        // TCP_NODELAY on every accepted socket (the builder's `tcp_nodelay`
+        // is ignored by `serve_with_incoming*`): see `proto::net`.
+        let incoming = proto::net::incoming(listener);
         match &self.kind {
             NodeKind::Leaf(scheduler) => {
                 let service = LeafServer::new(LeafService::new(Arc::clone(scheduler)))

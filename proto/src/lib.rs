@@ -25,13 +25,18 @@ pub mod database {
 pub mod auth;
 pub mod convert;
 pub mod deadline;
+pub mod net;
 
 /// The endpoint for a service address as users write it: `host:port`, or a
 /// URI with its scheme (`http://host:port`). Every client dials through this,
-/// so they all accept the same addresses.
+/// so they all accept the same addresses and dial with `TCP_NODELAY` (tonic's
+/// default, set here explicitly so no client depends on it; see [`net`]) and a
+/// TCP keepalive of [`net::TCP_KEEPALIVE`].
 pub fn endpoint(address: &str) -> Result<tonic::transport::Endpoint, tonic::transport::Error> {
     let uri = if address.contains("://") { address.to_string() } else { format!("http://{address}") };
-    tonic::transport::Endpoint::from_shared(uri)
+    Ok(tonic::transport::Endpoint::from_shared(uri)?
+        .tcp_nodelay(true)
+        .tcp_keepalive(Some(net::TCP_KEEPALIVE)))
 }
 
 #[cfg(test)]
@@ -43,5 +48,12 @@ mod tests {
         assert_eq!(bare.uri(), full.uri());
         assert_eq!(bare.uri().authority().unwrap().as_str(), "127.0.0.1:50050");
         assert!(super::endpoint("not a host:port").is_err());
+    }
+
+    #[test]
+    fn every_endpoint_dials_without_nagle() {
+        let endpoint = super::endpoint("127.0.0.1:50050").unwrap();
+        assert!(endpoint.get_tcp_nodelay());
+        assert_eq!(endpoint.get_tcp_keepalive(), Some(super::net::TCP_KEEPALIVE));
     }
 }

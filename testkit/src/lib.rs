@@ -5,7 +5,12 @@
 //! - [`TestWorker`]: a real worker (Docker runtime) on 127.0.0.1:0, its containers
 //!   labelled with the test id;
 //! - [`ContainerSweeper`]: removes every container carrying a test's label;
-//! - [`TestLeaf`]: a leaf or load-balancer node on 127.0.0.1:0.
+//! - [`TestLeaf`]: a leaf or load-balancer node on 127.0.0.1:0;
+//! - [`bench`]: the build profile, machine and load a benchmark ran with;
+//! - [`sockets`]: this process's TCP sockets and their options (TCP_NODELAY).
+
+pub mod bench;
+pub mod sockets;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -237,7 +242,7 @@ impl Drop for TestWorker {
 }
 
 pub async fn connect_controller(address: &str) -> ControllerClient<Channel> {
-    let channel = Channel::from_shared(format!("http://{address}")).unwrap().connect().await.unwrap();
+    let channel = proto::endpoint(address).unwrap().connect().await.unwrap();
     ControllerClient::new(channel)
         .max_decoding_message_size(MAX_MESSAGE_SIZE)
         // Larger than services accept, so tests can see them refuse.
@@ -347,7 +352,7 @@ impl Drop for TestLeaf {
 }
 
 pub async fn connect_leaf(address: &str) -> LeafClient<Channel> {
-    let channel = Channel::from_shared(format!("http://{address}")).unwrap().connect().await.unwrap();
+    let channel = proto::endpoint(address).unwrap().connect().await.unwrap();
     LeafClient::new(channel)
         .max_decoding_message_size(MAX_MESSAGE_SIZE)
         .max_encoding_message_size(MAX_MESSAGE_SIZE)

@@ -7,7 +7,6 @@ use hyperfake_core::defaults::MAX_MESSAGE_SIZE;
 use proto::auth::{RequireToken, TokenError};
 use proto::controller::controller_server::ControllerServer;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::service::ControllerService;
 use crate::worker::Worker;
@@ -55,11 +54,12 @@ pub async fn serve_with(
     let service = ControllerServer::new(ControllerService::new(worker))
         .max_decoding_message_size(MAX_MESSAGE_SIZE)
         .max_encoding_message_size(MAX_MESSAGE_SIZE);
+    // `proto::net::incoming` sets TCP_NODELAY on accepted sockets: the
+    // builder's `tcp_nodelay` is ignored by `serve_with_incoming*`.
     let result = tonic::transport::Server::builder()
-        .tcp_nodelay(true)
         .layer(auth.layer())
         .add_service(service)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(proto::net::incoming(listener), shutdown)
         .await;
     for task in background {
         task.abort();

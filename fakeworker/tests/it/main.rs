@@ -12,5 +12,7 @@ mod leaf;
 mod lifecycle;
 /// Model loading errors and hot reload under load.
 mod models;
+/// TCP_NODELAY on the fake worker's accepted connections.
+mod nodelay;
 /// Runtime units: a model predicting 50 ms sleeps 50 ms (JSON ns, old JSON ms, ONNX).
 mod units;

@@ -14,7 +14,6 @@ use proto::function::function_service_server::FunctionServiceServer;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tower::util::MapResponseLayer;
 use tracing::{error, info};
@@ -116,7 +115,7 @@ impl FunctionServer {
             .layer(MapResponseLayer::new(resource_exhausted_for_oversized))
             .add_service(health_service)
             .add_service(call_service)
-            .serve_with_incoming_shutdown(TcpIncoming::from(listener), on_shutdown)
+            .serve_with_incoming_shutdown(proto::net::incoming(listener), on_shutdown)
             .await?;
         info!("stopped");
         Ok(())

@@ -174,3 +174,18 @@ async fn serve_on_takes_the_instance_id_from_the_environment() {
     tx.send(()).unwrap();
     tokio::time::timeout(DEADLINE, task).await.unwrap().unwrap().unwrap();
 }
+
+/// The SDK accepts connections without Nagle's algorithm (TCP_NODELAY): an
+/// answer in several segments never waits for the caller's delayed ACK.
+#[tokio::test]
+async fn accepted_connections_run_without_nagle() {
+    let server = TestServer::start(echo).await;
+    let payload = vec![7u8; 8 * 1024];
+    let ((), local) = hyperfake_testkit::sockets::connect_observed(server.addr, async {
+        let mut client = server.client().await;
+        let (response, _) = call(&mut client, "nodelay", payload.clone()).await.unwrap();
+        assert_eq!(response.data, payload);
+    })
+    .await;
+    hyperfake_testkit::sockets::assert_no_nagle("function SDK", server.addr, local);
+}

@@ -10,6 +10,8 @@ mod common;
 mod auth;
 /// Creating functions and calling them through a leaf; codes and metadata.
 mod calls;
+/// TCP_NODELAY on every hop: client, load-balancer node, leaf, worker, database.
+mod nodelay;
 /// Single-flight cold start, scale-up, scale-to-zero.
 mod scaling;
 /// A restarted leaf; a 3-level tree of load-balancer node, leaves and workers.

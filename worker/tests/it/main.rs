@@ -14,5 +14,7 @@ mod containers;
 mod events;
 /// Start, call and stop each workload function; payload fidelity.
 mod lifecycle;
+/// TCP_NODELAY on the worker's accepted and dialled connections.
+mod nodelay;
 /// Metrics and the per-container resource stream.
 mod resources;

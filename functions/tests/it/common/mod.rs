@@ -67,7 +67,7 @@ impl Drop for TestServer {
 }
 
 pub(crate) async fn channel(addr: SocketAddr) -> Channel {
-    Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap()
+    proto::endpoint(&addr.to_string()).unwrap().connect().await.unwrap()
 }
 
 /// A client that accepts and sends messages up to the shared limit, and more:
@@ -102,7 +102,7 @@ pub(crate) async fn call(
 
 /// The function's health status, or the error from asking.
 pub(crate) async fn health(addr: SocketAddr) -> Result<ServingStatus, tonic::Status> {
-    let channel = Channel::from_shared(format!("http://{addr}"))
+    let channel = proto::endpoint(&addr.to_string())
         .unwrap()
         .connect()
         .await

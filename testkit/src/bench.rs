@@ -1,0 +1,36 @@
+//! Where and how a benchmark ran, for the header of its report: the build
+//! profile, the machine and how busy it was.
+
+/// The build profile a benchmark binary was compiled with, from its own
+/// `cfg!(debug_assertions)` (pass that; this crate's flag could differ).
+pub fn build_profile(debug_assertions: bool) -> &'static str {
+    if debug_assertions {
+        "dev (`cargo bench --profile dev`: hyperfake's code unoptimised, dependencies opt-level 2)"
+    } else {
+        "bench (release: everything optimised)"
+    }
+}
+
+/// CPUs, CPU model and kernel of this machine.
+pub fn machine() -> String {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, m)| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_string());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map_or_else(|_| "unknown".to_string(), |k| k.trim().to_string());
+    format!("{cpus} CPUs ({model}), Linux {kernel}")
+}
+
+/// The 1-, 5- and 15-minute load averages, as `/proc/loadavg` gives them.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".to_string())
+}
