@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
+use crate::decompose::{CallTimings, Decomposition};
+
 /// One function's calls in a run.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ImageCalls {
@@ -19,6 +21,8 @@ pub struct ImageCalls {
     pub errors: BTreeMap<String, u64>,
     /// Distinct instances that served a call.
     pub instances_used: u64,
+    /// Where the successful calls' latency went (leaf, hops, worker, handler).
+    pub decomposition: Decomposition,
 }
 
 /// A run, ready to compare.
@@ -83,8 +87,9 @@ impl RunData {
         let mut instances: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
         let mut stmt = conn
             .prepare(
-                "SELECT image_tag, status, latency_ns, function_handler_time_ns, function_error, instance_id \
-                 FROM calls WHERE run_id = ?1",
+                "SELECT image_tag, status, latency_ns, function_handler_time_ns, function_error, instance_id, \
+                 leaf_got_request_ns, leaf_scheduled_call_ns, call_queued_ns, call_started_ns, \
+                 function_processing_time_ns FROM calls WHERE run_id = ?1",
             )
             .map_err(sql)?;
         let rows = stmt
@@ -96,11 +101,20 @@ impl RunData {
                     r.get::<_, Option<i64>>(3)?,
                     r.get::<_, Option<String>>(4)?,
                     r.get::<_, Option<String>>(5)?,
+                    CallTimings {
+                        latency_ns: r.get(2)?,
+                        function_handler_time_ns: r.get(3)?,
+                        leaf_got_request_ns: r.get(6)?,
+                        leaf_scheduled_call_ns: r.get(7)?,
+                        call_queued_ns: r.get(8)?,
+                        call_started_ns: r.get(9)?,
+                        function_processing_time_ns: r.get(10)?,
+                    },
                 ))
             })
             .map_err(sql)?;
         for row in rows {
-            let (image, status, latency, handler, function_error, instance) = row.map_err(sql)?;
+            let (image, status, latency, handler, function_error, instance, timings) = row.map_err(sql)?;
             let entry = by_image.entry(image.clone()).or_default();
             entry.calls += 1;
             let ok = status == "OK" && function_error.is_none();
@@ -112,6 +126,7 @@ impl RunData {
                 if let Some(h) = handler.and_then(|h| u64::try_from(h).ok()) {
                     entry.handler_ok.push(h);
                 }
+                entry.decomposition.push(&timings);
             } else {
                 let kind = if status == "OK" { "FUNCTION_ERROR".to_string() } else { status };
                 *entry.errors.entry(kind).or_default() += 1;
@@ -123,6 +138,7 @@ impl RunData {
         for (image, calls) in &mut by_image {
             calls.latencies_ok.sort_unstable();
             calls.handler_ok.sort_unstable();
+            calls.decomposition.finish();
             calls.instances_used = instances.get(image).map_or(0, |s| s.len() as u64);
         }
         let instances_over_time = instance_counts(&conn, &run_id, started, end).map_err(sql)?;

@@ -5,14 +5,16 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use fidelity::{Comparison, RunData};
+use fidelity::{Comparison, RunData, SampleRelation};
 use loadgen::Workload;
 use loadgen::run::{RunOptions, new_run_id};
 
 /// Compares a run of a seeded workload on the real platform with the same run
 /// on the fake platform: latency p50/p90/p99 and their ratio, the KS distance
 /// of the latency distributions, throughput, error rates and instance counts
-/// over time, per function. Writes fidelity.{json,md,html} and SVG plots.
+/// over time, and where the latency goes (leaf, leaf→worker, worker queue,
+/// worker overhead, handler, return path), per function. Writes
+/// fidelity.{json,md,html} and SVG plots.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Cli {
@@ -39,6 +41,8 @@ enum Command {
         /// Directory for the report.
         #[arg(long, default_value = "fidelity")]
         out: PathBuf,
+        #[command(flatten)]
+        sample: SampleArgs,
     },
     /// Run a workload against a real and a fake platform (leaf addresses), then compare.
     Run {
@@ -59,7 +63,27 @@ enum Command {
         /// Shared token sent to both platforms (`HYPERFAKE_TOKEN`). Default: none.
         #[arg(long, env = hyperfake_core::defaults::env::TOKEN, hide_env_values = true)]
         token: Option<String>,
+        #[command(flatten)]
+        sample: SampleArgs,
     },
+}
+
+/// How the compared runs relate to the models' training data; printed in the
+/// report's header (md, html, json). Without either: "sample relation not stated".
+#[derive(Debug, clap::Args)]
+struct SampleArgs {
+    /// Which data trained the fake's models, e.g. "training_data/run-a.db (seed 42)".
+    #[arg(long, value_name = "TEXT")]
+    trained_on: Option<String>,
+    /// How the compared runs relate to that data, e.g. "out of sample: same config, seed 43".
+    #[arg(long, value_name = "TEXT")]
+    validation: Option<String>,
+}
+
+impl From<SampleArgs> for SampleRelation {
+    fn from(a: SampleArgs) -> Self {
+        SampleRelation { trained_on: a.trained_on, validation: a.validation }
+    }
 }
 
 fn main() -> ExitCode {
@@ -67,8 +91,8 @@ fn main() -> ExitCode {
     hyperfake_cli::exit_code("fidelity", run(Cli::parse()))
 }
 
-fn report(real: &RunData, fake: &RunData, out: &std::path::Path) -> anyhow::Result<()> {
-    let comparison = Comparison::new(real, fake);
+fn report(real: &RunData, fake: &RunData, out: &std::path::Path, sample: SampleArgs) -> anyhow::Result<()> {
+    let comparison = Comparison::new(real, fake).with_sample(sample.into());
     if !comparison.same_workload {
         tracing::warn!("the two runs used different seeds or workload files");
     }
@@ -83,12 +107,12 @@ fn report(real: &RunData, fake: &RunData, out: &std::path::Path) -> anyhow::Resu
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Compare { real, fake, real_run, fake_run, out } => {
+        Command::Compare { real, fake, real_run, fake_run, out, sample } => {
             let real = RunData::load(&real, real_run.as_deref())?;
             let fake = RunData::load(&fake, fake_run.as_deref())?;
-            report(&real, &fake, &out)
+            report(&real, &fake, &out, sample)
         }
-        Command::Run { config, real, fake, db_dir, out, token } => {
+        Command::Run { config, real, fake, db_dir, out, token, sample } => {
             let token = proto::auth::BearerToken::new(token.as_deref()).context("invalid --token")?;
             let text =
                 std::fs::read_to_string(&config).with_context(|| format!("reading {}", config.display()))?;
@@ -119,7 +143,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let real = RunData::load(&dbs[0].0, Some(&dbs[0].1))?;
             let fake = RunData::load(&dbs[1].0, Some(&dbs[1].1))?;
-            report(&real, &fake, &out)
+            report(&real, &fake, &out, sample)
         }
     }
 }

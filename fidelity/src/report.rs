@@ -6,7 +6,41 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::data::{ImageCalls, RunData};
+use crate::decompose::{DecompositionSummary, Part, largest_difference};
+use crate::plots::PlotFiles;
 use crate::stats::{ks_distance, percentile};
+
+/// Targets a faithful fake meets per function (issue 10): KS distance at most
+/// this, and fake/real p50 and p99 within [`RATIO_LOW`, `RATIO_HIGH`].
+pub const KS_LIMIT: f64 = 0.1;
+pub const RATIO_LOW: f64 = 0.9;
+pub const RATIO_HIGH: f64 = 1.1;
+
+/// Printed when the caller did not say how the compared runs relate to the
+/// models' training data.
+pub const NOT_STATED: &str = "sample relation not stated";
+
+/// How the compared runs relate to the data the fake's models were trained
+/// on, as the caller states it (`--trained-on`, `--validation`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct SampleRelation {
+    /// Which data trained the models, e.g. `training_data/run-a.db (seed 42)`.
+    pub trained_on: Option<String>,
+    /// How the compared runs relate to it, e.g. `out of sample: same config, seed 43`.
+    pub validation: Option<String>,
+}
+
+impl SampleRelation {
+    /// One line for the report's header.
+    pub fn summary(&self) -> String {
+        match (&self.validation, &self.trained_on) {
+            (None, None) => NOT_STATED.to_string(),
+            (Some(v), Some(t)) => format!("{v}; models trained on {t}"),
+            (Some(v), None) => format!("{v}; training data not stated"),
+            (None, Some(t)) => format!("models trained on {t}; relation of the compared runs not stated"),
+        }
+    }
+}
 
 /// One side's numbers for one function.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -23,6 +57,16 @@ pub struct Side {
     pub instances_used: u64,
 }
 
+/// A statistic outside its target.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Miss {
+    /// `ks`, `p50_ratio` or `p99_ratio`.
+    pub statistic: String,
+    pub value: f64,
+    /// The target, e.g. `≤ 0.10` or `0.90–1.10`.
+    pub target: String,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ImageComparison {
     pub image_tag: String,
@@ -34,6 +78,13 @@ pub struct ImageComparison {
     pub latency_ratio_p99: Option<f64>,
     /// Two-sample KS statistic of the successful calls' latencies.
     pub ks_distance: Option<f64>,
+    /// Where the successful calls' latency went, per side (median and p99 per part, ms).
+    pub real_decomposition: DecompositionSummary,
+    pub fake_decomposition: DecompositionSummary,
+    /// Statistics outside their targets (empty: the function meets them all).
+    pub misses: Vec<Miss>,
+    /// Why the function misses, with the numbers; `None` when it does not.
+    pub why_it_misses: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -42,6 +93,12 @@ pub struct Comparison {
     pub real_run: String,
     pub fake_db: PathBuf,
     pub fake_run: String,
+    /// Which data trained the models (`--trained-on`); `null` when not stated.
+    pub trained_on: Option<String>,
+    /// How the compared runs relate to it (`--validation`); `null` when not stated.
+    pub validation: Option<String>,
+    /// The header line built from the two: `sample relation not stated` when neither is given.
+    pub sample_relation: String,
     /// Same seed and same workload file: the two runs sent the same calls.
     pub same_workload: bool,
     pub images: Vec<ImageComparison>,
@@ -75,6 +132,156 @@ fn ratio(fake: Option<f64>, real: Option<f64>) -> Option<f64> {
     }
 }
 
+/// A value in ms with fixed decimals, or `–`.
+pub fn fmt_ms(v: Option<f64>, decimals: usize) -> String {
+    v.map_or("–".to_string(), |v| format!("{v:.decimals$}"))
+}
+
+/// A signed difference in ms with fixed decimals (`+1.20`, `−0.35`).
+fn fmt_signed_ms(v: f64, decimals: usize) -> String {
+    if v < 0.0 { format!("−{:.decimals$}", -v) } else { format!("+{v:.decimals$}") }
+}
+
+fn fmt_opt(v: Option<f64>, decimals: usize) -> String {
+    fmt_ms(v, decimals)
+}
+
+fn ratio_ok(r: Option<f64>) -> Option<bool> {
+    r.map(|r| (RATIO_LOW..=RATIO_HIGH).contains(&r))
+}
+
+fn ks_ok(k: Option<f64>) -> Option<bool> {
+    k.map(|k| k <= KS_LIMIT)
+}
+
+/// The statistics of `image` outside their targets.
+fn misses(image: &ImageComparison) -> Vec<Miss> {
+    let mut out = Vec::new();
+    let target = format!("{RATIO_LOW:.2}–{RATIO_HIGH:.2}");
+    for (name, r) in [("p50_ratio", image.latency_ratio_p50), ("p99_ratio", image.latency_ratio_p99)] {
+        if let (Some(v), Some(false)) = (r, ratio_ok(r)) {
+            out.push(Miss { statistic: name.into(), value: v, target: target.clone() });
+        }
+    }
+    if let (Some(v), Some(false)) = (image.ks_distance, ks_ok(image.ks_distance)) {
+        out.push(Miss { statistic: "ks".into(), value: v, target: format!("≤ {KS_LIMIT:.2}") });
+    }
+    out
+}
+
+/// The "why it misses" sentence: each statistic that missed with its numbers,
+/// then the decomposition part that differs most between real and fake at
+/// the median (and at p99 when p99 missed). `None` when nothing missed.
+pub fn why_it_misses(image: &ImageComparison) -> Option<String> {
+    let mut reasons = Vec::new();
+    for (side, s) in [("real", &image.real), ("fake", &image.fake)] {
+        if s.latency_p50_ms.is_none() {
+            reasons
+                .push(format!("no successful calls with a latency on the {side} side, nothing to compare"));
+        }
+    }
+    if !reasons.is_empty() {
+        return Some(reasons.join("; "));
+    }
+    let missed = misses(image);
+    if missed.is_empty() {
+        return None;
+    }
+    for m in &missed {
+        let text = match m.statistic.as_str() {
+            "ks" => {
+                format!("KS distance {:.3} (target ≤ {KS_LIMIT:.2}, {:.3} over)", m.value, m.value - KS_LIMIT)
+            }
+            stat => {
+                let (label, real, fake) = if stat == "p50_ratio" {
+                    ("p50", image.real.latency_p50_ms, image.fake.latency_p50_ms)
+                } else {
+                    ("p99", image.real.latency_p99_ms, image.fake.latency_p99_ms)
+                };
+                let (real, fake) = (real.unwrap_or(0.0), fake.unwrap_or(0.0));
+                let direction = if m.value < 1.0 { "fake too fast" } else { "fake too slow" };
+                format!(
+                    "{label} fake/real {:.2} (fake {fake:.2} ms vs real {real:.2} ms, {} ms, {direction}; target {})",
+                    m.value,
+                    fmt_signed_ms(fake - real, 2),
+                    m.target
+                )
+            }
+        };
+        reasons.push(text);
+    }
+    let mut text = format!("{}.", reasons.join("; "));
+    let (rd, fd) = (&image.real_decomposition, &image.fake_decomposition);
+    let mut parts = Vec::new();
+    let p99_missed = missed.iter().any(|m| m.statistic == "p99_ratio");
+    for (p99, at) in [(false, "median"), (true, "p99")] {
+        if p99 && !p99_missed {
+            continue;
+        }
+        if let Some((part, real, fake)) = largest_difference(rd, fd, p99) {
+            parts.push(format!(
+                "at the {at}, {} differs most: fake {fake:.3} ms vs real {real:.3} ms ({} ms)",
+                part.label(),
+                fmt_signed_ms(fake - real, 3)
+            ));
+        }
+    }
+    if parts.is_empty() {
+        text.push_str(" No latency decomposition: the calls lack leaf or worker timings.");
+    } else {
+        let _ = write!(text, " Decomposition: {}.", parts.join("; "));
+    }
+    Some(text)
+}
+
+/// Escapes text for HTML element content and quoted attribute values.
+pub fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Escapes text for a Markdown table cell or line: HTML-significant
+/// characters, table pipes, and Markdown emphasis and code markers.
+pub fn md_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '|' | '`' | '*' | '_' | '[' | ']' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Percent-encodes a file name for an `href`/`src` (then HTML-escaped by the caller).
+fn url_path(name: &str) -> String {
+    let mut out = String::new();
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
 impl Comparison {
     pub fn new(real: &RunData, fake: &RunData) -> Self {
         let mut images: Vec<String> = real.by_image.keys().chain(fake.by_image.keys()).cloned().collect();
@@ -85,7 +292,7 @@ impl Comparison {
             .map(|image| {
                 let (r, f) = (real.by_image.get(&image), fake.by_image.get(&image));
                 let (rs, fs) = (side(r, real.duration_s), side(f, fake.duration_s));
-                ImageComparison {
+                let mut c = ImageComparison {
                     latency_ratio_p50: ratio(fs.latency_p50_ms, rs.latency_p50_ms),
                     latency_ratio_p90: ratio(fs.latency_p90_ms, rs.latency_p90_ms),
                     latency_ratio_p99: ratio(fs.latency_p99_ms, rs.latency_p99_ms),
@@ -93,10 +300,17 @@ impl Comparison {
                         (Some(r), Some(f)) => ks_distance(&r.latencies_ok, &f.latencies_ok),
                         _ => None,
                     },
+                    real_decomposition: r.map(|c| c.decomposition.summary()).unwrap_or_default(),
+                    fake_decomposition: f.map(|c| c.decomposition.summary()).unwrap_or_default(),
                     image_tag: image,
                     real: rs,
                     fake: fs,
-                }
+                    misses: Vec::new(),
+                    why_it_misses: None,
+                };
+                c.misses = misses(&c);
+                c.why_it_misses = why_it_misses(&c);
+                c
             })
             .collect();
         Comparison {
@@ -104,6 +318,9 @@ impl Comparison {
             real_run: real.run_id.clone(),
             fake_db: fake.path.clone(),
             fake_run: fake.run_id.clone(),
+            trained_on: None,
+            validation: None,
+            sample_relation: NOT_STATED.to_string(),
             same_workload: real.seed == fake.seed && real.config_yaml == fake.config_yaml,
             images,
             real_instances_over_time: real.instances_over_time.clone(),
@@ -111,25 +328,48 @@ impl Comparison {
         }
     }
 
+    /// States which data trained the models and how the compared runs relate to it.
+    pub fn with_sample(mut self, sample: SampleRelation) -> Self {
+        self.sample_relation = sample.summary();
+        self.trained_on = sample.trained_on;
+        self.validation = sample.validation;
+        self
+    }
+
     pub fn to_markdown(&self) -> String {
-        let f = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.2}"));
+        let f = |v: Option<f64>| fmt_opt(v, 2);
         let mut md = String::from("# Fidelity: real vs. fake\n\n");
-        let _ = writeln!(md, "- real: `{}` run `{}`", self.real_db.display(), self.real_run);
-        let _ = writeln!(md, "- fake: `{}` run `{}`", self.fake_db.display(), self.fake_run);
+        let _ = writeln!(md, "- **sample:** {}", md_escape(&self.sample_relation));
+        let stated = |v: &Option<String>| v.as_deref().map_or("not stated".to_string(), md_escape);
+        let _ = writeln!(md, "- **trained on:** {}", stated(&self.trained_on));
+        let _ = writeln!(md, "- **validation:** {}", stated(&self.validation));
+        let _ = writeln!(
+            md,
+            "- **real:** {} run {}",
+            md_escape(&self.real_db.display().to_string()),
+            md_escape(&self.real_run)
+        );
+        let _ = writeln!(
+            md,
+            "- **fake:** {} run {}",
+            md_escape(&self.fake_db.display().to_string()),
+            md_escape(&self.fake_run)
+        );
         if !self.same_workload {
             md.push_str("\n**Warning:** the runs used different seeds or workload files; they did not send the same calls.\n");
         }
         md.push_str(
             "\nLatency is client-measured for successful calls, in ms. Ratio = fake / real. \
-             KS = two-sample Kolmogorov–Smirnov distance of the latency distributions (0 = identical).\n\n\
-             | function | calls real/fake | errors real/fake | throughput/s real/fake | p50 real/fake (ratio) | p90 real/fake (ratio) | p99 real/fake (ratio) | KS | instances real/fake |\n\
+             KS = two-sample Kolmogorov–Smirnov distance of the latency distributions (0 = identical). \
+             Targets: KS ≤ 0.10, p50 and p99 ratio within 0.90–1.10.\n\n\
+             | function | calls real/fake | errors real/fake | throughput/s real/fake | p50 ms real/fake (ratio) | p90 ms real/fake (ratio) | p99 ms real/fake (ratio) | KS | instances real/fake |\n\
              |---|---|---|---|---|---|---|---|---|\n",
         );
         for i in &self.images {
             let _ = writeln!(
                 md,
                 "| {} | {}/{} | {:.1}%/{:.1}% | {:.2}/{:.2} | {}/{} ({}) | {}/{} ({}) | {}/{} ({}) | {} | {}/{} |",
-                i.image_tag,
+                md_escape(&i.image_tag),
                 i.real.calls,
                 i.fake.calls,
                 100.0 * i.real.error_rate,
@@ -145,41 +385,314 @@ impl Comparison {
                 f(i.real.latency_p99_ms),
                 f(i.fake.latency_p99_ms),
                 f(i.latency_ratio_p99),
-                f(i.ks_distance),
+                fmt_opt(i.ks_distance, 3),
                 i.real.instances_used,
                 i.fake.instances_used,
             );
         }
+        md.push_str("\n## Why it misses\n\n");
+        let mut any = false;
+        for i in &self.images {
+            if let Some(why) = &i.why_it_misses {
+                let _ = writeln!(md, "- **{}**: {}", md_escape(&i.image_tag), md_escape(why));
+                any = true;
+            }
+        }
+        if !any {
+            md.push_str("Every function meets the targets.\n");
+        }
+        md.push_str("\n## Latency decomposition\n\n");
+        md.push_str(DECOMPOSITION_NOTE);
+        md.push('\n');
+        for i in &self.images {
+            let _ = writeln!(md, "\n### {}\n", md_escape(&i.image_tag));
+            md.push_str(
+                "| part | p50 ms real | p50 ms fake | p50 fake − real | p99 ms real | p99 ms fake |\n\
+                 |---|---:|---:|---:|---:|---:|\n",
+            );
+            for row in decomposition_rows(i) {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} | {} | {} |",
+                    md_escape(row.part.label()),
+                    row.real_p50,
+                    row.fake_p50,
+                    row.diff_p50,
+                    row.real_p99,
+                    row.fake_p99
+                );
+            }
+            let _ = writeln!(md, "\n{}", md_escape(&decomposition_counts(i)));
+        }
         md
+    }
+
+    /// The HTML page: header, summary table, why-it-misses lines, and per
+    /// function the plots (`<img>` of the SVG files beside it) and the
+    /// decomposition table. Every string from the databases or the command
+    /// line is escaped.
+    pub fn to_html(&self, plots: &PlotFiles) -> String {
+        let e = html_escape;
+        let mut h = String::from(
+            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>hyperfake fidelity</title>\n<style>\n",
+        );
+        h.push_str(CSS);
+        h.push_str("</style></head><body>\n<h1>Fidelity: real vs. fake</h1>\n<table class=\"header\">\n");
+        let stated_class =
+            if self.trained_on.is_none() && self.validation.is_none() { " class=\"warn\"" } else { "" };
+        let _ = writeln!(h, "<tr><th>sample</th><td{stated_class}>{}</td></tr>", e(&self.sample_relation));
+        let stated = |v: &Option<String>| v.as_deref().map_or("<em>not stated</em>".to_string(), e);
+        let _ = writeln!(h, "<tr><th>trained on</th><td>{}</td></tr>", stated(&self.trained_on));
+        let _ = writeln!(h, "<tr><th>validation</th><td>{}</td></tr>", stated(&self.validation));
+        for (name, db, run) in
+            [("real", &self.real_db, &self.real_run), ("fake", &self.fake_db, &self.fake_run)]
+        {
+            let _ = writeln!(
+                h,
+                "<tr><th>{name}</th><td><code>{}</code> run <code>{}</code></td></tr>",
+                e(&db.display().to_string()),
+                e(run)
+            );
+        }
+        let _ = writeln!(
+            h,
+            "<tr><th>workload</th><td{}>{}</td></tr>\n</table>",
+            if self.same_workload { "" } else { " class=\"warn\"" },
+            if self.same_workload {
+                "same seed and workload file on both sides"
+            } else {
+                "<strong>Warning:</strong> the runs used different seeds or workload files; they did not send the same calls"
+            }
+        );
+
+        h.push_str(
+            "<h2>Summary</h2>\n<p>Client-measured latency of successful calls. Ratio = fake / real. \
+             KS = two-sample Kolmogorov–Smirnov distance of the latency distributions (0 = identical). \
+             Targets: KS ≤ 0.10, p50 and p99 ratio within 0.90–1.10; <span class=\"miss\">misses</span> \
+             are shaded.</p>\n<table class=\"numbers\">\n<thead><tr><th rowspan=\"2\">function</th>\
+             <th colspan=\"2\">calls</th><th colspan=\"2\">errors</th><th colspan=\"2\">throughput (calls/s)</th>\
+             <th colspan=\"3\">p50 latency (ms)</th><th colspan=\"3\">p90 latency (ms)</th>\
+             <th colspan=\"3\">p99 latency (ms)</th><th rowspan=\"2\">KS</th><th colspan=\"2\">instances</th></tr>\n<tr>",
+        );
+        for group in ["rf", "rf", "rf", "rfx", "rfx", "rfx", "rf"] {
+            for c in group.chars() {
+                h.push_str(match c {
+                    'r' => "<th>real</th>",
+                    'f' => "<th>fake</th>",
+                    _ => "<th>ratio</th>",
+                });
+            }
+        }
+        h.push_str("</tr></thead>\n<tbody>\n");
+        for i in &self.images {
+            let class = |ok: Option<bool>| match ok {
+                Some(false) => " class=\"miss\"",
+                Some(true) => " class=\"hit\"",
+                None => "",
+            };
+            let f2 = |v: Option<f64>| fmt_opt(v, 2);
+            let _ = write!(
+                h,
+                "<tr><th><a href=\"#{}\">{}</a></th><td>{}</td><td>{}</td><td>{:.1}%</td><td>{:.1}%</td><td>{:.2}</td><td>{:.2}</td>",
+                e(&anchor(&i.image_tag)),
+                e(&i.image_tag),
+                i.real.calls,
+                i.fake.calls,
+                100.0 * i.real.error_rate,
+                100.0 * i.fake.error_rate,
+                i.real.throughput_per_s,
+                i.fake.throughput_per_s
+            );
+            for (real, fake, r, judged) in [
+                (i.real.latency_p50_ms, i.fake.latency_p50_ms, i.latency_ratio_p50, true),
+                (i.real.latency_p90_ms, i.fake.latency_p90_ms, i.latency_ratio_p90, false),
+                (i.real.latency_p99_ms, i.fake.latency_p99_ms, i.latency_ratio_p99, true),
+            ] {
+                let cls = if judged { class(ratio_ok(r)) } else { "" };
+                let _ = write!(h, "<td>{}</td><td>{}</td><td{cls}>{}</td>", f2(real), f2(fake), f2(r));
+            }
+            let _ = writeln!(
+                h,
+                "<td{}>{}</td><td>{}</td><td>{}</td></tr>",
+                class(ks_ok(i.ks_distance)),
+                fmt_opt(i.ks_distance, 3),
+                i.real.instances_used,
+                i.fake.instances_used
+            );
+        }
+        h.push_str("</tbody></table>\n<h2>Why it misses</h2>\n");
+        let missing: Vec<_> = self.images.iter().filter(|i| i.why_it_misses.is_some()).collect();
+        if missing.is_empty() {
+            h.push_str("<p>Every function meets the targets.</p>\n");
+        } else {
+            h.push_str("<ul class=\"why\">\n");
+            for i in missing {
+                let _ = writeln!(
+                    h,
+                    "<li><strong>{}</strong>: {}</li>",
+                    e(&i.image_tag),
+                    e(i.why_it_misses.as_deref().unwrap_or_default())
+                );
+            }
+            h.push_str("</ul>\n");
+        }
+
+        h.push_str("<h2>Per function</h2>\n<p class=\"note\">");
+        h.push_str(&e(DECOMPOSITION_NOTE));
+        h.push_str("</p>\n<dl class=\"parts\">");
+        for part in Part::ALL {
+            let _ = write!(h, "<dt>{}</dt><dd>{}</dd>", e(part.label()), e(part.definition()));
+        }
+        h.push_str("</dl>\n");
+        for i in &self.images {
+            let _ = writeln!(h, "<section id=\"{}\"><h3>{}</h3>", e(&anchor(&i.image_tag)), e(&i.image_tag));
+            if let Some(why) = &i.why_it_misses {
+                let _ = writeln!(h, "<p class=\"why\">Why it misses: {}</p>", e(why));
+            }
+            h.push_str("<div class=\"plots\">");
+            let image_plots = plots.by_image.get(&i.image_tag);
+            for (plot, alt) in [
+                (image_plots.and_then(|p| p.ecdf.as_ref()), "latency ECDF, real vs fake"),
+                (image_plots.and_then(|p| p.decomposition.as_ref()), "latency decomposition, real vs fake"),
+            ] {
+                if let Some(name) = plot.and_then(|p| p.file_name()) {
+                    let _ = write!(
+                        h,
+                        "<img src=\"{}\" alt=\"{}: {alt}\" width=\"{}\" height=\"{}\">",
+                        e(&url_path(&name.to_string_lossy())),
+                        e(&i.image_tag),
+                        crate::plots::PLOT_WIDTH,
+                        crate::plots::PLOT_HEIGHT
+                    );
+                }
+            }
+            h.push_str(
+                "</div>\n<table class=\"numbers decomposition\"><thead><tr><th>part</th>\
+                 <th>p50 real (ms)</th><th>p50 fake (ms)</th><th>p50 fake − real (ms)</th>\
+                 <th>p99 real (ms)</th><th>p99 fake (ms)</th></tr></thead><tbody>\n",
+            );
+            let biggest =
+                largest_difference(&i.real_decomposition, &i.fake_decomposition, false).map(|d| d.0);
+            for row in decomposition_rows(i) {
+                let cls = if Some(row.part) == biggest { " class=\"biggest\"" } else { "" };
+                let _ = writeln!(
+                    h,
+                    "<tr{cls}><th>{}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    e(row.part.label()),
+                    row.real_p50,
+                    row.fake_p50,
+                    row.diff_p50,
+                    row.real_p99,
+                    row.fake_p99
+                );
+            }
+            let _ = writeln!(
+                h,
+                "</tbody></table>\n<p class=\"note\">{}</p></section>",
+                e(&decomposition_counts(i))
+            );
+        }
+        if let Some(name) = plots.instances.as_ref().and_then(|p| p.file_name()) {
+            let _ = writeln!(
+                h,
+                "<h2>Instances</h2>\n<img src=\"{}\" alt=\"live instances over time, real vs fake\" class=\"wide\">",
+                e(&url_path(&name.to_string_lossy()))
+            );
+        }
+        h.push_str("</body></html>\n");
+        h
     }
 
     /// Writes `fidelity.{json,md,html}` and the plots into `dir`; returns the files.
     pub fn write(&self, dir: &Path, real: &RunData, fake: &RunData) -> anyhow::Result<Vec<PathBuf>> {
-        std::fs::create_dir_all(dir)?;
-        let mut files = Vec::new();
-        let json = dir.join("fidelity.json");
-        std::fs::write(&json, serde_json::to_string_pretty(self)?)?;
-        files.push(json);
-        let md = self.to_markdown();
-        let md_path = dir.join("fidelity.md");
-        std::fs::write(&md_path, &md)?;
-        files.push(md_path);
+        use anyhow::Context;
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let write = |name: &str, text: &str| -> anyhow::Result<PathBuf> {
+            let path = dir.join(name);
+            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+            Ok(path)
+        };
+        let mut files = vec![
+            write("fidelity.json", &serde_json::to_string_pretty(self)?)?,
+            write("fidelity.md", &self.to_markdown())?,
+        ];
         let plots = crate::plots::write_all(dir, real, fake, self)?;
-        let mut html = String::from(
-            "<!doctype html><meta charset=utf-8><title>hyperfake fidelity</title>\
-             <style>body{font-family:sans-serif;max-width:1200px;margin:2em auto}table{border-collapse:collapse}\
-             td,th{border:1px solid #ccc;padding:4px 8px}</style>\n<pre>",
-        );
-        html.push_str(&md.replace('&', "&amp;").replace('<', "&lt;"));
-        html.push_str("</pre>\n");
-        for p in &plots {
-            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            let _ = writeln!(html, "<h3>{name}</h3><img src=\"{name}\" style=\"max-width:100%\">");
-        }
-        let html_path = dir.join("fidelity.html");
-        std::fs::write(&html_path, html)?;
-        files.push(html_path);
-        files.extend(plots);
+        files.push(write("fidelity.html", &self.to_html(&plots))?);
+        files.extend(plots.all());
         Ok(files)
     }
+}
+
+const DECOMPOSITION_NOTE: &str = "Latency decomposition: per successful call, the client latency is split into \
+     consecutive parts that add up to it (definitions below); the table shows each part's median and p99 over the \
+     calls (medians of parts need not add up to the median latency). Leaf and worker timestamps are on their \
+     hosts' clocks: leaf→worker compares the two, so on separate hosts it carries their clock offset, and the \
+     return path carries the same offset with the opposite sign.";
+
+const CSS: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1400px;margin:1.5em auto;\
+padding:0 1em;color:#222;line-height:1.4}\n\
+h1{margin-bottom:.3em}h2{margin-top:1.6em;border-bottom:1px solid #ddd}h3{margin:1.4em 0 .4em}\n\
+table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px}\n\
+thead th{background:#f3f3f3}tbody th{text-align:left;font-weight:600;white-space:nowrap}\n\
+table.numbers td{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}\n\
+table.header th{text-align:left;background:#f3f3f3}\n\
+.miss{background:#fbd5d0}.hit{background:#dcf1dc}.warn{background:#fff1c2}\n\
+tr.biggest td,tr.biggest th{background:#fff1c2}\n\
+.plots{display:flex;flex-wrap:wrap;gap:8px}.plots img{max-width:100%;height:auto;border:1px solid #eee}\n\
+img.wide{max-width:100%;height:auto}\n\
+p.why,ul.why li{color:#7a1d12}p.note{color:#555;font-size:.9em;max-width:1100px}\n\
+dl.parts{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;font-size:.9em}dl.parts dt{font-weight:600}\n\
+dl.parts dd{margin:0}a{color:#1f5fa8}\n";
+
+/// An `id` for a function's section: the tag with everything but ASCII
+/// letters, digits and `-` replaced by `-`.
+fn anchor(tag: &str) -> String {
+    let id: String = tag.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+    format!("fn-{id}")
+}
+
+/// One decomposition table row, formatted (ms, three decimals).
+struct DecompositionRow {
+    part: Part,
+    real_p50: String,
+    fake_p50: String,
+    diff_p50: String,
+    real_p99: String,
+    fake_p99: String,
+}
+
+fn decomposition_rows(i: &ImageComparison) -> Vec<DecompositionRow> {
+    Part::ALL
+        .iter()
+        .map(|&part| {
+            let r = i.real_decomposition.part(part);
+            let f = i.fake_decomposition.part(part);
+            let (r50, f50) = (r.and_then(|p| p.p50_ms), f.and_then(|p| p.p50_ms));
+            DecompositionRow {
+                part,
+                real_p50: fmt_ms(r50, 3),
+                fake_p50: fmt_ms(f50, 3),
+                diff_p50: match (r50, f50) {
+                    (Some(r), Some(f)) => fmt_signed_ms(f - r, 3),
+                    _ => "–".into(),
+                },
+                real_p99: fmt_ms(r.and_then(|p| p.p99_ms), 3),
+                fake_p99: fmt_ms(f.and_then(|p| p.p99_ms), 3),
+            }
+        })
+        .collect()
+}
+
+fn decomposition_counts(i: &ImageComparison) -> String {
+    let side = |name: &str, d: &DecompositionSummary| {
+        let mut s = format!("{name}: {} calls with every timing", d.complete_calls);
+        if d.incomplete_calls > 0 {
+            let _ = write!(s, ", {} without", d.incomplete_calls);
+        }
+        if d.negative_calls > 0 {
+            let _ = write!(s, ", {} with a negative part (clock offset between hosts)", d.negative_calls);
+        }
+        s
+    };
+    format!("{}; {}.", side("real", &i.real_decomposition), side("fake", &i.fake_decomposition))
 }

@@ -1,8 +1,11 @@
 //! Builds two small run databases with loadgen's own schema and checks the
 //! comparison's numbers and files.
 
+mod common;
+
+use common::{ECHO, RunDb};
 use fidelity::{Comparison, RunData};
-use rusqlite::{Connection, params};
+use rusqlite::Connection;
 
 fn run_db(
     dir: &std::path::Path,
@@ -11,34 +14,15 @@ fn run_db(
     latencies_ms: &[u64],
     failures: usize,
 ) -> std::path::PathBuf {
-    let path = dir.join(name);
-    let conn = Connection::open(&path).unwrap();
-    conn.execute_batch(loadgen::record::SCHEMA).unwrap();
-    conn.execute(
-        "INSERT INTO runs (run_id, started_at_ns, finished_at_ns, status, seed, leaf_address, config_yaml, \
-         resolved_schedule_json, calls_scheduled, loadgen_version) VALUES (?1, 0, 10000000000, 'completed', ?2, 'x', 'cfg', '{}', 0, 't')",
-        params![name, seed],
-    )
-    .unwrap();
-    let mut index = 0;
-    let mut insert = |status: &str, latency_ms: Option<u64>, instance: &str| {
-        conn.execute(
-            "INSERT INTO calls (run_id, call_index, request_id, image_tag, function_id, phase, scheduled_ns, sent_ns, \
-             latency_ns, status, request_bytes, instance_id, function_handler_time_ns, trailers_json) \
-             VALUES (?1, ?2, ?3, 'hyperfaas-echo:latest', 'f', 'p', 0, 0, ?4, ?5, 1, ?6, ?7, '{}')",
-            params![name, index, format!("r{index}"), latency_ms.map(|l| l as i64 * 1_000_000), status, instance,
-                latency_ms.map(|l| l as i64 * 500_000)],
-        )
-        .unwrap();
-        index += 1;
-    };
+    let mut db = RunDb::create(dir, name, name, seed);
     for (i, l) in latencies_ms.iter().enumerate() {
-        insert("OK", Some(*l), if i % 2 == 0 { "a" } else { "b" });
+        let l = *l as i64;
+        db.call(ECHO, "OK", Some(l * 1_000_000), Some(l * 500_000), if i % 2 == 0 { "a" } else { "b" });
     }
     for _ in 0..failures {
-        insert("UNAVAILABLE", None, "a");
+        db.call(ECHO, "UNAVAILABLE", None, None, "a");
     }
-    path
+    db.path
 }
 
 #[test]
