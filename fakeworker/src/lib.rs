@@ -10,4 +10,4 @@ pub mod models;
 pub mod sim;
 
 pub use models::{ExplicitModel, ModelRegistry, Models, RegistryError, Skipped};
-pub use sim::{ResponseMode, SimRuntime, SimSettings};
+pub use sim::{MAX_RESPONSE_BYTES, ResponseMode, Sampling, SimRuntime, SimSettings};

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use fakeworker::{ExplicitModel, ModelRegistry, ResponseMode, SimRuntime, SimSettings};
+use fakeworker::{ExplicitModel, ModelRegistry, ResponseMode, Sampling, SimRuntime, SimSettings};
 use hyperfake_core::{Bytes, ImageTag, defaults};
 use worker::{FunctionCatalog, Worker, WorkerSettings};
 
@@ -16,6 +16,13 @@ use worker::{FunctionCatalog, Worker, WorkerSettings};
 /// Resources) but simulates each call with a model's predicted runtime, CPU
 /// and RAM instead of running a container. Thousands of simulated instances fit
 /// on one machine.
+///
+/// Each call's model inputs are the five simulated inputs plus the model's
+/// payload features computed from the request. By default the runtime and the
+/// worker overhead are drawn from the model's spreads (seeded by --seed, so a
+/// run is reproducible) and cold starts from its Start→ready quantiles;
+/// --mean uses the means instead. The answer has the predicted response size
+/// (--response).
 ///
 /// Models: every .onnx/.json file in --models (bad files are reported and
 /// skipped; the directory is watched and reloaded on change or SIGHUP), plus
@@ -38,20 +45,27 @@ struct Args {
     /// A model file for one image, e.g. `-m hyperfaas-echo.onnx hyperfaas-echo:latest` (repeatable).
     #[arg(short = 'm', long = "model", num_args = 2, value_names = ["PATH", "IMAGE_TAG"])]
     model: Vec<String>,
-    /// Simulated cold-start time of an instance.
+    /// Simulated cold-start time of an instance whose model records no
+    /// cold-start distribution.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "400ms")]
     cold_start: Duration,
-    /// Sample each call's runtime noise from the model's training residuals, with this seed.
+    /// Seed of the draws of runtimes, overheads and cold starts: the same seed
+    /// and the same calls give the same values. (`--noise-seed` is an old name.)
+    #[arg(long, alias = "noise-seed", default_value_t = 0)]
+    seed: u64,
+    /// Use each model's mean prediction and mean cold start; draw nothing.
     #[arg(long)]
-    noise_seed: Option<u64>,
+    mean: bool,
     /// Cores the simulated host has (Metrics). Default: this machine's.
     #[arg(long)]
     cores: Option<usize>,
     /// RAM the simulated host has (Metrics), e.g. 16GB.
     #[arg(long, value_parser = parse_size, default_value = "16GB")]
     ram: Bytes,
-    /// What a simulated call answers with.
-    #[arg(long, value_enum, default_value_t = ResponseMode::Echo)]
+    /// What a simulated call answers with: `predicted` (a payload of the
+    /// model's predicted response size; the request for models that predict
+    /// none), `echo` (the request) or `empty`.
+    #[arg(long, value_enum, default_value_t = ResponseMode::Predicted)]
     response: ResponseMode,
     /// How often the models directory is checked for changes.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
@@ -95,8 +109,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     let _watcher = registry.spawn_watcher(args.reload_interval);
 
+    let sampling = if args.mean { Sampling::Mean } else { Sampling::Spread };
     let mut sim =
-        SimSettings { cold_start: args.cold_start, noise_seed: args.noise_seed, ..Default::default() };
+        SimSettings { cold_start: args.cold_start, seed: args.seed, sampling, ..Default::default() };
     sim.ram_total = args.ram;
     sim.response = args.response;
     if let Some(cores) = args.cores {

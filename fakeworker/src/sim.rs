@@ -1,7 +1,29 @@
 //! The simulated runtime: instances are entries in a table, calls are async
 //! timers whose length a model predicts. Inputs to the model follow
 //! `docs/units.md` exactly, computed from the simulated state at the call's
-//! start, so they mean at inference what they meant in training.
+//! start, so they mean at inference what they meant in training; the model's
+//! payload features are computed from the request payload with the same
+//! declarations the training data was recorded with.
+//!
+//! A call:
+//! 1. builds the inputs (5 simulated inputs, then the payload features; a
+//!    feature the payload does not yield takes the model's default and is
+//!    counted, [`SimRuntime::payload_defaults_used`]),
+//! 2. predicts runtime, CPU, RAM (and, for 5-output models, response size and
+//!    worker overhead), clamped to the training ranges,
+//! 3. draws the runtime and the overhead from the model's spreads
+//!    ([`Sampling::Spread`], seeded, reproducible) or takes the means
+//!    ([`Sampling::Mean`]),
+//! 4. sleeps the runtime (reported as the handler time), then the overhead, so
+//!    the worker-measured processing time is handler + overhead as on the real
+//!    platform,
+//! 5. answers with a payload of the predicted response size
+//!    ([`ResponseMode::Predicted`]), the request ([`ResponseMode::Echo`]) or
+//!    nothing ([`ResponseMode::Empty`]).
+//!
+//! `Start` takes a cold start drawn from the model's Start→ready quantiles
+//! (their mean under [`Sampling::Mean`]), or the fixed
+//! [`SimSettings::cold_start`] when the model records none.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,7 +31,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use hyperfake_core::defaults::MAX_MESSAGE_SIZE;
 use hyperfake_core::{Bytes, Cores, ImageTag, Nanos};
+use hyperfake_model::{ModelInfo, Prediction};
 use proto::common::{CallRequest, CallResponse};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -22,21 +46,45 @@ use worker::{RuntimeError, StartSpec, Started};
 use crate::models::ModelRegistry;
 
 /// What a simulated call answers with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum ResponseMode {
+    /// A payload of the size the model predicts (zero bytes), for models that
+    /// predict one; the request payload (like `echo`) for models that do not.
+    #[default]
+    Predicted,
     /// The request payload, like `echo` (a response of the request's size).
     Echo,
     /// An empty payload.
     Empty,
 }
 
+/// How a call's runtime and overhead are chosen from the model.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Sampling {
+    /// Mean prediction plus a residual drawn from the model's spread for that
+    /// prediction (seeded ChaCha, reproducible). Models without a spread give
+    /// their mean.
+    #[default]
+    Spread,
+    /// The mean prediction, nothing drawn (HyperFake's behaviour).
+    Mean,
+}
+
+/// The largest response a simulated call sends: the platform's message limit
+/// minus room for the envelope.
+pub const MAX_RESPONSE_BYTES: usize = MAX_MESSAGE_SIZE - 64 * 1024;
+
 #[derive(Clone, Debug)]
 pub struct SimSettings {
-    /// How long `Start` takes. The real worker's measured cold start on this
-    /// class of machine is ~0.4 s (bench-results/worker.md).
+    /// How long `Start` takes when the model records no cold-start
+    /// distribution. The real worker's measured cold start on this class of
+    /// machine is ~0.4 s (bench-results/worker.md).
     pub cold_start: Duration,
-    /// Sample runtime noise from the model's training residuals, seeded.
-    pub noise_seed: Option<u64>,
+    /// Spread (default) or mean.
+    pub sampling: Sampling,
+    /// Seed of the random draws: the same seed and the same sequence of
+    /// calls and starts give the same runtimes, overheads and cold starts.
+    pub seed: u64,
     /// Cores the simulated host reports in `Metrics`.
     pub cores: usize,
     /// RAM the simulated host reports as total.
@@ -48,10 +96,11 @@ impl Default for SimSettings {
     fn default() -> Self {
         SimSettings {
             cold_start: Duration::from_millis(400),
-            noise_seed: None,
+            sampling: Sampling::Spread,
+            seed: 0,
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             ram_total: Bytes(16 * Bytes::GIB),
-            response: ResponseMode::Echo,
+            response: ResponseMode::Predicted,
         }
     }
 }
@@ -78,7 +127,13 @@ struct SimState {
     models: Arc<ModelRegistry>,
     live: Mutex<HashMap<String, Arc<InstanceCounters>>>,
     load: Mutex<Load>,
-    rng: Mutex<ChaCha8Rng>,
+    /// Draws of calls (two per call: runtime, overhead).
+    call_rng: Mutex<ChaCha8Rng>,
+    /// Draws of starts (one per start), a separate stream so that starts
+    /// (e.g. a leaf scaling up) do not shift the calls' draws.
+    start_rng: Mutex<ChaCha8Rng>,
+    /// Payload feature values that fell back to the model's default.
+    payload_defaults: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -92,14 +147,20 @@ pub struct SimRuntime {
 
 impl SimRuntime {
     pub fn new(models: Arc<ModelRegistry>, settings: SimSettings) -> Self {
-        let rng = ChaCha8Rng::seed_from_u64(settings.noise_seed.unwrap_or(0));
+        let stream = |n: u64| {
+            let mut rng = ChaCha8Rng::seed_from_u64(settings.seed);
+            rng.set_stream(n);
+            Mutex::new(rng)
+        };
         SimRuntime {
             state: Arc::new(SimState {
+                call_rng: stream(0),
+                start_rng: stream(1),
                 settings,
                 models,
                 live: Mutex::new(HashMap::new()),
                 load: Mutex::new(Load::default()),
-                rng: Mutex::new(rng),
+                payload_defaults: AtomicU64::new(0),
             }),
         }
     }
@@ -108,19 +169,45 @@ impl SimRuntime {
         &self.state.models
     }
 
+    pub fn settings(&self) -> &SimSettings {
+        &self.state.settings
+    }
+
     /// Calls in flight on the simulated worker.
     pub fn active_calls(&self) -> u32 {
         lock(&self.state.load).active_calls
     }
+
+    /// How many payload feature values so far could not be computed from a
+    /// call's payload (missing field, not JSON, …) and took the model's
+    /// default instead.
+    pub fn payload_defaults_used(&self) -> u64 {
+        self.state.payload_defaults.load(Ordering::Relaxed)
+    }
+}
+
+/// A cold start for a model: drawn from its Start→ready quantiles (their mean
+/// under [`Sampling::Mean`]), else the fixed setting.
+fn cold_start(info: &ModelInfo, settings: &SimSettings, rng: &Mutex<ChaCha8Rng>) -> Duration {
+    let drawn = match settings.sampling {
+        Sampling::Spread => {
+            let u: f64 = lock(rng).random();
+            info.sample_cold_start(u)
+        }
+        Sampling::Mean => info.mean_cold_start(),
+    };
+    drawn.map_or(settings.cold_start, Nanos::as_duration)
 }
 
 #[async_trait]
 impl Runtime for SimRuntime {
     async fn start(&self, spec: &StartSpec) -> Result<Started, RuntimeError> {
-        if self.state.models.current().get(&spec.image_tag).is_none() {
+        let Some(model) = self.state.models.current().get(&spec.image_tag) else {
             return Err(RuntimeError::NoModel { image: spec.image_tag.clone() });
-        }
-        tokio::time::sleep(self.state.settings.cold_start).await;
+        };
+        let wait = cold_start(model.info(), &self.state.settings, &self.state.start_rng);
+        drop(model);
+        tokio::time::sleep(wait).await;
         let handle = spec.instance_id.to_string();
         let counters = Arc::new(InstanceCounters::default());
         lock(&self.state.live).insert(handle.clone(), Arc::clone(&counters));
@@ -199,6 +286,52 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// What one call does, decided before it sleeps.
+#[derive(Debug, PartialEq)]
+struct Plan {
+    runtime: Nanos,
+    overhead: Nanos,
+    cpu: f64,
+    ram: f64,
+    /// Bytes to answer with under [`ResponseMode::Predicted`]; `None` when
+    /// the model predicts no size.
+    response_bytes: Option<usize>,
+}
+
+impl SimState {
+    /// Runtime, overhead, usage and response size of a prediction, drawing
+    /// two numbers per call in [`Sampling::Spread`] mode.
+    fn plan(&self, info: &ModelInfo, p: &Prediction) -> Plan {
+        let runtime_ns = f64::from(p.runtime_ns);
+        let overhead_ns = p.worker_overhead_ns.map(f64::from);
+        let (runtime_noise, overhead_noise) = match self.settings.sampling {
+            Sampling::Mean => (0.0, 0.0),
+            Sampling::Spread => {
+                let (u_runtime, u_overhead): (f64, f64) = {
+                    let mut rng = lock(&self.call_rng);
+                    (rng.random(), rng.random())
+                };
+                (
+                    info.sample_runtime_residual(runtime_ns, u_runtime).unwrap_or(0.0),
+                    overhead_ns.and_then(|o| info.sample_overhead_residual(o, u_overhead)).unwrap_or(0.0),
+                )
+            }
+        };
+        // NaN and negatives become zero: a prediction never becomes a nonsense sleep.
+        Plan {
+            runtime: Nanos::from_f64_saturating(runtime_ns + runtime_noise),
+            overhead: Nanos::from_f64_saturating(overhead_ns.unwrap_or(0.0) + overhead_noise),
+            cpu: finite_non_negative(f64::from(p.cpu_cores)),
+            ram: finite_non_negative(f64::from(p.ram_bytes)),
+            response_bytes: p.response_size_bytes.map(|b| {
+                #[allow(clippy::cast_possible_truncation)]
+                let n = Nanos::from_f64_saturating(f64::from(b).round()).0 as usize;
+                n.min(MAX_RESPONSE_BYTES)
+            }),
+        }
+    }
+}
+
 #[async_trait]
 impl InstanceConn for SimInstance {
     async fn call(&self, request: CallRequest, timeout: Option<Duration>) -> Result<CallOutput, CallError> {
@@ -211,7 +344,7 @@ impl InstanceConn for SimInstance {
         })?;
         let instances = lock(&self.state.live).len();
         #[allow(clippy::cast_possible_truncation)]
-        let features = {
+        let base = {
             let mut load = lock(&self.state.load);
             load.active_calls += 1;
             [
@@ -230,7 +363,16 @@ impl InstanceConn for SimInstance {
             started: Instant::now(),
         };
         let info = model.info();
-        let (mut row, _defaults) = info.inputs_for(features, &request.data);
+        let (mut row, defaults) = info.inputs_for(base, &request.data);
+        if defaults > 0 {
+            self.state.payload_defaults.fetch_add(defaults as u64, Ordering::Relaxed);
+            tracing::debug!(
+                image = %self.image,
+                request_id = %request.request_id,
+                defaults,
+                "payload feature(s) not in the payload; using the model's defaults"
+            );
+        }
         info.clamp_input(&mut row);
         let prediction = model.predict_one(&row).map_err(|e| {
             CallError::Status(tonic::Status::internal(format!(
@@ -238,38 +380,32 @@ impl InstanceConn for SimInstance {
                 model.path().display()
             )))
         })?;
-        let prediction = info.clamp_output(prediction);
-        let [runtime_ns, cpu, ram] = prediction.targets().map(f64::from);
-        let noise = match self.state.settings.noise_seed {
-            Some(_) => {
-                let u: f64 = lock(&self.state.rng).random();
-                info.sample_runtime_residual(runtime_ns, u).unwrap_or(0.0)
-            }
-            None => 0.0,
-        };
-        // NaN and negatives become zero: a prediction never becomes a nonsense sleep.
-        let runtime = Nanos::from_f64_saturating(runtime_ns + noise);
-        let (cpu, ram) = (finite_non_negative(cpu), finite_non_negative(ram));
+        let plan = self.state.plan(info, &info.clamp_output(prediction));
         {
             let mut load = lock(&self.state.load);
-            load.cpu += cpu;
-            load.ram += ram;
+            load.cpu += plan.cpu;
+            load.ram += plan.ram;
         }
-        *lock(&self.counters.ram) += ram;
-        in_flight.cpu = cpu;
-        in_flight.ram = ram;
+        *lock(&self.counters.ram) += plan.ram;
+        in_flight.cpu = plan.cpu;
+        in_flight.ram = plan.ram;
 
+        // The handler's time, then the worker's own (the hop to the instance
+        // and back): the worker measures both as the processing time.
+        let total = plan.runtime.as_duration().saturating_add(plan.overhead.as_duration());
         match timeout {
-            Some(t) if t < runtime.as_duration() => {
+            Some(t) if t < total => {
                 tokio::time::sleep(t).await;
                 return Err(CallError::DeadlineExceeded);
             }
-            _ => tokio::time::sleep(runtime.as_duration()).await,
+            _ => tokio::time::sleep(plan.runtime.as_duration()).await,
         }
         drop(in_flight);
-        let data = match self.state.settings.response {
-            ResponseMode::Echo => request.data,
-            ResponseMode::Empty => Vec::new(),
+        tokio::time::sleep(plan.overhead.as_duration()).await;
+        let data = match (self.state.settings.response, plan.response_bytes) {
+            (ResponseMode::Predicted, Some(n)) => vec![0u8; n],
+            (ResponseMode::Predicted, None) | (ResponseMode::Echo, _) => request.data,
+            (ResponseMode::Empty, _) => Vec::new(),
         };
         Ok(CallOutput {
             response: CallResponse {
@@ -278,7 +414,7 @@ impl InstanceConn for SimInstance {
                 error: None,
                 instance_id: request.instance_id,
             },
-            handler_time: Some(runtime),
+            handler_time: Some(plan.runtime),
         })
     }
 }
