@@ -83,3 +83,49 @@ fn train_compare_evaluate_deploy_from_the_command_line() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("error:") && stderr.contains("bad.onnx"), "{stderr}");
 }
+
+#[test]
+fn synth_with_payload_trains_and_evaluates_from_the_command_line() {
+    let ctx = TestContext::new();
+    let dir = ctx.path();
+    trainer(
+        &["synth", "--out", "training_data/p.db", "--rows", "500", "--seed", "15", "--with-payload"],
+        dir,
+    );
+    trainer(
+        &["train", "-q", "--db", "training_data/p.db", "--model", "ridge", "--no-plots", "--run", "p"],
+        dir,
+    );
+    let report = std::fs::read_to_string(dir.join("models/p/report.md")).unwrap();
+    assert!(report.contains("Inputs (6):") && report.contains("feature_graph_nodes"), "{report}");
+    assert!(report.contains("Cold starts: 500"), "{report}");
+    let out = trainer(
+        &["evaluate", "-q", "--model", "models/p/ridge/hyperfaas-bfs.onnx", "--db", "training_data/p.db"],
+        dir,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for target in ["function_processing_time_ns", "response_size_bytes", "worker_overhead_ns"] {
+        assert!(stdout.contains(&format!("| hyperfaas-bfs:latest | ridge | {target} |")), "{stdout}");
+    }
+    // Without the features the same database trains 5-input models.
+    trainer(
+        &[
+            "train",
+            "-q",
+            "--db",
+            "training_data/p.db",
+            "--model",
+            "linear",
+            "--no-plots",
+            "--run",
+            "p5",
+            "--no-payload-features",
+        ],
+        dir,
+    );
+    let report = std::fs::read_to_string(dir.join("models/p5/report.md")).unwrap();
+    assert!(
+        !report.contains("Inputs (6):") && report.contains("not used (--no-payload-features)"),
+        "{report}"
+    );
+}

@@ -50,12 +50,12 @@ fn bad_json_files_give_clear_errors() {
         (
             "short.json",
             r#"{"a:latest": {"image_tag": "a:latest", "runtime_coeffs": [1,2,3,4,5], "cpu_coeffs": [1,2,3,4,5,6], "ram_coeffs": [1,2,3,4,5,6]}}"#,
-            "not a linear-model JSON file",
+            "runtime_coeffs has 5 values; expected 6",
         ),
         (
             "mismatch.json",
             r#"{"a:latest": {"image_tag": "b:latest", "runtime_coeffs": [1,2,3,4,5,6], "cpu_coeffs": [1,2,3,4,5,6], "ram_coeffs": [1,2,3,4,5,6]}}"#,
-            "has image_tag",
+            "image_tag is \"b:latest\"",
         ),
     ];
     for (name, text, expected) in cases {
