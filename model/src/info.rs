@@ -242,10 +242,11 @@ impl ModelInfo {
                 range.check().map_err(|e| format!("output_ranges of {name}: {e}"))?;
             }
         }
-        if let Some(q) = &self.runtime_residual_quantiles {
+        // An empty list means "not recorded" (older trainer benchmarks wrote `[]`).
+        if let Some(q) = self.runtime_residual_quantiles.as_deref().filter(|q| !q.is_empty()) {
             check_quantiles(q).map_err(|e| format!("runtime_residual_quantiles: {e}"))?;
         }
-        if let Some(q) = &self.cold_start_ns_quantiles {
+        if let Some(q) = self.cold_start_ns_quantiles.as_deref().filter(|q| !q.is_empty()) {
             check_quantiles(q).map_err(|e| format!("cold_start_ns_quantiles: {e}"))?;
             if q[0] < 0.0 {
                 return Err(format!("cold_start_ns_quantiles: a duration is negative ({})", q[0]));

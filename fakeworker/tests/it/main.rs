@@ -6,6 +6,9 @@ mod common;
 
 /// Model inputs follow docs/units.md; Metrics report simulated usage.
 mod features;
+/// Payload features, predicted response size, worker overhead, seeded spread
+/// sampling, `--mean`, cold starts from the model (issue 10).
+mod fidelity;
 /// A real leaf in front of fake workers only.
 mod leaf;
 /// Lifecycle: idle timeout, stop, max_concurrency, stopped instances.

@@ -226,6 +226,15 @@ fn old_runtime_residual_quantiles_serve_as_an_unconditional_spread() {
     assert!(model.info().runtime_spread.is_none());
     assert_eq!(model.info().sample_runtime_residual(1e9, 0.75), Some(2.0));
     assert_eq!(model.info().sample_overhead_residual(1e9, 0.75), None);
+    // An empty list is "not recorded", not an error.
+    let mut empty = entry("b:latest", Some(RuntimeUnit::Nanoseconds));
+    empty.runtime_residual_quantiles = Some(vec![]);
+    empty.cold_start_ns_quantiles = Some(vec![]);
+    let mut file = LinearModelFile::new();
+    file.insert("b:latest".into(), empty);
+    let model = Model::load(write(dir.path(), "b.json", &file)).unwrap();
+    assert_eq!(model.info().sample_runtime_residual(1e9, 0.75), None);
+    assert_eq!(model.info().sample_cold_start(0.5), None);
 }
 
 #[test]

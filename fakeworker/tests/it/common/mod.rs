@@ -44,6 +44,20 @@ pub fn write_json(
     path
 }
 
+/// Writes a JSON model file of full entries (each a `LinearModelEntry` as JSON).
+pub fn write_entries(dir: &Path, file: &str, entries: &[serde_json::Value]) {
+    let mut map = serde_json::Map::new();
+    for e in entries {
+        map.insert(e["image_tag"].as_str().unwrap().to_string(), e.clone());
+    }
+    write_atomic(&dir.join(file), serde_json::Value::Object(map).to_string().as_bytes());
+}
+
+/// The settings of [`FakeContext::new`]: a 20 ms fixed cold start, seed 0.
+pub fn test_settings() -> SimSettings {
+    SimSettings { cold_start: Duration::from_millis(20), ..Default::default() }
+}
+
 /// Writes an ONNX linear model (runtime in ns) for `image` via the trainer's exporter.
 pub fn write_onnx(dir: &Path, image: &str, runtime: [f64; 6], cpu: [f64; 6], ram: [f64; 6]) -> PathBuf {
     let metadata = vec![
@@ -76,12 +90,16 @@ pub struct FakeContext {
 impl FakeContext {
     /// A fake worker over the models `setup` writes into a fresh directory.
     pub async fn new(setup: impl FnOnce(&Path)) -> Self {
+        Self::with_settings(test_settings(), setup).await
+    }
+
+    /// [`FakeContext::new`] with other simulation settings.
+    pub async fn with_settings(settings: SimSettings, setup: impl FnOnce(&Path)) -> Self {
         let models_dir = tempfile::tempdir().unwrap();
         setup(models_dir.path());
         let (registry, skipped) = ModelRegistry::load(Some(models_dir.path().to_path_buf()), vec![]).unwrap();
         assert!(skipped.is_empty(), "test models failed to load: {skipped:?}");
         let registry = Arc::new(registry);
-        let settings = SimSettings { cold_start: Duration::from_millis(20), ..Default::default() };
         let runtime = SimRuntime::new(Arc::clone(&registry), settings);
         let database = TestDatabase::start().await;
         let worker = TestWorker::with_runtime(
