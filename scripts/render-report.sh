@@ -7,8 +7,9 @@
 # is missing, empty or not a PNG.
 #
 # Environment:
-#   RENDER_WINDOW   window size WIDTH,HEIGHT in px (default 1400,3000); the
-#                   screenshot is the window, so a taller page needs a taller window
+#   RENDER_WINDOW   window size WIDTH,HEIGHT in px (default 1400,6000: a fidelity
+#                   report of five functions); the screenshot is the window, so a
+#                   taller page needs a taller window
 #   RENDER_TIMEOUT  seconds before chromium is given up on (default 120)
 #   CHROMIUM        the browser binary (default: chromium, else chromium-browser)
 set -euo pipefail
@@ -18,7 +19,7 @@ if [[ $# -ne 2 ]]; then
     exit 2
 fi
 html="$1" png="$2"
-window="${RENDER_WINDOW:-1400,3000}"
+window="${RENDER_WINDOW:-1400,6000}"
 timeout_s="${RENDER_TIMEOUT:-120}"
 
 fail() { echo "render-report: $*" >&2; exit 1; }

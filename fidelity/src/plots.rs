@@ -26,7 +26,7 @@ pub const PART_COLORS: [RGBColor; 6] = [
 ];
 
 /// Width of every per-function plot (px); two fit side by side on the page.
-pub const PLOT_WIDTH: u32 = 680;
+pub const PLOT_WIDTH: u32 = 660;
 /// Height of every per-function plot (px).
 pub const PLOT_HEIGHT: u32 = 420;
 
@@ -104,7 +104,9 @@ fn latency_ecdf(path: &Path, tag: &str, real: &[u64], fake: &[u64]) -> anyhow::R
     let both = || real.iter().chain(fake).map(|v| *v as f64 / 1e6).filter(|v| *v > 0.0);
     let lo = both().fold(f64::INFINITY, f64::min);
     let hi = both().fold(0.0, f64::max);
-    let (lo, hi) = if lo.is_finite() && hi > 0.0 { (lo / 1.2, hi * 1.2) } else { (0.01, 1.0) };
+    // The axis starts at a power of ten so that it has labels below the data's first decade.
+    let (lo, hi) =
+        if lo.is_finite() && hi > 0.0 { (10f64.powf(lo.log10().floor()), hi * 1.2) } else { (0.01, 1.0) };
     let hi = hi.max(lo * 10.0);
     let root = SVGBackend::new(path, (PLOT_WIDTH, PLOT_HEIGHT)).into_drawing_area();
     root.fill(&WHITE).map_err(plot_error)?;
@@ -140,7 +142,7 @@ fn latency_ecdf(path: &Path, tag: &str, real: &[u64], fake: &[u64]) -> anyhow::R
             .map_err(plot_error)?;
         let label = format!("KS {:.3} at {:.2} ms", (fr - ff).abs(), x_ns as f64 / 1e6);
         let y = (fr + ff) / 2.0;
-        plot.draw_series(std::iter::once(Text::new(label, (x, y), ("sans-serif", 13).into_font())))
+        plot.draw_series(std::iter::once(Text::new(label, (x * 1.04, y), ("sans-serif", 13).into_font())))
             .map_err(plot_error)?;
     }
     plot.configure_series_labels()
@@ -176,7 +178,7 @@ fn decomposition(
         .margin(12)
         .x_label_area_size(30)
         .y_label_area_size(55)
-        .build_cartesian_2d((0u32..2u32).into_segmented(), 0.0..top)
+        .build_cartesian_2d((0u32..1u32).into_segmented(), 0.0..top)
         .map_err(plot_error)?;
     plot.configure_mesh()
         .disable_x_mesh()
@@ -186,6 +188,7 @@ fn decomposition(
             _ => String::new(),
         })
         .y_desc("ms")
+        .y_label_formatter(&|v| if top >= 10.0 { format!("{v:.0}") } else { format!("{v:.1}") })
         .light_line_style(WHITE)
         .bold_line_style(RGBColor(225, 225, 225))
         .draw()
@@ -200,7 +203,7 @@ fn decomposition(
                 [(SegmentValue::Exact(x), base), (SegmentValue::Exact(x + 1), base + v)],
                 color.filled(),
             );
-            bar.set_margin(0, 0, 35, 35);
+            bar.set_margin(0, 0, 25, 25);
             plot.draw_series(std::iter::once(bar)).map_err(plot_error)?;
             base += v;
         }
@@ -253,6 +256,7 @@ fn instances(path: &Path, real: &[(f64, i64)], fake: &[(f64, i64)]) -> anyhow::R
     plot.configure_mesh()
         .x_desc("time since run start (s)")
         .y_desc("instances")
+        .y_label_formatter(&|v| format!("{v:.0}"))
         .light_line_style(WHITE)
         .bold_line_style(RGBColor(225, 225, 225))
         .draw()

@@ -634,11 +634,12 @@ padding:0 1em;color:#222;line-height:1.4}\n\
 h1{margin-bottom:.3em}h2{margin-top:1.6em;border-bottom:1px solid #ddd}h3{margin:1.4em 0 .4em}\n\
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px}\n\
 thead th{background:#f3f3f3}tbody th{text-align:left;font-weight:600;white-space:nowrap}\n\
-table.numbers td{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}\n\
+table.numbers{font-size:.88em}table.numbers td{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}\n\
+table.numbers td,table.numbers th{padding:3px 6px}\n\
 table.header th{text-align:left;background:#f3f3f3}\n\
 .miss{background:#fbd5d0}.hit{background:#dcf1dc}.warn{background:#fff1c2}\n\
 tr.biggest td,tr.biggest th{background:#fff1c2}\n\
-.plots{display:flex;flex-wrap:wrap;gap:8px}.plots img{max-width:100%;height:auto;border:1px solid #eee}\n\
+.plots{display:flex;flex-wrap:wrap;gap:8px}.plots img{box-sizing:border-box;max-width:100%;height:auto;border:1px solid #eee}\n\
 img.wide{max-width:100%;height:auto}\n\
 p.why,ul.why li{color:#7a1d12}p.note{color:#555;font-size:.9em;max-width:1100px}\n\
 dl.parts{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;font-size:.9em}dl.parts dt{font-weight:600}\n\
