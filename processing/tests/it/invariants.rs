@@ -117,5 +117,5 @@ fn a_synthetic_runs_training_rows_satisfy_the_invariants() {
     let cold: i64 = conn
         .query_row("SELECT COUNT(*) FROM cold_starts WHERE image_tag IS NOT NULL", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(cold as usize, counts.instances);
+    assert_eq!(usize::try_from(cold).unwrap(), counts.instances);
 }
