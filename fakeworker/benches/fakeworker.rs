@@ -96,7 +96,7 @@ async fn sleeping_calls() -> Sleeping {
         tasks.push(tokio::spawn(async move { w.call(r, None).await.map(|_| ()) }));
     }
     let mut held = 0;
-    while held < SLEEPING_CALLS as u32 {
+    while u64::from(held) < SLEEPING_CALLS as u64 {
         tokio::time::sleep(Duration::from_millis(50)).await;
         held = held.max(runtime.active_calls());
         if launched.elapsed() > Duration::from_secs(19) {
@@ -190,7 +190,9 @@ async fn main() {
         futures::future::join_all((0..CONNECTIONS).map(|_| channel(&worker.address))).await;
     let next = Arc::new(AtomicU64::new(0));
     let fake_rate = throughput(|| {
-        let ch = channels[next.fetch_add(1, Ordering::Relaxed) as usize % CONNECTIONS].clone();
+        let ch = channels
+            [usize::try_from(next.fetch_add(1, Ordering::Relaxed) % CONNECTIONS as u64).unwrap_or(0)]
+        .clone();
         let function = function.clone();
         async move {
             let client = proto::controller::controller_client::ControllerClient::new(ch);
@@ -216,7 +218,9 @@ async fn main() {
         futures::future::join_all((0..CONNECTIONS).map(|_| channel(&bare_address))).await;
     let next = Arc::new(AtomicU64::new(0));
     let bare_rate = throughput(|| {
-        let ch = bare_channels[next.fetch_add(1, Ordering::Relaxed) as usize % CONNECTIONS].clone();
+        let ch = bare_channels
+            [usize::try_from(next.fetch_add(1, Ordering::Relaxed) % CONNECTIONS as u64).unwrap_or(0)]
+        .clone();
         let function = function.clone();
         async move {
             let client = FunctionServiceClient::new(ch);

@@ -9,6 +9,7 @@ use hyperfake_model::{Model, ModelError, ModelKind, metadata_keys as keys};
 #[derive(Default)]
 struct Msg(Vec<u8>);
 
+#[allow(clippy::cast_possible_truncation)]
 fn varint(buf: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         buf.push((v as u8) | 0x80);
@@ -18,6 +19,7 @@ fn varint(buf: &mut Vec<u8>, mut v: u64) {
 }
 
 impl Msg {
+    #[allow(clippy::cast_sign_loss)]
     fn int(mut self, field: u64, v: i64) -> Self {
         varint(&mut self.0, field << 3);
         varint(&mut self.0, v as u64);
