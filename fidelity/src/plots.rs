@@ -91,7 +91,9 @@ fn log_label(v: &f64) -> String {
     }
     let mantissa = v / 10f64.powf(v.log10().floor());
     if [1.0, 2.0, 5.0].iter().any(|m| (mantissa - m).abs() < 1e-6) {
-        let decimals = (-v.log10().floor()).max(0.0) as usize;
+        // A label is at least 1e-300, so this is a small non-negative count.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let decimals = (-v.log10().floor()).clamp(0.0, 20.0) as usize;
         format!("{v:.decimals$}")
     } else {
         String::new()
@@ -193,8 +195,7 @@ fn decomposition(
         .bold_line_style(RGBColor(225, 225, 225))
         .draw()
         .map_err(plot_error)?;
-    for (i, side) in sides.iter().enumerate() {
-        let x = i as u32;
+    for (x, side) in (0u32..).zip(sides) {
         let mut base = 0.0;
         for (part, color) in Part::ALL.iter().zip(PART_COLORS) {
             let Some(v) = side.part(*part).and_then(|p| p.p50_ms) else { continue };
@@ -207,7 +208,7 @@ fn decomposition(
             plot.draw_series(std::iter::once(bar)).map_err(plot_error)?;
             base += v;
         }
-        if let Some(latency) = latency_p50_ms[i] {
+        if let Some(latency) = latency_p50_ms[x as usize] {
             let line = PathElement::new(
                 vec![(SegmentValue::Exact(x), latency), (SegmentValue::Exact(x + 1), latency)],
                 BLACK.stroke_width(2),

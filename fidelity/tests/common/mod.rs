@@ -107,6 +107,7 @@ impl RunDb {
 }
 
 /// Milliseconds as ns.
+#[allow(clippy::cast_possible_truncation)]
 pub(crate) fn ms(v: f64) -> i64 {
     (v * 1e6).round() as i64
 }
