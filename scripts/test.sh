@@ -22,6 +22,9 @@ fi
 
 ORT_DYLIB_PATH="$(scripts/install-onnxruntime.sh | tail -n 1)"
 export ORT_DYLIB_PATH
+# The two-host test renders its fidelity report in headless Chromium.
+CHROMIUM="$(scripts/install-chromium.sh | tail -n 1)"
+export CHROMIUM
 
 scripts/build-function-images.sh
 # The two-host test runs the containerized platform (database, worker, leaf images).

@@ -154,9 +154,9 @@ fake_replay() {
     "$bin/fidelity" compare --real "$validation_db" --fake "$fake_db" --out "$report_dir" \
         --trained-on "$real_db (run $run_id, $config, seed $training_seed)" \
         --validation "out of sample: $config with seed $validation_seed, real run $validation_id vs fake run $validation_id-fake"
-    if [[ -x scripts/render-report.sh ]]; then
+    step "rendering the report in headless Chromium"
+    CHROMIUM="${CHROMIUM:-$(scripts/install-chromium.sh | tail -n 1)}" \
         scripts/render-report.sh "$report_dir/fidelity.html" "$report_dir/fidelity.png"
-    fi
 }
 
 # print_done <with fake: 0|1>
