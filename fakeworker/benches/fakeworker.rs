@@ -212,7 +212,7 @@ async fn main() {
         tonic::transport::Server::builder()
             .tcp_nodelay(true)
             .add_service(FunctionServiceServer::new(BareEcho))
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+            .serve_with_incoming(proto::net::incoming(listener)),
     );
     let bare_channels: Vec<Channel> =
         futures::future::join_all((0..CONNECTIONS).map(|_| channel(&bare_address))).await;

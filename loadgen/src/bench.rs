@@ -113,7 +113,7 @@ pub async fn serve_noop() -> anyhow::Result<(SocketAddr, oneshot::Sender<()>)> {
     tokio::spawn(async move {
         let result = tonic::transport::Server::builder()
             .add_service(LeafServer::new(NoopLeaf))
-            .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), async {
+            .serve_with_incoming_shutdown(proto::net::incoming(listener), async {
                 let _ = rx.await;
             })
             .await;

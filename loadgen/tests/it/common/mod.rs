@@ -223,7 +223,7 @@ pub async fn serve_with_token(leaf: TestLeaf, token: Option<&str>) -> Served {
                     .max_decoding_message_size(hyperfake_core::defaults::MAX_MESSAGE_SIZE)
                     .max_encoding_message_size(hyperfake_core::defaults::MAX_MESSAGE_SIZE),
             )
-            .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), async {
+            .serve_with_incoming_shutdown(proto::net::incoming(listener), async {
                 let _ = rx.await;
             })
             .await
