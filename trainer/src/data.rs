@@ -262,6 +262,10 @@ impl Dataset {
                 }
             }
         }
+        if all_cols.is_empty() {
+            // No image has rows to read (e.g. a run whose calls were all dropped).
+            return Ok(());
+        }
         let index: BTreeMap<&str, usize> =
             all_cols.iter().enumerate().map(|(i, c)| (c.as_str(), i)).collect();
         let cols = all_cols.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(", ");
