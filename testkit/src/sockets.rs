@@ -150,6 +150,19 @@ pub fn assert_no_nagle(what: &str, server: SocketAddr, client: SocketAddr) {
     );
 }
 
+/// Asserts this process has dialled `server` (e.g. a worker's connection to
+/// its function container, whose accepting end is in another network
+/// namespace) and that every such connection runs without Nagle's algorithm,
+/// naming `what` on failure.
+pub fn assert_dials_without_nagle(what: &str, server: SocketAddr) {
+    let clients = clients_of(server);
+    assert!(!clients.is_empty(), "{what}: no connection from this process to {server}");
+    for client in clients {
+        let socket = dialled(server, client);
+        assert!(socket.nodelay, "{what} {server}: TCP_NODELAY off: {socket:?}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

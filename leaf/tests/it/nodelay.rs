@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 
 use hyperfake_testkit::TestLeaf;
-use hyperfake_testkit::sockets::{assert_no_nagle, clients_of, connect_observed, dialled};
+use hyperfake_testkit::sockets::{assert_dials_without_nagle, assert_no_nagle, clients_of, connect_observed};
 use leaf::NodeSettings;
 
 use crate::common::*;
@@ -53,10 +53,5 @@ async fn every_hop_of_a_call_through_a_load_balancer_runs_without_nagle() {
     let live = ctx.workers[0].worker.instances.all();
     let instance = live.iter().find(|i| i.id.as_str() == instance).expect("the called instance is live");
     let container = socket_addr(&instance.address);
-    let clients = clients_of(container);
-    assert!(!clients.is_empty(), "no connection from the worker to its container at {container}");
-    for client in clients {
-        let socket = dialled(container, client);
-        assert!(socket.nodelay, "worker -> container {container}: TCP_NODELAY off: {socket:?}");
-    }
+    assert_dials_without_nagle("worker -> container", container);
 }

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use hyperfake_testkit::sockets::{assert_no_nagle, clients_of, connect_observed, dialled};
+use hyperfake_testkit::sockets::{assert_dials_without_nagle, assert_no_nagle, connect_observed};
 
 use crate::common::*;
 
@@ -33,10 +33,5 @@ async fn the_worker_accepts_and_dials_without_nagle() {
     let live = ctx.worker.worker.instances.all();
     let instance = live.iter().find(|i| i.id.as_str() == instance).expect("the started instance is live");
     let container = socket_addr(&instance.address);
-    let clients = clients_of(container);
-    assert!(!clients.is_empty(), "no connection from the worker to its container at {container}");
-    for client in clients {
-        let socket = dialled(container, client);
-        assert!(socket.nodelay, "worker -> container {container}: TCP_NODELAY off: {socket:?}");
-    }
+    assert_dials_without_nagle("worker -> container", container);
 }
