@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, watch};
 use tonic::Streaming;
 use tonic::transport::Endpoint;
 
-use crate::record::{EventRow, Record, SampleRows};
+use crate::record::{Record, event_row, sample_rows};
 
 /// A controller client that sends the shared token, if any.
 pub type Client = ControllerClient<AuthChannel>;
@@ -254,7 +254,7 @@ pub async fn follow_status(
             }
         },
         move |update| {
-            let row = EventRow::from_wire(&address, &update);
+            let row = event_row(&address, &update);
             if row.is_call_event() && !record_calls {
                 stats.call_events_skipped.fetch_add(1, Ordering::Relaxed);
                 return None;
@@ -285,7 +285,7 @@ pub async fn follow_resources(
             Ok::<_, tonic::Status>(client.resources(ResourcesRequest { interval_ms }).await?.into_inner())
         },
         move |sample| {
-            let rows = SampleRows::from_wire(&address, &sample);
+            let rows = sample_rows(&address, &sample);
             stats.container_rows.fetch_add(rows.containers.len() as u64, Ordering::Relaxed);
             Some(Record::Sample(rows))
         },

@@ -1,5 +1,5 @@
-//! What the collector records: one row type per table, built from the wire
-//! messages here and nowhere else.
+//! What the collector records: the rows of its tables (types in
+//! `rundb::collector`), built from the wire messages here and nowhere else.
 //!
 //! proto3 cannot say "absent" for a scalar, so only what the wire *can* leave
 //! out becomes `NULL`: a missing instance or function id, a missing event
@@ -12,50 +12,7 @@
 use std::sync::Arc;
 
 use proto::controller::{ContainerSample, Event, ResourceSample, Status, StatusUpdate};
-
-/// One lifecycle event (`instance_events`).
-#[derive(Clone, Debug, PartialEq)]
-pub struct EventRow {
-    pub worker: Arc<str>,
-    pub instance_id: Option<String>,
-    pub function_id: Option<String>,
-    /// `START`, `STOP`, `TIMEOUT`, `DOWN`, `CALL`, `RESPONSE`, `RUNNING`, or
-    /// `UNKNOWN(<n>)` for a value this build does not know.
-    pub event: String,
-    /// `SUCCESS`, `FAILED`, or `UNKNOWN(<n>)`.
-    pub status: String,
-    /// Worker clock, ns since the Unix epoch.
-    pub timestamp_ns: Option<i64>,
-    pub detail: String,
-    pub exit_code: Option<i64>,
-    pub oom_killed: bool,
-    /// Successful START only: ns from the worker accepting `Start` to the
-    /// instance being ready. `None` when the worker did not send it.
-    pub start_duration_ns: Option<i64>,
-}
-
-/// One function container in one resource sample (`container_samples`).
-#[derive(Clone, Debug, PartialEq)]
-pub struct ContainerRow {
-    pub instance_id: Option<String>,
-    pub function_id: Option<String>,
-    /// Cumulative cgroup CPU time, ns.
-    pub cpu_usage_ns: Option<i64>,
-    pub memory_bytes: Option<i64>,
-}
-
-/// One resource sample: the worker's totals (`worker_samples`) and one row per
-/// container (`container_samples`), all at one instant.
-#[derive(Clone, Debug, PartialEq)]
-pub struct SampleRows {
-    pub worker: Arc<str>,
-    /// Worker clock, ns since the Unix epoch.
-    pub timestamp_ns: Option<i64>,
-    /// Cores busy over the interval ending at `timestamp_ns`.
-    pub cpu_cores: Option<f64>,
-    pub ram_bytes: Option<i64>,
-    pub containers: Vec<ContainerRow>,
-}
+pub use rundb::collector::{ContainerRow, EventRow, SampleRows};
 
 /// What a follower hands the writer.
 #[derive(Clone, Debug, PartialEq)]
@@ -64,11 +21,11 @@ pub enum Record {
     Sample(SampleRows),
 }
 
-// === impl EventRow ===
+// === from the wire ===
 
-impl EventRow {
-    pub fn from_wire(worker: &Arc<str>, update: &StatusUpdate) -> Self {
-        EventRow {
+/// The `instance_events` row of a lifecycle event from `worker`.
+pub fn event_row(worker: &Arc<str>, update: &StatusUpdate) -> EventRow {
+    EventRow {
             worker: Arc::clone(worker),
             instance_id: proto::convert::instance_id(update.instance_id.as_ref()).map(|i| i.0),
             function_id: proto::convert::function_id(update.function_id.as_ref()).map(|f| f.0),
@@ -78,14 +35,7 @@ impl EventRow {
             detail: update.detail.clone(),
             exit_code: update.exit_code,
             oom_killed: update.oom_killed,
-            start_duration_ns: proto::convert::duration_from_ns(update.start_duration_ns).map(|d| d.as_i64()),
-        }
-    }
-
-    /// Whether this is a per-call event (`CALL`, `RESPONSE`), which are only
-    /// recorded when asked for: there are two per call.
-    pub fn is_call_event(&self) -> bool {
-        self.event == "CALL" || self.event == "RESPONSE"
+        start_duration_ns: proto::convert::duration_from_ns(update.start_duration_ns).map(|d| d.as_i64()),
     }
 }
 
@@ -104,33 +54,23 @@ fn status_name(wire: i32) -> String {
     }
 }
 
-// === impl SampleRows ===
-
-impl SampleRows {
-    pub fn from_wire(worker: &Arc<str>, sample: &ResourceSample) -> Self {
-        SampleRows {
+/// The `worker_samples` and `container_samples` rows of a resource sample from `worker`.
+pub fn sample_rows(worker: &Arc<str>, sample: &ResourceSample) -> SampleRows {
+    SampleRows {
             worker: Arc::clone(worker),
             timestamp_ns: (sample.timestamp_ns != 0).then_some(sample.timestamp_ns),
             cpu_cores: sample.worker_cpu_cores.filter(|c| c.is_finite()),
             ram_bytes: sample.worker_ram_bytes.and_then(|b| i64::try_from(b).ok()),
-            containers: sample.containers.iter().map(ContainerRow::from_wire).collect(),
-        }
-    }
-
-    /// Rows this sample adds to the database.
-    pub fn rows(&self) -> usize {
-        1 + self.containers.len()
+        containers: sample.containers.iter().map(container_row).collect(),
     }
 }
 
-impl ContainerRow {
-    fn from_wire(c: &ContainerSample) -> Self {
-        ContainerRow {
+fn container_row(c: &ContainerSample) -> ContainerRow {
+    ContainerRow {
             instance_id: proto::convert::instance_id(c.instance_id.as_ref()).map(|i| i.0),
             function_id: proto::convert::function_id(c.function_id.as_ref()).map(|f| f.0),
             cpu_usage_ns: i64::try_from(c.cpu_usage_ns).ok(),
-            memory_bytes: i64::try_from(c.memory_bytes).ok(),
-        }
+        memory_bytes: i64::try_from(c.memory_bytes).ok(),
     }
 }
 
@@ -157,7 +97,7 @@ mod tests {
         let worker: Arc<str> = Arc::from("w:1");
         let update =
             StatusUpdate { event: Event::Down.into(), status: Status::Failed.into(), ..Default::default() };
-        let row = EventRow::from_wire(&worker, &update);
+        let row = event_row(&worker, &update);
         assert_eq!(row.event, "DOWN");
         assert_eq!(row.status, "FAILED");
         assert_eq!(
@@ -175,7 +115,7 @@ mod tests {
             worker_cpu_cores: Some(f64::NAN),
             worker_ram_bytes: Some(u64::MAX),
         };
-        let rows = SampleRows::from_wire(&worker, &sample);
+        let rows = sample_rows(&worker, &sample);
         assert_eq!((rows.timestamp_ns, rows.cpu_cores, rows.ram_bytes), (None, None, None));
         assert_eq!(
             rows.containers,
@@ -202,7 +142,7 @@ mod tests {
             start_duration_ns: Some(412_000_000),
             ..Default::default()
         };
-        let row = EventRow::from_wire(&worker, &update);
+        let row = event_row(&worker, &update);
         assert_eq!(row.instance_id.as_deref(), Some("i"));
         assert_eq!(row.function_id.as_deref(), Some("f"));
         assert_eq!(row.event, "START");

@@ -20,63 +20,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use rundb::collector::{INSERT_CONTAINER, INSERT_EVENT, INSERT_WORKER, insert_event, insert_sample};
 use rusqlite::{Connection, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::record::{EventRow, Record, SampleRows};
-
-/// Schema of the collector's tables. `IF NOT EXISTS`: the file may already
-/// hold the load generator's tables, or an earlier session's rows.
-pub const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS collector_sessions (
-    run_id        TEXT NOT NULL,
-    session       INTEGER NOT NULL,  -- 1, 2, ... one per start of the collector for this run
-    started_at_ns INTEGER NOT NULL,  -- collector host clock
-    stopped_at_ns INTEGER NULL,      -- collector host clock; NULL while running or after a crash
-    workers_json  TEXT NOT NULL,     -- JSON array of worker addresses, as given
-    interval_ms   INTEGER NOT NULL,  -- resource sampling interval asked of the workers
-    PRIMARY KEY (run_id, session)
-);
-CREATE TABLE IF NOT EXISTS instance_events (
-    run_id       TEXT NOT NULL,
-    worker       TEXT NOT NULL,      -- worker address, as given on the command line
-    instance_id  TEXT,
-    function_id  TEXT,
-    event        TEXT NOT NULL,      -- START | STOP | TIMEOUT | DOWN | CALL | RESPONSE | RUNNING
-    status       TEXT NOT NULL,      -- SUCCESS | FAILED
-    timestamp_ns INTEGER,            -- worker clock
-    detail       TEXT NOT NULL,      -- exit code, OOM, error message; '' if none
-    exit_code    INTEGER NULL,       -- DOWN only
-    oom_killed   INTEGER NOT NULL,   -- 0 | 1
-    start_duration_ns INTEGER NULL   -- successful START only: Start accepted -> instance ready
-);
-CREATE TABLE IF NOT EXISTS container_samples (
-    run_id       TEXT NOT NULL,
-    worker       TEXT NOT NULL,
-    timestamp_ns INTEGER,            -- worker clock
-    instance_id  TEXT,
-    function_id  TEXT,
-    cpu_usage_ns INTEGER,            -- cumulative cgroup CPU time; NULL if not read, never 0
-    memory_bytes INTEGER             -- memory in use; NULL if not read, never 0
-);
-CREATE TABLE IF NOT EXISTS worker_samples (
-    run_id       TEXT NOT NULL,
-    worker       TEXT NOT NULL,
-    timestamp_ns INTEGER,            -- worker clock
-    cpu_cores    REAL,               -- cores busy over the interval ending at timestamp_ns
-    ram_bytes    INTEGER             -- RAM in use
-);
-CREATE INDEX IF NOT EXISTS instance_events_run_instance_time
-    ON instance_events (run_id, instance_id, timestamp_ns);
-CREATE INDEX IF NOT EXISTS container_samples_run_instance_time
-    ON container_samples (run_id, instance_id, timestamp_ns);
-CREATE INDEX IF NOT EXISTS worker_samples_run_worker_time
-    ON worker_samples (run_id, worker, timestamp_ns);
-";
+use crate::record::Record;
 
 /// How long a write waits for the load generator's transaction to finish.
-pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+pub const BUSY_TIMEOUT: Duration = rundb::BUSY_TIMEOUT;
 
 /// Why the run database could not be opened or written.
 #[derive(Debug, thiserror::Error)]
@@ -116,37 +68,17 @@ pub enum StoreError {
     },
 }
 
-/// Opens (creating if needed) the run database and the collector's tables.
+/// Opens (creating if needed) the run database and the collector's tables
+/// (`rundb::collector`), upgrading tables an earlier collector made.
 pub fn open(path: &Path) -> Result<Connection, StoreError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
             .map_err(|source| StoreError::CreateDir { dir: dir.to_path_buf(), source })?;
     }
     let open_err = |source| StoreError::Open { path: path.to_path_buf(), source };
-    let conn = Connection::open(path).map_err(open_err)?;
-    // Busy timeout first: switching to WAL needs a lock the other writer may hold.
-    conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
-    conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
-    // WAL + NORMAL survives a process crash (not a power loss) and keeps
-    // commits cheap: what we promise is "at most the last batch".
-    conn.pragma_update(None, "synchronous", "NORMAL").map_err(open_err)?;
-    conn.execute_batch(SCHEMA).map_err(open_err)?;
-    upgrade(&conn).map_err(open_err)?;
+    let conn = rundb::open(path).map_err(open_err)?;
+    rundb::collector::create(&conn).map_err(open_err)?;
     Ok(conn)
-}
-
-/// Brings tables made by an earlier collector up to [`SCHEMA`] in place:
-/// `instance_events` gained `start_duration_ns` (NULL in older rows).
-fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
-    let has: i64 = conn.query_row(
-        "SELECT COUNT(*) FROM pragma_table_info('instance_events') WHERE name = 'start_duration_ns'",
-        [],
-        |r| r.get(0),
-    )?;
-    if has == 0 {
-        conn.execute_batch("ALTER TABLE instance_events ADD COLUMN start_duration_ns INTEGER NULL")?;
-    }
-    Ok(())
 }
 
 /// One start of the collector for a run.
@@ -401,7 +333,7 @@ impl WriterState {
                 match record {
                     Record::Event(e) => insert_event(&mut event, run_id, e).map_err(err)?,
                     Record::Sample(s) => {
-                        insert_sample(&mut container, &mut worker, run_id, s).map_err(err)?
+                        insert_sample(&mut container, Some(&mut worker), run_id, s).map_err(err)?
                     }
                 }
             }
@@ -457,58 +389,6 @@ async fn sleep_until(deadline: Option<Instant>) {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
     }
-}
-
-const INSERT_EVENT: &str = "INSERT INTO instance_events
-    (run_id, worker, instance_id, function_id, event, status, timestamp_ns, detail, exit_code, oom_killed,
-     start_duration_ns)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
-const INSERT_CONTAINER: &str = "INSERT INTO container_samples
-    (run_id, worker, timestamp_ns, instance_id, function_id, cpu_usage_ns, memory_bytes)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
-const INSERT_WORKER: &str = "INSERT INTO worker_samples (run_id, worker, timestamp_ns, cpu_cores, ram_bytes)
-    VALUES (?1, ?2, ?3, ?4, ?5)";
-
-fn insert_event(
-    stmt: &mut rusqlite::CachedStatement<'_>,
-    run_id: &str,
-    e: &EventRow,
-) -> rusqlite::Result<()> {
-    stmt.execute(params![
-        run_id,
-        &*e.worker,
-        e.instance_id,
-        e.function_id,
-        e.event,
-        e.status,
-        e.timestamp_ns,
-        e.detail,
-        e.exit_code,
-        e.oom_killed,
-        e.start_duration_ns,
-    ])?;
-    Ok(())
-}
-
-fn insert_sample(
-    container: &mut rusqlite::CachedStatement<'_>,
-    worker: &mut rusqlite::CachedStatement<'_>,
-    run_id: &str,
-    s: &SampleRows,
-) -> rusqlite::Result<()> {
-    worker.execute(params![run_id, &*s.worker, s.timestamp_ns, s.cpu_cores, s.ram_bytes])?;
-    for c in &s.containers {
-        container.execute(params![
-            run_id,
-            &*s.worker,
-            s.timestamp_ns,
-            c.instance_id,
-            c.function_id,
-            c.cpu_usage_ns,
-            c.memory_bytes,
-        ])?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

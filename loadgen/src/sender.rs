@@ -31,7 +31,7 @@ use tokio::time::Instant;
 use tonic::metadata::{KeyAndValueRef, MetadataMap, MetadataValue};
 
 use crate::payload::Payloads;
-use crate::record::CallRecord;
+use crate::record::{CallRecord, CallStatus};
 use crate::schedule::{Schedule, ScheduledCall};
 
 /// The dispatcher sleeps precisely (blocking its own thread) for at most this
@@ -79,9 +79,6 @@ pub enum Stop {
     /// Stop waiting: every call still in flight is recorded as `ABANDONED`.
     Abandon,
 }
-
-/// The status of a call whose outcome was not waited for ([`Stop::Abandon`]).
-pub const ABANDONED: &str = "ABANDONED";
 
 /// Live counts, read by the progress bar.
 #[derive(Debug, Default)]
@@ -335,7 +332,7 @@ impl CallMeta {
     }
 
     fn not_sent(self, why: String) -> CallRecord {
-        CallRecord { status: "NOT_SENT".into(), error: Some(why), ..self.template }
+        CallRecord { status: CallStatus::NotSent, error: Some(why), ..self.template }
     }
 }
 
@@ -373,7 +370,7 @@ async fn call_one(
         // Dropping the request cancels it on the wire; whether the function
         // ran is unknown, so the row says so instead of guessing a code.
         counters.errors.fetch_add(1, Ordering::Relaxed);
-        record.status = ABANDONED.into();
+        record.status = CallStatus::Abandoned;
         record.latency_ns = None;
         record.error = Some(format!(
             "abandoned {latency:?} after sending (second interrupt): outcome unknown, the platform may still run it"
@@ -387,7 +384,7 @@ async fn call_one(
         Ok(Ok(response)) => {
             record.metadata = metadata_map(response.metadata());
             let response = response.into_inner();
-            record.status = "OK".into();
+            record.status = CallStatus::Ok;
             record.grpc_code = Some(0);
             record.response_bytes = Some(i64::try_from(response.data.len()).unwrap_or(i64::MAX));
             record.function_error = response.error.map(|e| e.message);
@@ -404,13 +401,13 @@ async fn call_one(
                 status.code()
             };
             record.metadata = metadata_map(status.metadata());
-            record.status = code_name(code).into();
+            record.status = call_status(code);
             record.grpc_code = Some(code as i32);
             record.error = Some(status.message().to_string());
         }
         Err(_) => {
             counters.errors.fetch_add(1, Ordering::Relaxed);
-            record.status = code_name(tonic::Code::DeadlineExceeded).into();
+            record.status = CallStatus::DeadlineExceeded;
             record.grpc_code = Some(tonic::Code::DeadlineExceeded as i32);
             record.error =
                 Some(format!("no response within the deadline ({timeout:?}) plus {DEADLINE_GRACE:?}"));
@@ -445,28 +442,9 @@ pub fn metadata_map(md: &MetadataMap) -> BTreeMap<String, String> {
     out
 }
 
-/// The canonical gRPC name of a status code (`DEADLINE_EXCEEDED`).
-pub fn code_name(code: tonic::Code) -> &'static str {
-    use tonic::Code::*;
-    match code {
-        Ok => "OK",
-        Cancelled => "CANCELLED",
-        Unknown => "UNKNOWN",
-        InvalidArgument => "INVALID_ARGUMENT",
-        DeadlineExceeded => "DEADLINE_EXCEEDED",
-        NotFound => "NOT_FOUND",
-        AlreadyExists => "ALREADY_EXISTS",
-        PermissionDenied => "PERMISSION_DENIED",
-        ResourceExhausted => "RESOURCE_EXHAUSTED",
-        FailedPrecondition => "FAILED_PRECONDITION",
-        Aborted => "ABORTED",
-        OutOfRange => "OUT_OF_RANGE",
-        Unimplemented => "UNIMPLEMENTED",
-        Internal => "INTERNAL",
-        Unavailable => "UNAVAILABLE",
-        DataLoss => "DATA_LOSS",
-        Unauthenticated => "UNAUTHENTICATED",
-    }
+/// The stored status of a gRPC code (`CallStatus` covers every code).
+pub fn call_status(code: tonic::Code) -> CallStatus {
+    CallStatus::from_grpc_code(code as i32).unwrap_or(CallStatus::Unknown)
 }
 
 fn nanos_i64(d: Duration) -> i64 {

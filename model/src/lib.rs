@@ -120,31 +120,20 @@ pub type Features = [f32; BASE_INPUTS];
 /// One row of HyperFake's three outputs, in the order of [`TARGETS`].
 pub type Targets = [f32; 3];
 
-/// The fixed input columns, in order (names as in the training database).
-pub const FEATURES: [&str; BASE_INPUTS] = [
-    "request_size_bytes",
-    "function_instances_count",
-    "active_function_calls_count",
-    "worker_cpu_usage",
-    "worker_ram_usage",
-];
+/// The fixed input columns, in order: the training database's
+/// (`rundb::training::INPUTS`), so model files and tables cannot drift.
+pub const FEATURES: [&str; BASE_INPUTS] = rundb::training::INPUTS;
 /// Units of [`FEATURES`], as named in `docs/units.md`.
-pub const FEATURE_UNITS: [&str; BASE_INPUTS] = ["bytes", "count", "count", "cores", "bytes"];
-/// HyperFake's three output columns, in order (names as in the training database).
-pub const TARGETS: [&str; 3] = ["function_processing_time_ns", "function_cpu_usage", "function_ram_usage"];
+pub const FEATURE_UNITS: [&str; BASE_INPUTS] = rundb::training::INPUT_UNITS;
+/// HyperFake's three output columns, in order (`rundb::training::TARGETS`).
+pub const TARGETS: [&str; 3] = rundb::training::TARGETS;
 /// Units of [`TARGETS`], as named in `docs/units.md`.
-pub const TARGET_UNITS: [&str; 3] = ["ns", "cores", "bytes"];
+pub const TARGET_UNITS: [&str; 3] = rundb::training::TARGET_UNITS;
 /// All five output columns of a 5-output model, in order: [`TARGETS`], then
-/// the response size and the worker overhead.
-pub const ALL_TARGETS: [&str; 5] = [
-    "function_processing_time_ns",
-    "function_cpu_usage",
-    "function_ram_usage",
-    "response_size_bytes",
-    "worker_overhead_ns",
-];
+/// the response size and the worker overhead (`rundb::training::ALL_TARGETS`).
+pub const ALL_TARGETS: [&str; 5] = rundb::training::ALL_TARGETS;
 /// Units of [`ALL_TARGETS`].
-pub const ALL_TARGET_UNITS: [&str; 5] = ["ns", "cores", "bytes", "bytes", "ns"];
+pub const ALL_TARGET_UNITS: [&str; 5] = rundb::training::ALL_TARGET_UNITS;
 
 /// The input names of a model with these payload features, in order: the
 /// five [`FEATURES`], then each payload feature's name. Writers store this as

@@ -8,7 +8,7 @@ use indicatif::ProgressBar;
 use serde::Serialize;
 
 use crate::error::{ProcessError, Result};
-use crate::synth::SynthRun;
+use rundb::fixtures::SynthRun;
 use crate::{ProcessOptions, features, frame, raw, store};
 
 /// Seconds per phase and what was processed.

@@ -12,64 +12,10 @@ use crate::features::Features;
 use crate::raw::RawRun;
 use crate::summary::{DropReason, ImageSummary, RunSummary};
 
-/// The five model inputs, in model order (`docs/units.md`).
-pub const INPUTS: [&str; 5] = [
-    "request_size_bytes",
-    "function_instances_count",
-    "active_function_calls_count",
-    "worker_cpu_usage",
-    "worker_ram_usage",
-];
+pub use rundb::training::{AVG_COLUMNS, INPUTS, TARGETS, TRAINING_COLUMNS};
 
-/// The three model targets, in model order.
-pub const TARGETS: [&str; 3] = ["function_processing_time_ns", "function_cpu_usage", "function_ram_usage"];
-
-/// `training_data` columns, in table order: the trainer's schema first, then
-/// the extra columns processing adds. The `feature_<name>` columns of the
-/// run's payload features follow these ([`Frames::feature_columns`]).
-pub const TRAINING_COLUMNS: [&str; 23] = [
-    "run_id",
-    "request_id",
-    "image_tag",
-    "call_started_ns",
-    "request_size_bytes",
-    "function_instances_count",
-    "active_function_calls_count",
-    "worker_cpu_usage",
-    "worker_ram_usage",
-    "function_processing_time_ns",
-    "function_cpu_usage",
-    "function_ram_usage",
-    "worker_processing_time_ns",
-    // Extras.
-    "got_response_ns",
-    "queue_time_ns",
-    "latency_ns",
-    "bfs_size",
-    "thumb_width",
-    "thumb_height",
-    "instance_id",
-    "worker",
-    // Extra targets (issue 10): the response's size and the worker's own time.
-    "response_size_bytes",
-    "worker_overhead_ns",
-];
-
-/// `training_data_avg` columns, in table order (`run_id` is an extra: each
-/// run's groups are its own, so re-processing one run replaces only its rows).
-pub const AVG_COLUMNS: [&str; 11] = [
-    "image_tag",
-    "request_size_bytes",
-    "function_instances_count",
-    "active_function_calls_count",
-    "worker_cpu_usage",
-    "worker_ram_usage",
-    "function_processing_time_ns",
-    "function_cpu_usage",
-    "function_ram_usage",
-    "sample_count",
-    "run_id",
-];
+/// `calls.status` of a call that got an answer.
+const OK: &str = rundb::CallStatus::Ok.as_str();
 
 /// The frames of one processed run.
 #[derive(Debug)]
@@ -174,7 +120,7 @@ pub fn build(raw: &RawRun, f: &Features, tolerance_ns: i64, queueing_ratio: f64)
         .finish()
         .select([col("row"), col("worker_cpu_usage"), col("worker_ram_usage")]);
 
-    let failed = col("status").neq(lit("OK")).or(col("has_function_error"));
+    let failed = col("status").neq(lit(OK)).or(col("has_function_error"));
     let reason = |r: DropReason| lit(r.as_str());
     let drop_reason = when(failed)
         .then(reason(DropReason::Failed))
@@ -291,12 +237,12 @@ fn summarize(
         .group_by([col("image_tag")])
         .agg([
             col("has_function_error")
-                .and(col("status").eq(lit("OK")))
+                .and(col("status").eq(lit(OK)))
                 .cast(DataType::Int64)
                 .sum()
                 .alias("errors"),
-            col("queue_time_ns").filter(col("status").eq(lit("OK"))).median().alias("queue"),
-            col("function_processing_time_ns").filter(col("status").eq(lit("OK"))).median().alias("runtime"),
+            col("queue_time_ns").filter(col("status").eq(lit(OK))).median().alias("queue"),
+            col("function_processing_time_ns").filter(col("status").eq(lit(OK))).median().alias("runtime"),
         ])
         .collect()
         .map_err(pl("computing medians"))?;

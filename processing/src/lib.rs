@@ -9,8 +9,8 @@
 //! [`extras`]; [`store`] writes them back into the same file. Every column is
 //! defined in `docs/units.md`; missing data is NULL, never 0.
 //!
-//! [`plots`] draws a run, [`synth`] generates synthetic raw runs for tests and
-//! [`bench`].
+//! [`plots`] draws a run; [`bench`] measures processing on synthetic runs
+//! (`rundb::fixtures`).
 //!
 //! ```no_run
 //! use processing::{ProcessOptions, process_db};
@@ -30,7 +30,6 @@ pub mod plots;
 pub mod raw;
 pub mod store;
 pub mod summary;
-pub mod synth;
 
 use std::path::Path;
 use std::time::Duration;

@@ -165,7 +165,7 @@ fn bench(args: &BenchArgs) -> Result<()> {
 }
 
 fn synth(args: &SynthArgs) -> Result<()> {
-    let counts = processing::synth::SynthRun::new(&args.run_id, args.calls)
+    let counts = rundb::fixtures::SynthRun::new(&args.run_id, args.calls)
         .write(&args.db)
         .with_context(|| format!("writing {}", args.db.display()))?;
     println!(

@@ -166,7 +166,7 @@ impl PlotData {
         // Latency decomposition and ECDF of OK calls. Each part is measured on
         // one clock; the leaf→worker part is what remains of the client latency.
         let mut sums: BTreeMap<String, ([f64; 4], u64)> = BTreeMap::new();
-        for i in (0..c.len()).filter(|&i| c.status[i] == "OK") {
+        for i in (0..c.len()).filter(|&i| c.status[i] == rundb::CallStatus::Ok.as_str()) {
             let Some(latency) = c.latency_ns[i] else { continue };
             d.latency.entry(c.image_tag[i].clone()).or_default().push(latency as f64 / 1e6);
             let parts = (|| {

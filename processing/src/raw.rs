@@ -133,21 +133,12 @@ pub fn open_read(path: &Path) -> Result<Connection> {
 
 /// Whether `table` has `column` (older run databases lack the newer ones).
 pub(crate) fn column_exists(conn: &Connection, table: &str, column: &str) -> Result<bool> {
-    conn.query_row(
-        &format!("SELECT COUNT(*) FROM pragma_table_info('{table}') WHERE name = ?1"),
-        [column],
-        |r| r.get::<_, i64>(0),
-    )
-    .map(|n| n > 0)
-    .map_err(ProcessError::sql(format!("looking up the columns of {table}")))
+    rundb::has_column(conn, table, column)
+        .map_err(ProcessError::sql(format!("looking up the columns of {table}")))
 }
 
 pub(crate) fn table_exists(conn: &Connection, table: &str) -> Result<bool> {
-    conn.query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1", [table], |r| {
-        r.get::<_, i64>(0)
-    })
-    .map(|n| n > 0)
-    .map_err(ProcessError::sql("looking up tables"))
+    rundb::has_table(conn, table).map_err(ProcessError::sql("looking up tables"))
 }
 
 /// Every run in the file: `runs` rows and any `run_id` that has calls.

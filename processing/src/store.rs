@@ -9,132 +9,15 @@ use crate::error::{ProcessError, Result};
 use crate::frame::{self, AVG_COLUMNS, Frames, TRAINING_COLUMNS};
 use crate::summary::DropReason;
 
-/// The tables processing writes. `training_data` and `training_data_avg` start
-/// with exactly the columns of `docs/units.md` ("Training database schema");
-/// the rest are extras that readers may ignore.
-pub const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS training_data (
-    run_id TEXT,
-    request_id TEXT,
-    image_tag TEXT,
-    call_started_ns INTEGER,            -- worker clock
-    request_size_bytes INTEGER,
-    function_instances_count INTEGER,
-    active_function_calls_count INTEGER,
-    worker_cpu_usage REAL,              -- cores
-    worker_ram_usage INTEGER,           -- bytes
-    function_processing_time_ns INTEGER, -- handler time
-    function_cpu_usage REAL,            -- cores
-    function_ram_usage INTEGER,         -- bytes
-    worker_processing_time_ns INTEGER,  -- worker-measured
-    got_response_ns INTEGER,            -- worker clock
-    queue_time_ns INTEGER,              -- call_started - call_queued
-    latency_ns INTEGER,                 -- client-measured
-    bfs_size INTEGER,
-    thumb_width INTEGER,
-    thumb_height INTEGER,
-    instance_id TEXT,
-    worker TEXT,
-    response_size_bytes INTEGER,        -- calls.response_bytes
-    worker_overhead_ns INTEGER          -- worker_processing_time_ns - function_processing_time_ns
-    -- then one feature_<name> REAL per payload feature (added as runs declare them)
-);
-CREATE INDEX IF NOT EXISTS training_data_run ON training_data (run_id);
-CREATE TABLE IF NOT EXISTS training_data_avg (
-    image_tag TEXT,
-    request_size_bytes REAL,
-    function_instances_count REAL,
-    active_function_calls_count REAL,
-    worker_cpu_usage REAL,
-    worker_ram_usage REAL,
-    function_processing_time_ns REAL,
-    function_cpu_usage REAL,
-    function_ram_usage REAL,
-    sample_count INTEGER,
-    run_id TEXT
-);
-CREATE TABLE IF NOT EXISTS run_summary (
-    run_id TEXT NOT NULL,
-    image_tag TEXT NOT NULL,
-    calls INTEGER NOT NULL,
-    calls_ok INTEGER NOT NULL,
-    calls_failed INTEGER NOT NULL,       -- status other than OK (NOT_SENT included)
-    calls_by_status_json TEXT NOT NULL,  -- {\"OK\": n, \"UNAVAILABLE\": n, ...}
-    function_errors INTEGER NOT NULL,    -- OK calls whose handler returned an error
-    training_rows INTEGER NOT NULL,
-    training_rows_null_inputs INTEGER NOT NULL,
-    dropped_failed INTEGER NOT NULL,
-    dropped_unknown_instance INTEGER NOT NULL,
-    dropped_no_runtime INTEGER NOT NULL,
-    dropped_no_function_cpu INTEGER NOT NULL,
-    dropped_no_function_ram INTEGER NOT NULL,
-    dropped_runtime_exceeds_latency INTEGER NOT NULL,
-    median_queue_time_ns INTEGER,
-    median_runtime_ns INTEGER,
-    overloaded INTEGER NOT NULL,         -- 1: median queueing > 10% of median runtime
-    cpu_quota_cores REAL,
-    payload_feature_nulls TEXT,          -- {\"<feature name>\": training rows with it NULL}; {} if none declared
-    PRIMARY KEY (run_id, image_tag)
-);
-CREATE TABLE IF NOT EXISTS payload_features (
-    run_id TEXT NOT NULL,
-    image_tag TEXT NOT NULL,
-    position INTEGER NOT NULL,           -- 0-based, declaration order (the model's input 5 + position)
-    name TEXT NOT NULL,                  -- its training_data column is feature_<name>
-    declaration TEXT NOT NULL,           -- this feature's JSON, e.g. {\"name\":\"n\",\"json\":\"/Size\"}
-    PRIMARY KEY (run_id, image_tag, position)
-);
-CREATE TABLE IF NOT EXISTS cold_starts (
-    run_id TEXT NOT NULL,
-    image_tag TEXT,                      -- NULL when no function or call names the instance's image
-    instance_id TEXT NOT NULL,
-    worker TEXT NOT NULL,
-    duration_ns INTEGER NOT NULL         -- worker accepted Start -> instance ready
-);
-CREATE INDEX IF NOT EXISTS cold_starts_run_image ON cold_starts (run_id, image_tag);
-";
+pub use rundb::training::RUN_TABLES;
 
-/// Opens the run database for writing (WAL, waiting on other writers).
+/// Opens the run database for writing (WAL, waiting on other writers) with
+/// the processed tables (`rundb::training`), adding columns an older writer's
+/// tables lack.
 pub fn open_write(path: &std::path::Path) -> Result<Connection> {
-    let conn =
-        Connection::open(path).map_err(|source| ProcessError::Open { path: path.to_owned(), source })?;
-    let setup = || -> rusqlite::Result<()> {
-        conn.busy_timeout(std::time::Duration::from_secs(30))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.execute_batch(SCHEMA)
-    };
-    setup().map_err(ProcessError::sql("creating the processing tables"))?;
-    add_missing_columns(&conn, "training_data", &TRAINING_COLUMNS)?;
-    add_missing_columns(&conn, "training_data_avg", &AVG_COLUMNS)?;
-    add_missing_columns(&conn, "run_summary", &["payload_feature_nulls"])?;
+    let conn = rundb::open(path).map_err(|source| ProcessError::Open { path: path.to_owned(), source })?;
+    rundb::training::create(&conn).map_err(ProcessError::sql("creating the processing tables"))?;
     Ok(conn)
-}
-
-/// The declared type of a column added to an existing table: the new ones
-/// have theirs, the older extras keep none (as before).
-fn column_type(column: &str) -> &'static str {
-    match column {
-        "response_size_bytes" | "worker_overhead_ns" => " INTEGER",
-        "payload_feature_nulls" => " TEXT",
-        c if c.starts_with(hyperfake_core::payload::COLUMN_PREFIX) => " REAL",
-        _ => "",
-    }
-}
-
-/// A table made by an older writer (or the trainer's synthetic data) may lack
-/// the extra columns, and a run may declare payload features no earlier run
-/// did: add them so the rows still fit.
-fn add_missing_columns<S: AsRef<str>>(conn: &Connection, table: &str, columns: &[S]) -> Result<()> {
-    let err = ProcessError::sql(format!("checking the columns of {table}"));
-    let existing: Vec<String> = conn
-        .prepare(&format!("PRAGMA table_info({table})"))
-        .and_then(|mut s| s.query_map([], |r| r.get::<_, String>(1))?.collect())
-        .map_err(err)?;
-    for c in columns.iter().map(AsRef::as_ref).filter(|c| !existing.iter().any(|e| e == c)) {
-        conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {c}{}", column_type(c)))
-            .map_err(ProcessError::sql(format!("adding {c} to {table}")))?;
-    }
-    Ok(())
 }
 
 /// One column's values, typed for binding.
@@ -189,10 +72,6 @@ fn insert_frame<S: AsRef<str>>(
     Ok(())
 }
 
-/// The tables [`write_run`] replaces a run's rows of.
-pub const RUN_TABLES: [&str; 5] =
-    ["training_data", "training_data_avg", "run_summary", "payload_features", "cold_starts"];
-
 /// Replaces the run's rows in [`RUN_TABLES`].
 pub fn write_run(conn: &mut Connection, frames: &Frames, progress: &ProgressBar) -> Result<()> {
     let Frames { training, avg, summary, extras, .. } = frames;
@@ -200,7 +79,8 @@ pub fn write_run(conn: &mut Connection, frames: &Frames, progress: &ProgressBar)
     progress.set_length(progress.length().unwrap_or(0) + (training.height() + avg.height()) as u64);
     let tx = conn.transaction().map_err(ProcessError::sql("starting the write"))?;
     // Inside the transaction: a failed write leaves no half-added columns behind.
-    add_missing_columns(&tx, "training_data", &extras.feature_columns)?;
+    rundb::training::add_missing_columns(&tx, "training_data", &extras.feature_columns)
+        .map_err(ProcessError::sql("adding the payload feature columns to training_data"))?;
     for table in RUN_TABLES {
         tx.execute(&format!("DELETE FROM {table} WHERE run_id = ?1"), [run_id])
             .map_err(ProcessError::sql(format!("replacing {table} rows of {run_id}")))?;

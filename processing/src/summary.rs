@@ -79,7 +79,7 @@ pub struct ImageSummary {
 
 impl ImageSummary {
     pub fn calls_ok(&self) -> u64 {
-        self.calls_by_status.get("OK").copied().unwrap_or(0)
+        self.calls_by_status.get(rundb::CallStatus::Ok.as_str()).copied().unwrap_or(0)
     }
 
     pub fn dropped_total(&self) -> u64 {

@@ -1,7 +1,7 @@
 //! Synthetic training databases with known ground truth: what tests and the
-//! benchmark train on until (and besides) real runs exist. Writes exactly the
-//! schema of `docs/units.md`, "Training database schema": by default
-//! HyperFake's (5 inputs, 3 targets); with a payload-driven image, also its
+//! benchmark train on until (and besides) real runs exist. Writes the tables
+//! of `rundb::training`: by default only the base columns
+//! (`BASE_SCHEMA`: HyperFake's 5 inputs, 3 targets); with a payload-driven image, also its
 //! `feature_<name>` column and the `payload_features` table; with extra
 //! targets, `response_size_bytes` and `worker_overhead_ns`; with cold starts,
 //! the `cold_starts` table.
@@ -11,42 +11,15 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rusqlite::{Connection, params};
-
 use hyperfake_core::payload::{FeatureSource, PayloadFeature, PayloadFeatures};
+use rusqlite::params;
 
-use crate::data::{COLD_STARTS_TABLE, EXTRA_TARGETS, PAYLOAD_FEATURES_TABLE, Sample};
+use rundb::training::{
+    COLD_STARTS_DDL, COLD_STARTS_TABLE, EXTRA_TARGETS, BASE_SCHEMA, PAYLOAD_FEATURES_DDL,
+    PAYLOAD_FEATURES_TABLE,
+};
 
-/// The two tables the processing step writes.
-pub const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS training_data (
-    run_id TEXT,
-    request_id TEXT,
-    image_tag TEXT,
-    call_started_ns INTEGER,
-    request_size_bytes INTEGER,
-    function_instances_count INTEGER,
-    active_function_calls_count INTEGER,
-    worker_cpu_usage REAL,
-    worker_ram_usage INTEGER,
-    function_processing_time_ns INTEGER,
-    function_cpu_usage REAL,
-    function_ram_usage INTEGER,
-    worker_processing_time_ns INTEGER
-);
-CREATE TABLE IF NOT EXISTS training_data_avg (
-    image_tag TEXT,
-    request_size_bytes REAL,
-    function_instances_count REAL,
-    active_function_calls_count REAL,
-    worker_cpu_usage REAL,
-    worker_ram_usage REAL,
-    function_processing_time_ns REAL,
-    function_cpu_usage REAL,
-    function_ram_usage REAL,
-    sample_count INTEGER
-);
-";
+use crate::data::Sample;
 
 /// The payload feature of [`Truth::PayloadDriven`] images: the graph size
 /// of a bfs call, read from the request's JSON field `/size`.
@@ -289,44 +262,31 @@ impl SyntheticRun {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        let mut conn = Connection::open(path).with_context(|| format!("creating {}", path.display()))?;
-        conn.execute_batch(SCHEMA)?;
+        let mut conn = rundb::open(path).with_context(|| format!("creating {}", path.display()))?;
+        // With the extra targets, the tables as processing makes them;
+        // without, only the base columns (5 inputs, 3 targets).
+        if self.extra_targets {
+            rundb::training::create(&conn)?;
+        } else {
+            conn.execute_batch(BASE_SCHEMA)?;
+        }
         let feature_cols = self.feature_columns();
+        rundb::training::add_missing_columns(&conn, "training_data", &feature_cols)?;
         let mut extra_cols: Vec<String> = feature_cols.clone();
         if self.extra_targets {
             extra_cols.extend(EXTRA_TARGETS.iter().map(|s| s.to_string()));
         }
-        let existing: Vec<String> = conn
-            .prepare("SELECT name FROM pragma_table_info('training_data')")?
-            .query_map([], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
-        for c in &extra_cols {
-            if !existing.contains(c) {
-                let ty =
-                    if c.starts_with(hyperfake_core::payload::COLUMN_PREFIX) { "REAL" } else { "INTEGER" };
-                conn.execute_batch(&format!("ALTER TABLE training_data ADD COLUMN {c} {ty}"))?;
-            }
-        }
         if !feature_cols.is_empty() {
-            conn.execute_batch(&format!(
-                "CREATE TABLE IF NOT EXISTS {PAYLOAD_FEATURES_TABLE} \
-                 (run_id TEXT, image_tag TEXT, position INTEGER, name TEXT, declaration TEXT)"
-            ))?;
+            conn.execute_batch(PAYLOAD_FEATURES_DDL)?;
         }
         if self.cold_starts_per_image > 0 {
-            conn.execute_batch(&format!(
-                "CREATE TABLE IF NOT EXISTS {COLD_STARTS_TABLE} \
-                 (run_id TEXT, image_tag TEXT, instance_id TEXT, worker TEXT, duration_ns INTEGER)"
-            ))?;
+            conn.execute_batch(COLD_STARTS_DDL)?;
         }
         let tx = conn.transaction()?;
         {
-            let base = "run_id, request_id, image_tag, call_started_ns, request_size_bytes, \
-                        function_instances_count, active_function_calls_count, worker_cpu_usage, \
-                        worker_ram_usage, function_processing_time_ns, function_cpu_usage, function_ram_usage, \
-                        worker_processing_time_ns";
+            let base = rundb::training::TRAINING_COLUMNS[..13].join(", ");
             let cols: Vec<String> =
-                std::iter::once(base.to_string()).chain(extra_cols.iter().cloned()).collect();
+                std::iter::once(base).chain(extra_cols.iter().cloned()).collect();
             let n = 13 + extra_cols.len();
             let marks: Vec<String> = (1..=n).map(|i| format!("?{i}")).collect();
             let mut ins = tx.prepare(&format!(
@@ -334,8 +294,10 @@ impl SyntheticRun {
                 cols.join(", "),
                 marks.join(", ")
             ))?;
-            let mut avg =
-                tx.prepare("INSERT INTO training_data_avg VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")?;
+            let mut avg = tx.prepare(&format!(
+                "INSERT INTO training_data_avg ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                rundb::training::AVG_COLUMNS[..10].join(", ")
+            ))?;
             let mut decl = if feature_cols.is_empty() {
                 None
             } else {

@@ -2,7 +2,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
-use crate::record::{ContainerRow, EventRow};
+use crate::record::{ContainerRow, EventRow, SampleRows};
 
 fn event(n: i64) -> Record {
     Record::Event(EventRow {

@@ -159,7 +159,7 @@ fn failed_calls_are_not_training_rows_but_are_counted() {
     f.calls[errored].function_error = Some("boom".into());
     let unavailable = f.call("aaaaaaaaaaa1", ms(500), ms(600));
     let c = &mut f.calls[unavailable];
-    c.status = "UNAVAILABLE".into();
+    c.status = rundb::CallStatus::Unavailable;
     (c.instance_id, c.call_started_ns, c.got_response_ns, c.function_handler_time_ns) =
         (None, None, None, None);
     let slow = f.call("aaaaaaaaaaa1", ms(700), ms(800));

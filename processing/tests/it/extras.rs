@@ -28,10 +28,10 @@ fn payload_feature_values_become_columns_and_nulls_stay_null_and_are_counted() {
     let one_null = f.call("aaaaaaaaaaa1", ms(300), ms(400));
     let none_recorded = f.call("aaaaaaaaaaa1", ms(500), ms(600));
     let failed = f.call("aaaaaaaaaaa1", ms(700), ms(800));
-    f.calls[both].payload_features = Some("[250.0,12.0]".into());
-    f.calls[one_null].payload_features = Some("[null,6]".into());
-    f.calls[failed].payload_features = Some("[null,null]".into());
-    f.calls[failed].status = "UNAVAILABLE".into();
+    f.calls[both].payload_features = Some(vec![Some(250.0), Some(12.0)]);
+    f.calls[one_null].payload_features = Some(vec![None, Some(6.0)]);
+    f.calls[failed].payload_features = Some(vec![None, None]);
+    f.calls[failed].status = rundb::CallStatus::Unavailable;
     let _ = none_recorded; // payload_features NULL: every feature NULL
     let (db, summary) = f.process();
 
@@ -138,7 +138,7 @@ fn a_run_database_from_before_the_new_columns_still_processes() {
     let mut f = fixture();
     f.features = features(r#"[{"name":"n","payload_bytes":true}]"#);
     let c = f.call("aaaaaaaaaaa1", ms(100), ms(200));
-    f.calls[c].payload_features = Some("[100]".into());
+    f.calls[c].payload_features = Some(vec![Some(100.0)]);
     f.start_took(W1, "aaaaaaaaaaa2", ms(10), 1);
     let db = f.write();
     Connection::open(&db)

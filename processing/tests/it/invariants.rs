@@ -1,6 +1,6 @@
 use std::collections::HashMap;
 
-use processing::synth::SynthRun;
+use rundb::fixtures::SynthRun;
 use processing::{ProcessOptions, Progress};
 use rusqlite::Connection;
 

@@ -1,4 +1,4 @@
-use processing::synth::SynthRun;
+use rundb::fixtures::SynthRun;
 
 #[test]
 fn every_plot_is_a_valid_png_and_svg_linked_from_the_index() {

@@ -1,11 +1,13 @@
 //! A run database built by hand in a `TempDir`: loadgen's `calls` (its own
-//! DDL, through `processing::synth::RawDb`) and the collector's tables.
+//! DDL, through `rundb::fixtures::RawDb`) and the collector's tables.
 
 use std::path::{Path, PathBuf};
 
 use hyperfake_core::payload::PayloadFeatures;
 use hyperfake_core::{Bytes, CpuQuota, FunctionConfig};
-use processing::synth::{CallRow, ContainerSampleRow, EventRow, RawDb, WorkerSampleRow};
+use rundb::CallStatus;
+use rundb::calls::CallRow;
+use rundb::fixtures::{ContainerSample, Event, RawDb, WorkerSample};
 use processing::{ProcessOptions, Processed, Progress, RunSummary};
 use rusqlite::Connection;
 use tempfile::TempDir;
@@ -25,9 +27,9 @@ pub(crate) struct Fixture {
     dir: TempDir,
     pub(crate) run_id: String,
     pub(crate) calls: Vec<CallRow>,
-    pub(crate) events: Vec<EventRow>,
-    pub(crate) container: Vec<ContainerSampleRow>,
-    pub(crate) workers: Vec<WorkerSampleRow>,
+    pub(crate) events: Vec<Event>,
+    pub(crate) container: Vec<ContainerSample>,
+    pub(crate) workers: Vec<WorkerSample>,
     pub(crate) quota_cores: f64,
     pub(crate) interval_ms: Option<i64>,
     /// Payload features [`IMAGE`] declares (`functions.payload_features`).
@@ -65,7 +67,7 @@ impl Fixture {
         status: Option<&str>,
         t: i64,
     ) -> &mut Self {
-        self.events.push(EventRow {
+        self.events.push(Event {
             worker: worker.into(),
             instance_id: instance.into(),
             event: event.into(),
@@ -95,7 +97,7 @@ impl Fixture {
         self.calls.push(CallRow {
             call_index: k as i64,
             image_tag: IMAGE.into(),
-            status: "OK".into(),
+            status: CallStatus::Ok,
             request_bytes: 100 + k as i64,
             scheduled_ns: started - 500_000,
             sent_ns: Some(started - 500_000),
@@ -122,7 +124,7 @@ impl Fixture {
         cpu: Option<i64>,
         mem: Option<i64>,
     ) -> &mut Self {
-        self.container.push(ContainerSampleRow {
+        self.container.push(ContainerSample {
             worker: worker.into(),
             instance_id: instance.into(),
             timestamp_ns: t,
@@ -159,7 +161,7 @@ impl Fixture {
         cores: Option<f64>,
         ram: Option<i64>,
     ) -> &mut Self {
-        self.workers.push(WorkerSampleRow {
+        self.workers.push(WorkerSample {
             worker: worker.into(),
             timestamp_ns: t,
             cpu_cores: cores,

@@ -1,14 +1,13 @@
-//! Raw run databases written by hand ([`RawDb`]) or generated ([`SynthRun`]):
-//! the tables loadgen and the collector write, for tests and the benchmark.
-//!
-//! loadgen's tables come from its own DDL (`loadgen::record::SCHEMA`). The
-//! collector's DDL below is a copy of the columns processing reads, as agreed
-//! with the collector; the collector crate owns the real one.
+//! Synthetic run databases for tests and benchmarks, written through the
+//! same DDL and inserts as the real writers: [`RawDb`] writes rows given by
+//! hand (loadgen's and the collector's tables), [`SynthRun`] generates a
+//! whole run with known properties.
 
 // Generated values are small, positive and well inside i64.
 #![allow(clippy::cast_possible_truncation)]
 
 use std::path::Path;
+use std::sync::Arc;
 
 use hyperfake_core::payload::PayloadFeatures;
 use hyperfake_core::{Bytes, CpuQuota, FunctionConfig};
@@ -16,57 +15,14 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rusqlite::{Connection, params};
 
-/// The collector's tables, as far as processing reads them.
-pub const COLLECTOR_SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS collector_sessions (
-    run_id TEXT NOT NULL, session TEXT, started_at_ns INTEGER, stopped_at_ns INTEGER,
-    workers_json TEXT, interval_ms INTEGER
-);
-CREATE TABLE IF NOT EXISTS instance_events (
-    run_id TEXT NOT NULL, worker TEXT NOT NULL, instance_id TEXT NOT NULL, function_id TEXT,
-    event TEXT NOT NULL, status TEXT, timestamp_ns INTEGER NOT NULL, detail TEXT,
-    exit_code INTEGER, oom_killed INTEGER, start_duration_ns INTEGER
-);
-CREATE TABLE IF NOT EXISTS container_samples (
-    run_id TEXT NOT NULL, worker TEXT NOT NULL, timestamp_ns INTEGER NOT NULL, instance_id TEXT NOT NULL,
-    function_id TEXT, cpu_usage_ns INTEGER, memory_bytes INTEGER
-);
-CREATE TABLE IF NOT EXISTS worker_samples (
-    run_id TEXT NOT NULL, worker TEXT NOT NULL, timestamp_ns INTEGER NOT NULL, cpu_cores REAL, ram_bytes INTEGER
-);
-";
+use crate::calls::{self, CallRow, RunRow};
+use crate::collector::{self, ContainerRow, EventRow, SampleRows};
+use crate::status::{CallStatus, RunStatus};
 
-/// One `calls` row; unset fields are NULL (or loadgen's placeholder for NOT NULL columns).
+/// One `instance_events` row as a fixture gives it; [`RawDb::events`] fills
+/// the rest (`status` NULL is written as `SUCCESS`).
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct CallRow {
-    pub call_index: i64,
-    pub image_tag: String,
-    pub status: String,
-    pub function_error: Option<String>,
-    pub request_bytes: i64,
-    pub scheduled_ns: i64,
-    pub sent_ns: Option<i64>,
-    pub latency_ns: Option<i64>,
-    pub bfs_size: Option<i64>,
-    pub thumb_width: Option<i64>,
-    pub thumb_height: Option<i64>,
-    pub instance_id: Option<String>,
-    pub worker_address: Option<String>,
-    pub leaf_got_request_ns: Option<i64>,
-    pub leaf_scheduled_call_ns: Option<i64>,
-    pub call_queued_ns: Option<i64>,
-    pub call_started_ns: Option<i64>,
-    pub got_response_ns: Option<i64>,
-    pub function_processing_time_ns: Option<i64>,
-    pub function_handler_time_ns: Option<i64>,
-    pub response_bytes: Option<i64>,
-    /// `calls.payload_features` as loadgen writes it (a JSON array of values).
-    pub payload_features: Option<String>,
-}
-
-/// One `instance_events` row.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct EventRow {
+pub struct Event {
     pub worker: String,
     pub instance_id: String,
     pub event: String,
@@ -78,7 +34,7 @@ pub struct EventRow {
 
 /// One `container_samples` row.
 #[derive(Clone, Debug, PartialEq)]
-pub struct ContainerSampleRow {
+pub struct ContainerSample {
     pub worker: String,
     pub instance_id: String,
     pub timestamp_ns: i64,
@@ -88,7 +44,7 @@ pub struct ContainerSampleRow {
 
 /// One `worker_samples` row.
 #[derive(Clone, Debug, PartialEq)]
-pub struct WorkerSampleRow {
+pub struct WorkerSample {
     pub worker: String,
     pub timestamp_ns: i64,
     pub cpu_cores: Option<f64>,
@@ -103,38 +59,37 @@ pub struct RawDb {
 }
 
 impl RawDb {
-    /// Creates the tables (if needed) and the `runs` row of `run_id`.
+    /// Creates the tables (if needed) and a completed `runs` row of `run_id`
+    /// (seed 0, started and finished at 0).
     pub fn create(path: &Path, run_id: &str) -> rusqlite::Result<RawDb> {
-        let conn = loadgen::record::open(path)?;
-        conn.execute_batch(COLLECTOR_SCHEMA)?;
-        conn.execute(
-            "INSERT OR REPLACE INTO runs (run_id, started_at_ns, status, seed, leaf_address, config_yaml,
-                                          resolved_schedule_json, calls_scheduled, loadgen_version)
-             VALUES (?1, 0, 'completed', 0, 'synthetic', '', '{}', 0, 'synthetic')",
-            [run_id],
-        )?;
-        Ok(RawDb { conn, run_id: run_id.to_owned() })
+        let run = RunRow {
+            run_id: run_id.to_owned(),
+            started_at_ns: 0,
+            seed: 0,
+            leaf_address: "synthetic".into(),
+            config_path: None,
+            config_yaml: String::new(),
+            resolved_schedule_json: "{}".into(),
+            calls_scheduled: 0,
+            loadgen_version: "synthetic".into(),
+        };
+        RawDb::create_run(path, &run, 0)
+    }
+
+    /// Creates the tables (if needed) and the `runs` row `run`, completed at
+    /// `finished_at_ns`, replacing an earlier row of that run.
+    pub fn create_run(path: &Path, run: &RunRow, finished_at_ns: i64) -> rusqlite::Result<RawDb> {
+        let conn = crate::open(path)?;
+        calls::create(&conn)?;
+        collector::create(&conn)?;
+        conn.execute("DELETE FROM runs WHERE run_id = ?1", [&run.run_id])?;
+        calls::insert_run(&conn, run)?;
+        calls::finish_run(&conn, &run.run_id, finished_at_ns, RunStatus::Completed, None, None, None)?;
+        Ok(RawDb { conn, run_id: run.run_id.clone() })
     }
 
     pub fn connection(&self) -> &Connection {
         &self.conn
-    }
-
-    /// Inserts `rows` in one transaction, binding each with `bind`.
-    fn insert_each<R>(
-        &mut self,
-        sql: &str,
-        rows: &[R],
-        bind: impl Fn(&mut rusqlite::Statement<'_>, &R) -> rusqlite::Result<usize>,
-    ) -> rusqlite::Result<()> {
-        let tx = self.conn.transaction()?;
-        {
-            let mut stmt = tx.prepare(sql)?;
-            for r in rows {
-                bind(&mut stmt, r)?;
-            }
-        }
-        tx.commit()
     }
 
     /// A `functions` row, with the config as loadgen serializes it and no payload features.
@@ -150,7 +105,7 @@ impl RawDb {
         features: &PayloadFeatures,
     ) -> rusqlite::Result<()> {
         let json = serde_json::to_string(config).expect("a config always serializes");
-        loadgen::record::insert_function(
+        calls::insert_function(
             &self.conn,
             &self.run_id,
             image_tag,
@@ -164,100 +119,103 @@ impl RawDb {
     /// A `collector_sessions` row.
     pub fn session(&self, interval_ms: i64) -> rusqlite::Result<()> {
         self.conn.execute(
-            "INSERT INTO collector_sessions (run_id, session, interval_ms) VALUES (?1, 's1', ?2)",
+            "INSERT INTO collector_sessions (run_id, session, started_at_ns, workers_json, interval_ms)
+             VALUES (?1, 1, 0, '[]', ?2)",
             params![self.run_id, interval_ms],
         )?;
         Ok(())
     }
 
+    /// `calls` rows. Left empty, the request id becomes `<run>-<index>`, the
+    /// function id `fn-<image>`, the phase `main` and the trailers `{}`.
     pub fn calls(&mut self, rows: &[CallRow]) -> rusqlite::Result<()> {
-        let run_id = self.run_id.clone();
-        self.insert_each(
-            "INSERT INTO calls (run_id, call_index, request_id, image_tag, function_id, phase, scheduled_ns,
-                sent_ns, latency_ns, status, function_error, request_bytes, bfs_size, thumb_width,
-                thumb_height, instance_id, worker_address, leaf_got_request_ns, leaf_scheduled_call_ns,
-                call_queued_ns, call_started_ns, got_response_ns, function_processing_time_ns,
-                function_handler_time_ns, response_bytes, payload_features, trailers_json)
-             VALUES (?1, ?2, ?3, ?4, ?5, 'main', ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-                     ?19, ?20, ?21, ?22, ?23, ?24, ?25, '{}')",
-            rows,
-            |stmt, r| {
-                stmt.execute(params![
-                    run_id,
-                    r.call_index,
-                    format!("{}-{}", run_id, r.call_index),
-                    r.image_tag,
-                    format!("fn-{}", r.image_tag),
-                    r.scheduled_ns,
-                    r.sent_ns,
-                    r.latency_ns,
-                    r.status,
-                    r.function_error,
-                    r.request_bytes,
-                    r.bfs_size,
-                    r.thumb_width,
-                    r.thumb_height,
-                    r.instance_id,
-                    r.worker_address,
-                    r.leaf_got_request_ns,
-                    r.leaf_scheduled_call_ns,
-                    r.call_queued_ns,
-                    r.call_started_ns,
-                    r.got_response_ns,
-                    r.function_processing_time_ns,
-                    r.function_handler_time_ns,
-                    r.response_bytes,
-                    r.payload_features,
-                ])
-            },
-        )
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(calls::INSERT_CALL)?;
+            for r in rows {
+                let mut r = r.clone();
+                if r.request_id.is_empty() {
+                    r.request_id = format!("{}-{}", self.run_id, r.call_index);
+                }
+                if r.function_id.is_empty() {
+                    r.function_id = format!("fn-{}", r.image_tag);
+                }
+                if r.phase.is_empty() {
+                    r.phase = "main".into();
+                }
+                if r.trailers_json.is_empty() {
+                    r.trailers_json = "{}".into();
+                }
+                r.grpc_code = r.grpc_code.or(r.status.grpc_code());
+                calls::insert_call(&mut stmt, &self.run_id, &r)?;
+            }
+        }
+        tx.commit()
     }
 
-    pub fn events(&mut self, rows: &[EventRow]) -> rusqlite::Result<()> {
-        let run_id = self.run_id.clone();
-        self.insert_each(
-            "INSERT INTO instance_events (run_id, worker, instance_id, event, status, timestamp_ns, start_duration_ns)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            rows,
-            |stmt, r| {
-                stmt.execute(params![
-                    run_id,
-                    r.worker,
-                    r.instance_id,
-                    r.event,
-                    r.status,
-                    r.timestamp_ns,
-                    r.start_duration_ns
-                ])
-            },
-        )
+    pub fn events(&mut self, rows: &[Event]) -> rusqlite::Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(collector::INSERT_EVENT)?;
+            for r in rows {
+                let row = EventRow {
+                    worker: Arc::from(r.worker.as_str()),
+                    instance_id: Some(r.instance_id.clone()),
+                    function_id: None,
+                    event: r.event.clone(),
+                    status: r.status.clone().unwrap_or_else(|| "SUCCESS".into()),
+                    timestamp_ns: Some(r.timestamp_ns),
+                    detail: String::new(),
+                    exit_code: None,
+                    oom_killed: false,
+                    start_duration_ns: r.start_duration_ns,
+                };
+                collector::insert_event(&mut stmt, &self.run_id, &row)?;
+            }
+        }
+        tx.commit()
     }
 
-    pub fn container_samples(&mut self, rows: &[ContainerSampleRow]) -> rusqlite::Result<()> {
-        let run_id = self.run_id.clone();
-        self.insert_each(
-            "INSERT INTO container_samples (run_id, worker, timestamp_ns, instance_id, cpu_usage_ns, memory_bytes)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            rows,
-            |stmt, r| stmt.execute(params![
-                run_id,
-                r.worker,
-                r.timestamp_ns,
-                r.instance_id,
-                r.cpu_usage_ns,
-                r.memory_bytes
-            ]),
-        )
+    pub fn container_samples(&mut self, rows: &[ContainerSample]) -> rusqlite::Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(collector::INSERT_CONTAINER)?;
+            for r in rows {
+                let sample = SampleRows {
+                    worker: Arc::from(r.worker.as_str()),
+                    timestamp_ns: Some(r.timestamp_ns),
+                    cpu_cores: None,
+                    ram_bytes: None,
+                    containers: vec![ContainerRow {
+                        instance_id: Some(r.instance_id.clone()),
+                        function_id: None,
+                        cpu_usage_ns: r.cpu_usage_ns,
+                        memory_bytes: r.memory_bytes,
+                    }],
+                };
+                collector::insert_sample(&mut stmt, None, &self.run_id, &sample)?;
+            }
+        }
+        tx.commit()
     }
 
-    pub fn worker_samples(&mut self, rows: &[WorkerSampleRow]) -> rusqlite::Result<()> {
-        let run_id = self.run_id.clone();
-        self.insert_each(
-            "INSERT INTO worker_samples (run_id, worker, timestamp_ns, cpu_cores, ram_bytes)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-            rows,
-            |stmt, r| stmt.execute(params![run_id, r.worker, r.timestamp_ns, r.cpu_cores, r.ram_bytes]),
-        )
+    pub fn worker_samples(&mut self, rows: &[WorkerSample]) -> rusqlite::Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut container = tx.prepare_cached(collector::INSERT_CONTAINER)?;
+            let mut worker = tx.prepare_cached(collector::INSERT_WORKER)?;
+            for r in rows {
+                let sample = SampleRows {
+                    worker: Arc::from(r.worker.as_str()),
+                    timestamp_ns: Some(r.timestamp_ns),
+                    cpu_cores: r.cpu_cores,
+                    ram_bytes: r.ram_bytes,
+                    containers: Vec::new(),
+                };
+                collector::insert_sample(&mut container, Some(&mut worker), &self.run_id, &sample)?;
+            }
+        }
+        tx.commit()
     }
 }
 
@@ -388,12 +346,11 @@ impl SynthRun {
                     (None, Some((w, h))) => Some(w * h),
                     _ => None,
                 };
-                row.payload_features =
-                    Some(loadgen::record::payload_feature_values_json(&[value.map(|v| v as f64)]));
+                row.payload_features = Some(vec![value.map(|v| v as f64)]);
             }
             let fate = rng.random::<f64>();
             if fate < 0.02 {
-                row.status = "UNAVAILABLE".into();
+                row.status = CallStatus::Unavailable;
                 row.latency_ns = Some(rng.random_range(200_000..2_000_000));
                 rows.push(row);
                 continue;
@@ -427,7 +384,7 @@ impl SynthRun {
             let handler = (img.mean_runtime_ns * scale * (0.7 + 0.6 * rng.random::<f64>())) as i64;
             let responded = started + handler + rng.random_range(20_000..100_000);
             instances[inst].calls.push((started, responded));
-            row.status = "OK".into();
+            row.status = CallStatus::Ok;
             row.instance_id = Some(instances[inst].id.clone());
             row.worker_address = Some(worker_name(worker));
             row.leaf_got_request_ns = Some(leaf_got);
@@ -456,16 +413,16 @@ impl SynthRun {
             let last_end = inst.calls.iter().map(|c| c.1).max().unwrap_or(inst.started_ns);
             let stopped = inst.retired.then(|| last_end + 1_000_000_000);
             let w = worker_name(inst.worker);
-            events.push(EventRow {
+            events.push(Event {
                 worker: w.clone(),
                 instance_id: inst.id.clone(),
                 event: "START".into(),
-                status: Some("OK".into()),
+                status: Some("SUCCESS".into()),
                 timestamp_ns: inst.started_ns,
                 start_duration_ns: Some(inst.start_duration_ns),
             });
             if let Some(s) = stopped {
-                events.push(EventRow {
+                events.push(Event {
                     worker: w.clone(),
                     instance_id: inst.id.clone(),
                     event: "STOP".into(),
@@ -483,7 +440,7 @@ impl SynthRun {
             let mut ts = inst.started_ns + self.sample_interval_ns;
             while ts < alive_until {
                 let missing = rng.random::<f64>() < self.missing_sample_fraction;
-                container.push(ContainerSampleRow {
+                container.push(ContainerSample {
                     worker: w.clone(),
                     instance_id: inst.id.clone(),
                     timestamp_ns: ts,
@@ -506,7 +463,7 @@ impl SynthRun {
                     k += 1;
                 }
                 let missing = rng.random::<f64>() < self.missing_sample_fraction;
-                worker_rows.push(WorkerSampleRow {
+                worker_rows.push(WorkerSample {
                     worker: worker_name(w),
                     timestamp_ns: ts,
                     cpu_cores: (!missing).then_some(cores.max(0.0)),
