@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use hyperfake_core::ImageTag;
 use hyperfake_core::payload::{PayloadFeature, PayloadFeatures};
-use hyperfake_model::{FEATURE_UNITS, FEATURES, TARGET_UNITS, TARGETS};
+use hyperfake_model::{FEATURES, TARGETS};
 use indicatif::ProgressBar;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use serde::{Deserialize, Serialize};
@@ -40,28 +40,9 @@ impl Table {
     }
 }
 
-/// The table of declared payload features (one row per feature and image).
-pub const PAYLOAD_FEATURES_TABLE: &str = "payload_features";
-/// The table of measured instance start durations.
-pub const COLD_STARTS_TABLE: &str = "cold_starts";
-/// The response size target column (bytes).
-pub const RESPONSE_SIZE: &str = "response_size_bytes";
-/// The worker overhead target column (ns): worker processing − handler time.
-pub const WORKER_OVERHEAD: &str = "worker_overhead_ns";
-/// The targets trained when the table has both of their columns, in this
-/// order after the three fixed ones.
-pub const EXTRA_TARGETS: [&str; 2] = [RESPONSE_SIZE, WORKER_OVERHEAD];
-
-/// The unit of a known column, for reports ("" when unknown, e.g. a payload feature).
-pub fn unit_of(column: &str) -> &'static str {
-    FEATURES
-        .iter()
-        .zip(FEATURE_UNITS)
-        .chain(TARGETS.iter().zip(TARGET_UNITS))
-        .chain([(&RESPONSE_SIZE, "bytes"), (&WORKER_OVERHEAD, "ns")])
-        .find(|(c, _)| **c == column)
-        .map_or("", |(_, u)| u)
-}
+pub use rundb::training::{
+    COLD_STARTS_TABLE, EXTRA_TARGETS, PAYLOAD_FEATURES_TABLE, RESPONSE_SIZE, WORKER_OVERHEAD, unit_of,
+};
 
 /// The columns one image's models read and predict, in model order.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -231,7 +212,7 @@ impl Dataset {
         let mut ds =
             Dataset { sources: dbs.to_vec(), table, images: BTreeMap::new(), dropped_no_image: 0, notes };
         for ((db, conn), layout) in dbs.iter().zip(&conns).zip(&layouts) {
-            ds.load_one(db, conn, &schemas, progress)
+            ds.load_one(db, conn, layout, &schemas, progress)
                 .with_context(|| format!("reading {} from {}", table.name(), db.display()))?;
             for (tag, durations) in &layout.cold_starts {
                 if let Some(img) = ds.images.get_mut(tag) {
@@ -246,6 +227,7 @@ impl Dataset {
         &mut self,
         db: &Path,
         conn: &Connection,
+        layout: &DbLayout,
         schemas: &BTreeMap<ImageTag, Schema>,
         progress: &ProgressBar,
     ) -> Result<()> {
@@ -269,14 +251,13 @@ impl Dataset {
         let index: BTreeMap<&str, usize> =
             all_cols.iter().enumerate().map(|(i, c)| (c.as_str(), i)).collect();
         let cols = all_cols.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(", ");
-        let sql = match self.table {
-            Table::TrainingData => {
-                format!("SELECT rowid, image_tag, request_id, call_started_ns, {cols} FROM training_data")
-            }
-            Table::TrainingDataAvg => {
-                format!("SELECT rowid, image_tag, NULL, NULL, {cols} FROM training_data_avg")
-            }
-        };
+        // The row key and the time of a call, from whichever columns the
+        // table has: hyperfake's `request_id` and `call_started_ns`, or
+        // HyperFake's `request_id` and `timestamp`.
+        let has = |c: &str| layout.columns.contains(c);
+        let id = if has("request_id") { "request_id" } else { "NULL" };
+        let time = TIME_COLUMNS.into_iter().find(|c| has(c)).unwrap_or("NULL");
+        let sql = format!("SELECT rowid, image_tag, {id}, {time}, {cols} FROM {}", self.table.name());
         let mut stmt = conn.prepare(&sql)?;
         let mut rows = stmt.query([])?;
         let mut n = 0u64;
@@ -330,7 +311,9 @@ impl Dataset {
                 Some(id) => format!("{source}/{id}"),
                 None => format!("{source}#{rowid}"),
             };
-            entry.rows.push(Sample { key, started_ns: row.get(3)?, x, y });
+            let started_ns = time_ns(row.get_ref(3)?)
+                .with_context(|| format!("row {rowid}: column {time} is not a time"))?;
+            entry.rows.push(Sample { key, started_ns, x, y });
         }
         progress.inc(n % 4096);
         Ok(())
@@ -344,6 +327,37 @@ impl Dataset {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "run".into())
     }
+}
+
+/// The columns a call's time is read from, in order of preference:
+/// hyperfake's worker-clock start, HyperFake's `timestamp`.
+pub const TIME_COLUMNS: [&str; 2] = ["call_started_ns", "timestamp"];
+
+/// A time column's value as ns since the epoch: an integer is taken as ns, a
+/// real is rounded, a text is an integer or an RFC 3339 time
+/// (`2025-06-06T12:00:00.123Z`, also with a space for the `T`), as HyperFake
+/// writes it. NULL is `None`; anything else is an error.
+fn time_ns(value: rusqlite::types::ValueRef<'_>) -> Result<Option<i64>> {
+    use rusqlite::types::ValueRef;
+    Ok(match value {
+        ValueRef::Null => None,
+        ValueRef::Integer(i) => Some(i),
+        #[allow(clippy::cast_possible_truncation)]
+        ValueRef::Real(r) if r.is_finite() => Some(r.round() as i64),
+        ValueRef::Text(t) => {
+            let text = std::str::from_utf8(t).context("not UTF-8")?.trim();
+            match text.parse::<i64>() {
+                Ok(i) => Some(i),
+                Err(_) => {
+                    let at = humantime::parse_rfc3339_weak(text)
+                        .with_context(|| format!("{text:?} is neither ns nor an RFC 3339 time"))?;
+                    let since = at.duration_since(std::time::UNIX_EPOCH).context("before 1970")?;
+                    Some(i64::try_from(since.as_nanos()).context("too far in the future")?)
+                }
+            }
+        }
+        other => bail!("a {:?} value", other.data_type()),
+    })
 }
 
 fn table_exists(conn: &Connection, name: &str) -> Result<bool> {

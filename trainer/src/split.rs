@@ -2,7 +2,8 @@
 //!
 //! `random`: each row goes to a set by a hash of (seed, row key), so the same
 //! seed gives the same test rows whatever the model, the row order, or which
-//! other rows the databases hold. `time`: rows sorted by `call_started_ns`; the
+//! other rows the databases hold. `time`: rows sorted by their time
+//! (`call_started_ns`, or HyperFake's `timestamp`: `data::TIME_COLUMNS`); the
 //! test set is the end of the run and validation the stretch just before it.
 
 use anyhow::{Result, bail};
@@ -66,7 +67,9 @@ impl SplitConfig {
             }
             SplitMode::Time => {
                 if rows.iter().any(|r| r.started_ns.is_none()) {
-                    bail!("--split time needs call_started_ns on every row (training_data_avg has none)");
+                    bail!(
+                        "--split time needs a time (call_started_ns or timestamp) on every row (training_data_avg has none)"
+                    );
                 }
                 let mut order: Vec<usize> = (0..rows.len()).collect();
                 order.sort_by(|&a, &b| {

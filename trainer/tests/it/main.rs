@@ -14,6 +14,8 @@ mod errors;
 mod export;
 /// Each model kind recovers known coefficients or fits a known nonlinear function.
 mod fit;
+/// HyperFake's own training database schema, read as it is.
+mod hyperfake_schema;
 /// Files with payload features and five outputs load and predict in hyperfake-model.
 mod model_load;
 /// Payload features, extra targets, spreads and cold starts.
