@@ -1,7 +1,8 @@
 //! What every hyperfake binary does the same way, so each `main` is only its
 //! own job:
 //!
-//! - [`init_tracing`]: logs to stderr through `tracing`, filtered by `RUST_LOG`;
+//! - [`init_tracing`]: logs to stderr through `tracing`, filtered by `RUST_LOG`,
+//!   coloured only on a terminal ([`colour`]);
 //! - [`shutdown_signal`]: one future for Ctrl-C and SIGTERM, installed before
 //!   start-up so an early SIGTERM is not lost;
 //! - [`exit_code`]: `run()`'s result as an exit code, with the whole error
@@ -24,7 +25,9 @@
 //! }
 //! ```
 
+use std::ffi::OsString;
 use std::future::Future;
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use tokio::signal::unix::{SignalKind, signal};
@@ -34,7 +37,18 @@ use tokio::signal::unix::{SignalKind, signal};
 pub fn init_tracing(default_filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(colour()).with_writer(std::io::stderr).init();
+}
+
+/// Whether what goes to stderr may be coloured: only when it is a terminal
+/// (a log file gets plain text) and `NO_COLOR` is unset or empty
+/// (<https://no-color.org>).
+pub fn colour() -> bool {
+    colour_for(std::io::stderr().is_terminal(), std::env::var_os("NO_COLOR"))
+}
+
+fn colour_for(terminal: bool, no_color: Option<OsString>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 /// Listens for Ctrl-C (SIGINT) and SIGTERM from now on; the future resolves at
@@ -65,6 +79,14 @@ pub fn exit_code(program: &str, result: anyhow::Result<()>) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(colour_for(true, None));
+        assert!(colour_for(true, Some(OsString::new())));
+        assert!(!colour_for(true, Some("1".into())));
+        assert!(!colour_for(false, None));
+    }
 
     #[tokio::test]
     async fn a_sigterm_resolves_the_shutdown_future() {

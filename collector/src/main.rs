@@ -1,6 +1,6 @@
 //! `collector`: the command line over the `collector` library.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -75,7 +75,7 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         // The writer hides the terminal from the subscriber: ask directly.
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(hyperfake_cli::colour())
         .with_writer(move || LogWriter(log_target.clone()))
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

@@ -132,7 +132,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let runtime = SimRuntime::new(registry, sim);
     let worker = Worker::new(settings, Arc::new(runtime), FunctionCatalog::new(database));
 
-    println!("fakeworker {worker_id} listening on {bound} with models for {images:?}");
+    let names: Vec<&str> = images.iter().map(|i| i.as_str()).collect();
+    println!("fakeworker {worker_id} listening on {bound} with models for {}", names.join(", "));
     let options = worker::ServeOptions { token: args.token };
     let shutdown = hyperfake_cli::shutdown_signal().context("cannot listen for signals")?;
     worker::serve_with(Arc::clone(&worker), listener, shutdown, options).await?;

@@ -35,6 +35,28 @@ fn process_writes_the_tables_and_prints_a_summary() {
     assert!(plots.join("index.html").is_file());
 }
 
+/// Logs written to a file are plain text: no ANSI colour codes.
+#[test]
+fn a_log_written_to_a_file_has_no_colour_codes() {
+    let mut f = Fixture::new();
+    f.start(W1, "aaaaaaaaaaa1", ms(0));
+    f.call("aaaaaaaaaaa1", ms(100), ms(200));
+    let db = f.write();
+    let log = f.dir().join("process.log");
+    let out = process()
+        .arg("--db")
+        .arg(&db)
+        .env("RUST_LOG", "debug")
+        .env_remove("NO_COLOR")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("INFO") || text.contains("DEBUG"), "no log lines in the file:\n{text}");
+    assert!(!text.contains('\u{1b}'), "colour codes in a log file:\n{text:?}");
+}
+
 #[test]
 fn plots_default_to_a_directory_beside_the_database() {
     let mut f = Fixture::new();
