@@ -52,11 +52,7 @@ IFS=, read -r -a workers <<<"${worker_list:-$sut:50051,$sut:50052}"
 
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
     step "building binaries (profile $PROFILE) and ONNX Runtime"
-    if [[ $fake_sut == 1 ]]; then
-        build_binaries fakeworker database leaf loadgen collector processing trainer fidelity
-    else
-        build_binaries loadgen collector processing trainer
-    fi
+    build_binaries
 fi
 install_onnxruntime
 

@@ -33,7 +33,7 @@ workers=()
 for ((i = 0; i < WORKERS; i++)); do workers+=("127.0.0.1:$((first_worker_port + i))"); done
 
 step "building binaries (profile $PROFILE), function images and ONNX Runtime"
-build_binaries database worker fakeworker leaf loadgen collector processing trainer fidelity
+build_binaries
 scripts/build-function-images.sh
 install_onnxruntime
 

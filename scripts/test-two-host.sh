@@ -87,7 +87,7 @@ trap teardown EXIT
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
     step "building the platform images (FROM scratch) and the client binaries"
     scripts/build-platform-images.sh
-    cargo build --quiet -p leaf --bin leafctl -p loadgen -p collector -p processing -p trainer --bins
+    cargo build --quiet --workspace --all-targets  # the selection scripts/test.sh builds: one dependency build
 fi
 for image in "${images[@]}" hyperfaas-echo:latest hyperfaas-hello:latest; do
     docker image inspect "$image" >/dev/null 2>&1 ||

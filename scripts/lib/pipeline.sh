@@ -91,11 +91,14 @@ measure() {
     collector_pid=""
 }
 
-# build_binaries <package>...: the binaries of these packages, then ONNX Runtime.
+# build_binaries: every binary of the workspace. Built as `cargo test
+# --workspace` builds (whole workspace, all targets): cargo hashes each
+# dependency with the features of the packages selected, so building a subset
+# (`-p loadgen -p processing ...`) compiles polars and the rest a second time
+# (about 15 minutes on 2 cores) next to the tests' build. One selection, one
+# dependency build, shared by the pipeline and scripts/test.sh.
 build_binaries() {
-    local packages=() p
-    for p in "$@"; do packages+=(-p "$p"); done
-    cargo build --quiet --profile "$PROFILE" "${packages[@]}" --bins
+    cargo build --quiet --profile "$PROFILE" --workspace --all-targets
 }
 
 install_onnxruntime() {
