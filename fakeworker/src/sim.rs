@@ -16,7 +16,8 @@
 //!    ([`Sampling::Mean`]),
 //! 4. sleeps the runtime (reported as the handler time), then the overhead, so
 //!    the worker-measured processing time is handler + overhead as on the real
-//!    platform,
+//!    platform; both sleeps end at deadlines counted from the call's entry, so
+//!    the simulation's own time and timer rounding are not added on top,
 //! 5. answers with a payload of the predicted response size
 //!    ([`ResponseMode::Predicted`]), the request ([`ResponseMode::Echo`]) or
 //!    nothing ([`ResponseMode::Empty`]).
@@ -335,6 +336,10 @@ impl SimState {
 #[async_trait]
 impl InstanceConn for SimInstance {
     async fn call(&self, request: CallRequest, timeout: Option<Duration>) -> Result<CallOutput, CallError> {
+        // Deadlines from here: the time this simulation itself takes (the
+        // prediction, the timer's millisecond rounding of the first sleep) is
+        // part of the predicted times, not added to them.
+        let entered = tokio::time::Instant::now();
         let models = self.state.models.current();
         let model = models.get(&self.image).ok_or_else(|| {
             CallError::Status(tonic::Status::failed_precondition(format!(
@@ -391,17 +396,19 @@ impl InstanceConn for SimInstance {
         in_flight.ram = plan.ram;
 
         // The handler's time, then the worker's own (the hop to the instance
-        // and back): the worker measures both as the processing time.
+        // and back): the worker measures both as the processing time. Both
+        // sleeps end at deadlines counted from `entered`, so the second
+        // absorbs how late the first woke.
         let total = plan.runtime.as_duration().saturating_add(plan.overhead.as_duration());
         match timeout {
             Some(t) if t < total => {
-                tokio::time::sleep(t).await;
+                tokio::time::sleep_until(entered + t).await;
                 return Err(CallError::DeadlineExceeded);
             }
-            _ => tokio::time::sleep(plan.runtime.as_duration()).await,
+            _ => tokio::time::sleep_until(entered + plan.runtime.as_duration()).await,
         }
         drop(in_flight);
-        tokio::time::sleep(plan.overhead.as_duration()).await;
+        tokio::time::sleep_until(entered + total).await;
         let data = match (self.state.settings.response, plan.response_bytes) {
             (ResponseMode::Predicted, Some(n)) => vec![0u8; n],
             (ResponseMode::Predicted, None) | (ResponseMode::Echo, _) => request.data,

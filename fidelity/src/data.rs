@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use rundb::CallStatus;
+use rusqlite::{Connection, OpenFlags};
 
 use crate::decompose::{CallTimings, Decomposition};
 
@@ -96,7 +97,7 @@ impl RunData {
             .query_map([&run_id], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
+                    r.get::<_, CallStatus>(1)?,
                     r.get::<_, Option<i64>>(2)?,
                     r.get::<_, Option<i64>>(3)?,
                     r.get::<_, Option<String>>(4)?,
@@ -117,7 +118,7 @@ impl RunData {
             let (image, status, latency, handler, function_error, instance, timings) = row.map_err(sql)?;
             let entry = by_image.entry(image.clone()).or_default();
             entry.calls += 1;
-            let ok = status == "OK" && function_error.is_none();
+            let ok = status.is_ok() && function_error.is_none();
             if ok {
                 entry.ok += 1;
                 if let Some(l) = latency.and_then(|l| u64::try_from(l).ok()) {
@@ -128,7 +129,7 @@ impl RunData {
                 }
                 entry.decomposition.push(&timings);
             } else {
-                let kind = if status == "OK" { "FUNCTION_ERROR".to_string() } else { status };
+                let kind = if status.is_ok() { "FUNCTION_ERROR".to_string() } else { status.to_string() };
                 *entry.errors.entry(kind).or_default() += 1;
             }
             if let Some(i) = instance {
@@ -163,14 +164,7 @@ fn instance_counts(
     started: i64,
     end: i64,
 ) -> rusqlite::Result<Vec<(f64, i64)>> {
-    let has_events: Option<String> = conn
-        .query_row(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'instance_events'",
-            [],
-            |r| r.get(0),
-        )
-        .optional()?;
-    if has_events.is_none() {
+    if !rundb::has_table(conn, "instance_events")? {
         return Ok(Vec::new());
     }
     // A failed START never made an instance; every STOP/TIMEOUT/DOWN removes one
@@ -185,6 +179,10 @@ fn instance_counts(
         .query_map([run_id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
         .map(|row| row.map(|(t, e)| (t, if e == "START" { 1 } else { -1 })))
         .collect::<Result<_, _>>()?;
+    if events.is_empty() {
+        // No collector ran for this run: no instance counts, not a line at 0.
+        return Ok(Vec::new());
+    }
     let mut out = Vec::new();
     let (mut live, mut next) = (0i64, 0usize);
     let mut second = 0i64;

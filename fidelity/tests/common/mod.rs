@@ -1,12 +1,13 @@
-//! Run databases for the tests, written with loadgen's own schema
-//! (`loadgen::record::SCHEMA`): a `runs` row and `calls` rows, with or
-//! without the leaf and worker timings.
+//! Run databases for the tests, written through the run database's own
+//! tables and inserts (`rundb::fixtures::RawDb`): a `runs` row and `calls`
+//! rows, with or without the leaf and worker timings.
 
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, params};
+use rundb::calls::{CallRow, RunRow};
+use rundb::fixtures::RawDb;
 
 pub(crate) const ECHO: &str = "hyperfaas-echo:latest";
 
@@ -24,8 +25,7 @@ impl Parts {
 
 pub(crate) struct RunDb {
     pub(crate) path: PathBuf,
-    run_id: String,
-    conn: Connection,
+    raw: RawDb,
     index: i64,
 }
 
@@ -33,16 +33,24 @@ impl RunDb {
     /// A database at `dir/name` with one completed run `run_id`, 10 s long.
     pub(crate) fn create(dir: &Path, name: &str, run_id: &str, seed: i64) -> RunDb {
         let path = dir.join(name);
-        let conn = Connection::open(&path).unwrap();
-        conn.execute_batch(loadgen::record::SCHEMA).unwrap();
-        conn.execute(
-            "INSERT INTO runs (run_id, started_at_ns, finished_at_ns, status, seed, leaf_address, config_yaml, \
-             resolved_schedule_json, calls_scheduled, loadgen_version) \
-             VALUES (?1, 0, 10000000000, 'completed', ?2, 'x', 'cfg', '{}', 0, 't')",
-            params![run_id, seed],
-        )
-        .unwrap();
-        RunDb { path, run_id: run_id.into(), conn, index: 0 }
+        let run = RunRow {
+            run_id: run_id.into(),
+            started_at_ns: 0,
+            seed: u64::try_from(seed).unwrap(),
+            leaf_address: "x".into(),
+            config_path: None,
+            config_yaml: "cfg".into(),
+            resolved_schedule_json: "{}".into(),
+            calls_scheduled: 0,
+            loadgen_version: "t".into(),
+        };
+        let raw = RawDb::create_run(&path, &run, 10_000_000_000).unwrap();
+        RunDb { path, raw, index: 0 }
+    }
+
+    fn insert(&mut self, row: CallRow) {
+        self.raw.calls(&[CallRow { call_index: self.index, request_id: format!("r{}", self.index), ..row }]).unwrap();
+        self.index += 1;
     }
 
     /// A call with only client-side numbers and the handler time (no leaf or worker timestamps).
@@ -54,15 +62,18 @@ impl RunDb {
         handler_ns: Option<i64>,
         instance: &str,
     ) {
-        self.conn
-            .execute(
-                "INSERT INTO calls (run_id, call_index, request_id, image_tag, function_id, phase, scheduled_ns, \
-                 sent_ns, latency_ns, status, request_bytes, instance_id, function_handler_time_ns, trailers_json) \
-                 VALUES (?1, ?2, ?3, ?4, 'f', 'p', 0, 0, ?5, ?6, 1, ?7, ?8, '{}')",
-                params![self.run_id, self.index, format!("r{}", self.index), image, latency_ns, status, instance, handler_ns],
-            )
-            .unwrap();
-        self.index += 1;
+        self.insert(CallRow {
+            image_tag: image.into(),
+            function_id: "f".into(),
+            phase: "p".into(),
+            sent_ns: Some(0),
+            latency_ns,
+            status: status.parse().unwrap(),
+            request_bytes: 1,
+            instance_id: Some(instance.into()),
+            function_handler_time_ns: handler_ns,
+            ..CallRow::default()
+        });
     }
 
     /// A successful call with every timing, laid out so its parts are `parts`:
@@ -78,31 +89,25 @@ impl RunDb {
         let started = queued + queue;
         let processing = overhead + handler;
         let got_response = started + processing;
-        self.conn
-            .execute(
-                "INSERT INTO calls (run_id, call_index, request_id, image_tag, function_id, phase, scheduled_ns, \
-                 sent_ns, latency_ns, status, request_bytes, instance_id, leaf_got_request_ns, \
-                 leaf_scheduled_call_ns, call_queued_ns, call_started_ns, got_response_ns, \
-                 function_processing_time_ns, function_handler_time_ns, trailers_json) \
-                 VALUES (?1, ?2, ?3, ?4, 'f', 'p', ?5, ?5, ?6, 'OK', 1, 'i', ?7, ?8, ?9, ?10, ?11, ?12, ?13, '{}')",
-                params![
-                    self.run_id,
-                    self.index,
-                    format!("r{}", self.index),
-                    image,
-                    sent,
-                    parts.latency(),
-                    leaf_got,
-                    leaf_scheduled,
-                    queued,
-                    started,
-                    got_response,
-                    processing,
-                    handler
-                ],
-            )
-            .unwrap();
-        self.index += 1;
+        self.insert(CallRow {
+            image_tag: image.into(),
+            function_id: "f".into(),
+            phase: "p".into(),
+            scheduled_ns: sent,
+            sent_ns: Some(sent),
+            latency_ns: Some(parts.latency()),
+            status: rundb::CallStatus::Ok,
+            request_bytes: 1,
+            instance_id: Some("i".into()),
+            leaf_got_request_ns: Some(leaf_got),
+            leaf_scheduled_call_ns: Some(leaf_scheduled),
+            call_queued_ns: Some(queued),
+            call_started_ns: Some(started),
+            got_response_ns: Some(got_response),
+            function_processing_time_ns: Some(processing),
+            function_handler_time_ns: Some(handler),
+            ..CallRow::default()
+        });
     }
 }
 
