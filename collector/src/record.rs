@@ -26,15 +26,15 @@ pub enum Record {
 /// The `instance_events` row of a lifecycle event from `worker`.
 pub fn event_row(worker: &Arc<str>, update: &StatusUpdate) -> EventRow {
     EventRow {
-            worker: Arc::clone(worker),
-            instance_id: proto::convert::instance_id(update.instance_id.as_ref()).map(|i| i.0),
-            function_id: proto::convert::function_id(update.function_id.as_ref()).map(|f| f.0),
-            event: event_name(update.event),
-            status: status_name(update.status),
-            timestamp_ns: update.timestamp.as_ref().map(|t| proto::convert::timestamp_nanos(t).as_i64()),
-            detail: update.detail.clone(),
-            exit_code: update.exit_code,
-            oom_killed: update.oom_killed,
+        worker: Arc::clone(worker),
+        instance_id: proto::convert::instance_id(update.instance_id.as_ref()).map(|i| i.0),
+        function_id: proto::convert::function_id(update.function_id.as_ref()).map(|f| f.0),
+        event: event_name(update.event),
+        status: status_name(update.status),
+        timestamp_ns: update.timestamp.as_ref().map(|t| proto::convert::timestamp_nanos(t).as_i64()),
+        detail: update.detail.clone(),
+        exit_code: update.exit_code,
+        oom_killed: update.oom_killed,
         start_duration_ns: proto::convert::duration_from_ns(update.start_duration_ns).map(|d| d.as_i64()),
     }
 }
@@ -57,19 +57,19 @@ fn status_name(wire: i32) -> String {
 /// The `worker_samples` and `container_samples` rows of a resource sample from `worker`.
 pub fn sample_rows(worker: &Arc<str>, sample: &ResourceSample) -> SampleRows {
     SampleRows {
-            worker: Arc::clone(worker),
-            timestamp_ns: (sample.timestamp_ns != 0).then_some(sample.timestamp_ns),
-            cpu_cores: sample.worker_cpu_cores.filter(|c| c.is_finite()),
-            ram_bytes: sample.worker_ram_bytes.and_then(|b| i64::try_from(b).ok()),
+        worker: Arc::clone(worker),
+        timestamp_ns: (sample.timestamp_ns != 0).then_some(sample.timestamp_ns),
+        cpu_cores: sample.worker_cpu_cores.filter(|c| c.is_finite()),
+        ram_bytes: sample.worker_ram_bytes.and_then(|b| i64::try_from(b).ok()),
         containers: sample.containers.iter().map(container_row).collect(),
     }
 }
 
 fn container_row(c: &ContainerSample) -> ContainerRow {
     ContainerRow {
-            instance_id: proto::convert::instance_id(c.instance_id.as_ref()).map(|i| i.0),
-            function_id: proto::convert::function_id(c.function_id.as_ref()).map(|f| f.0),
-            cpu_usage_ns: i64::try_from(c.cpu_usage_ns).ok(),
+        instance_id: proto::convert::instance_id(c.instance_id.as_ref()).map(|i| i.0),
+        function_id: proto::convert::function_id(c.function_id.as_ref()).map(|f| f.0),
+        cpu_usage_ns: i64::try_from(c.cpu_usage_ns).ok(),
         memory_bytes: i64::try_from(c.memory_bytes).ok(),
     }
 }

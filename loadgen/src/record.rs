@@ -10,9 +10,9 @@ use std::path::Path;
 use std::thread::JoinHandle;
 
 use hyperfake_core::trailers;
+use rundb::calls::{CallRow, ScheduleRow};
 pub use rundb::calls::{finish_run, insert_function};
 pub use rundb::{CallStatus, RunStatus};
-use rundb::calls::{CallRow, ScheduleRow};
 use rusqlite::Connection;
 use tokio::sync::mpsc;
 

@@ -8,8 +8,8 @@ use indicatif::ProgressBar;
 use serde::Serialize;
 
 use crate::error::{ProcessError, Result};
-use rundb::fixtures::SynthRun;
 use crate::{ProcessOptions, features, frame, raw, store};
+use rundb::fixtures::SynthRun;
 
 /// Seconds per phase and what was processed.
 #[derive(Clone, Debug, Serialize)]

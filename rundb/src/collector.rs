@@ -138,7 +138,8 @@ pub const INSERT_EVENT: &str = "INSERT INTO instance_events
 pub const INSERT_CONTAINER: &str = "INSERT INTO container_samples
     (run_id, worker, timestamp_ns, instance_id, function_id, cpu_usage_ns, memory_bytes)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
-pub const INSERT_WORKER: &str = "INSERT INTO worker_samples (run_id, worker, timestamp_ns, cpu_cores, ram_bytes)
+pub const INSERT_WORKER: &str =
+    "INSERT INTO worker_samples (run_id, worker, timestamp_ns, cpu_cores, ram_bytes)
     VALUES (?1, ?2, ?3, ?4, ?5)";
 
 pub fn insert_event(stmt: &mut CachedStatement<'_>, run_id: &str, e: &EventRow) -> rusqlite::Result<()> {

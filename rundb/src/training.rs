@@ -282,7 +282,11 @@ fn column_type(column: &str) -> &'static str {
 /// Adds to `table` those of `columns` it lacks: a table made by an older
 /// writer may lack the extras, and a run may declare payload features
 /// (`feature_<name>`) no earlier run did.
-pub fn add_missing_columns<S: AsRef<str>>(conn: &Connection, table: &str, columns: &[S]) -> rusqlite::Result<()> {
+pub fn add_missing_columns<S: AsRef<str>>(
+    conn: &Connection,
+    table: &str,
+    columns: &[S],
+) -> rusqlite::Result<()> {
     let existing = crate::columns(conn, table)?;
     for c in columns.iter().map(AsRef::as_ref).filter(|c| !existing.iter().any(|e| e == c)) {
         conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN \"{c}\"{}", column_type(c)))?;
@@ -327,7 +331,8 @@ mod tests {
         conn.execute_batch(BASE_SCHEMA).unwrap();
         assert_eq!(crate::columns(&conn, "training_data").unwrap(), TRAINING_COLUMNS[..13]);
         assert_eq!(crate::columns(&conn, "training_data_avg").unwrap(), AVG_COLUMNS[..10]);
-        conn.execute("INSERT INTO training_data (run_id, request_size_bytes) VALUES ('old', 10)", []).unwrap();
+        conn.execute("INSERT INTO training_data (run_id, request_size_bytes) VALUES ('old', 10)", [])
+            .unwrap();
         create(&conn).unwrap();
         add_missing_columns(&conn, "training_data", &["feature_graph_nodes"]).unwrap();
         let columns = crate::columns(&conn, "training_data").unwrap();

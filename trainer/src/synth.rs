@@ -9,13 +9,13 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use hyperfake_core::payload::{FeatureSource, PayloadFeature, PayloadFeatures};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use hyperfake_core::payload::{FeatureSource, PayloadFeature, PayloadFeatures};
 use rusqlite::params;
 
 use rundb::training::{
-    COLD_STARTS_DDL, COLD_STARTS_TABLE, EXTRA_TARGETS, BASE_SCHEMA, PAYLOAD_FEATURES_DDL,
+    BASE_SCHEMA, COLD_STARTS_DDL, COLD_STARTS_TABLE, EXTRA_TARGETS, PAYLOAD_FEATURES_DDL,
     PAYLOAD_FEATURES_TABLE,
 };
 
@@ -285,8 +285,7 @@ impl SyntheticRun {
         let tx = conn.transaction()?;
         {
             let base = rundb::training::TRAINING_COLUMNS[..13].join(", ");
-            let cols: Vec<String> =
-                std::iter::once(base).chain(extra_cols.iter().cloned()).collect();
+            let cols: Vec<String> = std::iter::once(base).chain(extra_cols.iter().cloned()).collect();
             let n = 13 + extra_cols.len();
             let marks: Vec<String> = (1..=n).map(|i| format!("?{i}")).collect();
             let mut ins = tx.prepare(&format!(

@@ -49,7 +49,9 @@ impl RunDb {
     }
 
     fn insert(&mut self, row: CallRow) {
-        self.raw.calls(&[CallRow { call_index: self.index, request_id: format!("r{}", self.index), ..row }]).unwrap();
+        self.raw
+            .calls(&[CallRow { call_index: self.index, request_id: format!("r{}", self.index), ..row }])
+            .unwrap();
         self.index += 1;
     }
 

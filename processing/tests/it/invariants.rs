@@ -1,7 +1,7 @@
 use std::collections::HashMap;
 
-use rundb::fixtures::SynthRun;
 use processing::{ProcessOptions, Progress};
+use rundb::fixtures::SynthRun;
 use rusqlite::Connection;
 
 /// Every training row of a synthetic run: (image, active, handler ns,

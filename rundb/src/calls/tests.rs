@@ -80,7 +80,8 @@ fn a_database_from_before_payload_features_gains_the_columns_with_null_in_old_ro
         .unwrap();
     assert_eq!(old, (None, None));
     // New rows carry values; a value that cannot be computed is null, never 0.
-    insert_function(&conn, "new-run", "bfs:latest", 0, "f-2", "{}", r#"[{"name":"n","json":"/Size"}]"#).unwrap();
+    insert_function(&conn, "new-run", "bfs:latest", 0, "f-2", "{}", r#"[{"name":"n","json":"/Size"}]"#)
+        .unwrap();
     let row = CallRow {
         request_id: "new-run-0".into(),
         image_tag: "bfs:latest".into(),
@@ -94,9 +95,11 @@ fn a_database_from_before_payload_features_gains_the_columns_with_null_in_old_ro
     insert_call(&mut tx.prepare_cached(INSERT_CALL).unwrap(), "new-run", &row).unwrap();
     tx.commit().unwrap();
     let (values, status, lag): (String, CallStatus, i64) = conn
-        .query_row("SELECT payload_features, status, send_lag_ns FROM calls WHERE run_id = 'new-run'", [], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
+        .query_row(
+            "SELECT payload_features, status, send_lag_ns FROM calls WHERE run_id = 'new-run'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
         .unwrap();
     assert_eq!((values.as_str(), status, lag), ("[250.0,null]", CallStatus::Ok, 5));
     drop(conn);

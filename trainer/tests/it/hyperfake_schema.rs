@@ -25,7 +25,8 @@ fn hyperfake_db(path: &Path, n: i64) {
     for i in 0..n {
         let size = 100 + (i * 7919) % 5000;
         let active = 1 + i % 5;
-        let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_750_000_000 + u64::try_from(i).unwrap());
+        let at =
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_750_000_000 + u64::try_from(i).unwrap());
         insert
             .execute(params![
                 format!("req-{i}"),
@@ -68,7 +69,16 @@ fn a_database_in_hyperfakes_own_schema_trains_by_time_and_evaluates() {
     assert!(text.contains("request_size_bytes") && text.contains(IMAGE), "{text}");
 
     trainer(
-        &["evaluate", "-q", "--model", "models/hf/linear.json", "--db", "training_data/hf-other.db", "--out", "eval.json"],
+        &[
+            "evaluate",
+            "-q",
+            "--model",
+            "models/hf/linear.json",
+            "--db",
+            "training_data/hf-other.db",
+            "--out",
+            "eval.json",
+        ],
         dir.path(),
     );
     let eval: serde_json::Value =
@@ -84,7 +94,10 @@ fn a_timestamp_that_is_not_a_time_is_an_error_naming_the_row() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("bad.db");
     hyperfake_db(&db, 50);
-    Connection::open(&db).unwrap().execute("UPDATE training_data SET timestamp = 'yesterday' WHERE id = 7", []).unwrap();
+    Connection::open(&db)
+        .unwrap()
+        .execute("UPDATE training_data SET timestamp = 'yesterday' WHERE id = 7", [])
+        .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_trainer"))
         .args(["train", "-q", "--db", "bad.db", "--model", "linear", "--no-plots"])
         .current_dir(dir.path())
@@ -92,7 +105,10 @@ fn a_timestamp_that_is_not_a_time_is_an_error_naming_the_row() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(stderr.contains("row 7") && stderr.contains("timestamp") && stderr.contains("yesterday"), "{stderr}");
+    assert!(
+        stderr.contains("row 7") && stderr.contains("timestamp") && stderr.contains("yesterday"),
+        "{stderr}"
+    );
 }
 
 /// Every number under a key named `key`, anywhere in `v`.

@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 
 use hyperfake_core::payload::PayloadFeatures;
 use hyperfake_core::{Bytes, CpuQuota, FunctionConfig};
+use processing::{ProcessOptions, Processed, Progress, RunSummary};
 use rundb::CallStatus;
 use rundb::calls::CallRow;
 use rundb::fixtures::{ContainerSample, Event, RawDb, WorkerSample};
-use processing::{ProcessOptions, Processed, Progress, RunSummary};
 use rusqlite::Connection;
 use tempfile::TempDir;
 
