@@ -3,7 +3,7 @@
 //! stream for all of this worker's containers.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -59,6 +59,13 @@ pub struct DockerSettings {
     pub extra_labels: HashMap<String, String>,
     pub ready_timeout: Duration,
     pub stop_grace: Duration,
+    /// Where the host's cgroup file system is visible to this process
+    /// (`/sys/fs/cgroup` on the host; a read-only bind mount of it when the
+    /// worker itself runs in a container, whose own `/sys/fs/cgroup` shows
+    /// only its own cgroup). Containers whose files are not found there are
+    /// sampled through the engine's stats API, which takes about a second
+    /// per container.
+    pub cgroup_root: PathBuf,
 }
 
 impl DockerSettings {
@@ -70,6 +77,7 @@ impl DockerSettings {
             extra_labels: HashMap::new(),
             ready_timeout: defaults::READY_TIMEOUT,
             stop_grace: DEFAULT_STOP_GRACE,
+            cgroup_root: PathBuf::from(DEFAULT_CGROUP_ROOT),
         }
     }
 }
@@ -318,7 +326,10 @@ impl Runtime for DockerRuntime {
     async fn sample(&self, handle: &str) -> Option<ResourceCounters> {
         let files = {
             let mut cache = self.cgroups.lock().unwrap_or_else(|e| e.into_inner());
-            cache.entry(handle.to_string()).or_insert_with(|| CgroupFiles::find(handle)).clone()
+            cache
+                .entry(handle.to_string())
+                .or_insert_with(|| CgroupFiles::find(&self.settings.cgroup_root, handle))
+                .clone()
         };
         match files {
             Some(files) => files.read(),
@@ -414,9 +425,11 @@ struct CgroupFiles {
     v2: bool,
 }
 
+/// The host's cgroup file system, as a worker on the host sees it.
+pub const DEFAULT_CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
 impl CgroupFiles {
-    fn find(id: &str) -> Option<Self> {
-        let root = PathBuf::from("/sys/fs/cgroup");
+    fn find(root: &Path, id: &str) -> Option<Self> {
         for cpu_dir in ["cpuacct", "cpu,cpuacct", "cpu"] {
             let cpu = root.join(cpu_dir).join("docker").join(id).join("cpuacct.usage");
             let memory = root.join("memory").join("docker").join(id).join("memory.usage_in_bytes");

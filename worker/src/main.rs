@@ -44,6 +44,13 @@ struct Args {
     /// How long a stopping container gets after SIGTERM before SIGKILL.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
     stop_grace: Duration,
+    /// Where the host's cgroup file system is mounted, for sampling the
+    /// containers' CPU and memory from their cgroup files. A worker in a
+    /// container needs the host's mounted read-only (compose.yaml mounts it at
+    /// /host/sys/fs/cgroup); without it each container is sampled through the
+    /// engine's stats API, about a second each.
+    #[arg(long, env = "HYPERFAKE_CGROUP_ROOT", default_value = worker::docker::DEFAULT_CGROUP_ROOT)]
+    cgroup_root: std::path::PathBuf,
     /// Require this shared token (`authorization: Bearer <token>`) on every
     /// request; clients without it are refused with UNAUTHENTICATED. Also sent
     /// to the database.
@@ -87,6 +94,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     docker.extra_labels = args.labels.into_iter().collect::<HashMap<_, _>>();
     docker.ready_timeout = args.ready_timeout;
     docker.stop_grace = args.stop_grace;
+    docker.cgroup_root = args.cgroup_root;
     let runtime = DockerRuntime::connect(docker).await.context("connecting to Docker")?;
     let removed = runtime.remove_leftovers().await.context("removing leftover containers")?;
     if removed > 0 {
