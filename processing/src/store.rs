@@ -11,11 +11,16 @@ use crate::summary::DropReason;
 
 pub use rundb::training::RUN_TABLES;
 
+/// How long writing the processed tables waits for another writer's transaction.
+const WRITE_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Opens the run database for writing (WAL, waiting on other writers) with
 /// the processed tables (`rundb::training`), adding columns an older writer's
 /// tables lack.
 pub fn open_write(path: &std::path::Path) -> Result<Connection> {
     let conn = rundb::open(path).map_err(|source| ProcessError::Open { path: path.to_owned(), source })?;
+    // Processing has always waited longer than the recording writers (rundb::BUSY_TIMEOUT).
+    conn.busy_timeout(WRITE_BUSY_TIMEOUT).map_err(ProcessError::sql("setting the busy timeout"))?;
     rundb::training::create(&conn).map_err(ProcessError::sql("creating the processing tables"))?;
     Ok(conn)
 }

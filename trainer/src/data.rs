@@ -16,7 +16,7 @@ use hyperfake_core::ImageTag;
 use hyperfake_core::payload::{PayloadFeature, PayloadFeatures};
 use hyperfake_model::{FEATURES, TARGETS};
 use indicatif::ProgressBar;
-use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use rusqlite::{Connection, OpenFlags};
 use serde::{Deserialize, Serialize};
 
 /// Which table to train on.
@@ -360,30 +360,18 @@ fn time_ns(value: rusqlite::types::ValueRef<'_>) -> Result<Option<i64>> {
     })
 }
 
-fn table_exists(conn: &Connection, name: &str) -> Result<bool> {
-    Ok(conn
-        .query_row("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1", [name], |_| Ok(()))
-        .optional()?
-        .is_some())
-}
-
 fn layout(conn: &Connection, table: Table) -> Result<DbLayout> {
-    if !table_exists(conn, table.name())? {
+    if !rundb::has_table(conn, table.name())? {
         bail!("no table {}", table.name());
     }
-    let mut columns = BTreeSet::new();
-    let mut stmt = conn.prepare(&format!("PRAGMA table_info({})", table.name()))?;
-    let mut rows = stmt.query([])?;
-    while let Some(r) = rows.next()? {
-        columns.insert(r.get::<_, String>(1)?);
-    }
+    let columns: BTreeSet<String> = rundb::columns(conn, table.name())?.into_iter().collect();
     for c in FEATURES.iter().chain(TARGETS.iter()).chain(["image_tag"].iter()) {
         if !columns.contains(*c) {
             bail!("table {} has no column {c}", table.name());
         }
     }
     let mut features: BTreeMap<ImageTag, Vec<(i64, String, String)>> = BTreeMap::new();
-    if table_exists(conn, PAYLOAD_FEATURES_TABLE)? {
+    if rundb::has_table(conn, PAYLOAD_FEATURES_TABLE)? {
         let mut stmt = conn.prepare(&format!(
             "SELECT DISTINCT image_tag, position, name, declaration FROM {PAYLOAD_FEATURES_TABLE} \
              ORDER BY image_tag, position"
@@ -438,7 +426,7 @@ fn layout(conn: &Connection, table: Table) -> Result<DbLayout> {
         parsed.insert(tag, pf);
     }
     let mut cold_starts: BTreeMap<ImageTag, Vec<f64>> = BTreeMap::new();
-    if table_exists(conn, COLD_STARTS_TABLE)? {
+    if rundb::has_table(conn, COLD_STARTS_TABLE)? {
         let mut stmt = conn.prepare(&format!(
             "SELECT image_tag, duration_ns FROM {COLD_STARTS_TABLE} \
              WHERE image_tag IS NOT NULL AND duration_ns IS NOT NULL"

@@ -257,11 +257,8 @@ impl SyntheticRun {
         cols
     }
 
-    /// Writes the tables into `path` (created if missing).
+    /// Writes the tables into `path` (created, with its directory, if missing).
     pub fn write(&self, path: &Path) -> Result<()> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
         let mut conn = rundb::open(path).with_context(|| format!("creating {}", path.display()))?;
         // With the extra targets, the tables as processing makes them;
         // without, only the base columns (5 inputs, 3 targets).
