@@ -34,5 +34,5 @@ scripts/build-platform-images.sh
 # test (each package with binaries has integration tests), which the tests that
 # run other crates' binaries as processes rely on (the leaf kills a worker; the
 # two-host test runs the pipeline scripts). A separate `cargo build` would
-# resolve features differently and compile polars a second time.
+# resolve features differently and compile the dependencies a second time.
 cargo test --workspace --no-fail-fast "$@"

@@ -82,7 +82,7 @@ fn run_in(db: &Path, calls: usize, progress: &ProgressBar) -> Result<BenchReport
         instances: counts.instances,
         container_samples: counts.container_samples,
         worker_samples: counts.worker_samples,
-        training_rows: frames.training.height(),
+        training_rows: frames.training().count(),
         generate_s,
         read_s,
         features_s,
@@ -115,7 +115,7 @@ impl BenchReport {
         for (name, v) in [
             ("read (rusqlite → columns)", self.read_s),
             ("features (sweeps, interpolation)", self.features_s),
-            ("frames (polars: as-of join, drop reasons, averages, summary)", self.frames_s),
+            ("rows (as-of join, drop reasons, averages, summary)", self.frames_s),
             ("write (training_data, training_data_avg, run_summary)", self.write_s),
             ("**total**", self.total_s),
         ] {

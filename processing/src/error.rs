@@ -19,13 +19,10 @@ pub enum ProcessError {
         #[source]
         source: rusqlite::Error,
     },
-    /// A polars query failed; `what` names the step.
-    #[error("polars error while {what}")]
-    Polars {
-        what: &'static str,
-        #[source]
-        source: polars::error::PolarsError,
-    },
+    /// A processed table has a column processing has no value for (a schema
+    /// and code out of step: a bug).
+    #[error("no value for column {column} of {table}")]
+    UnknownColumn { table: String, column: String },
     /// The database has no `calls` table, or no run in it.
     #[error("{path} has no run to process (no `calls` rows); is it a loadgen run database?")]
     NoRuns { path: PathBuf },
@@ -59,10 +56,6 @@ impl ProcessError {
     pub(crate) fn sql(what: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> ProcessError {
         let what = what.into();
         move |source| ProcessError::Sql { what, source }
-    }
-
-    pub(crate) fn polars(what: &'static str) -> impl FnOnce(polars::error::PolarsError) -> ProcessError {
-        move |source| ProcessError::Polars { what, source }
     }
 }
 

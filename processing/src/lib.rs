@@ -3,9 +3,9 @@
 //! loadgen's `calls` (with the worker's timing trailers) and the collector's
 //! lifecycle events and resource samples are read with rusqlite ([`raw`]); the
 //! features that need exact interval arithmetic are computed per worker and
-//! per instance ([`features`]); polars joins the worker samples on with a
-//! forward as-of join and derives the training, average and summary frames
-//! ([`frame`]); the payload feature columns and the cold starts come from
+//! per instance ([`features`]); [`frame`] joins the worker samples on (the
+//! first at or after each call's start) and derives the training rows, the
+//! averages and the run summary; the payload feature columns and the cold starts come from
 //! [`extras`]; [`store`] writes them back into the same file. Every column is
 //! defined in `docs/units.md`; missing data is NULL, never 0.
 //!

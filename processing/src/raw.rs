@@ -1,7 +1,6 @@
 //! Reading one run's raw tables (loadgen's `calls` and `functions`, the
 //! collector's `instance_events`, `container_samples`, `worker_samples` and
-//! `collector_sessions`) into column vectors. polars has no SQLite reader, so
-//! rows are read with rusqlite and become DataFrames later ([`crate::frame`]).
+//! `collector_sessions`) into column vectors; [`crate::frame`] turns them into rows.
 //!
 //! A collector table that does not exist reads as empty: every feature that
 //! needs it is then NULL, which the run summary shows.

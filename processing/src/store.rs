@@ -2,11 +2,11 @@
 //! replaces that run's rows and nothing else, in one transaction.
 
 use indicatif::ProgressBar;
-use polars::prelude::{DataFrame, DataType};
 use rusqlite::Connection;
+use rusqlite::types::{ToSqlOutput, ValueRef};
 
 use crate::error::{ProcessError, Result};
-use crate::frame::{self, AVG_COLUMNS, Frames, TRAINING_COLUMNS};
+use crate::frame::{AVG_COLUMNS, Frames, TRAINING_COLUMNS};
 use crate::summary::DropReason;
 
 pub use rundb::training::RUN_TABLES;
@@ -25,63 +25,44 @@ pub fn open_write(path: &std::path::Path) -> Result<Connection> {
     Ok(conn)
 }
 
-/// One column's values, typed for binding.
-enum Values {
-    Int(Vec<Option<i64>>),
-    Float(Vec<Option<f64>>),
-    Text(Vec<Option<String>>),
-}
-
-impl Values {
-    fn of(df: &DataFrame, name: &str) -> Result<Values> {
-        let dtype = df.column(name).map_err(ProcessError::polars("reading a column"))?.dtype().clone();
-        Ok(match dtype {
-            DataType::String => Values::Text(frame::strs(df, name)?),
-            DataType::Float32 | DataType::Float64 => Values::Float(frame::f64s(df, name)?),
-            _ => Values::Int(frame::i64s(df, name)?),
-        })
-    }
-
-    fn bind(&self, stmt: &mut rusqlite::Statement<'_>, index: usize, row: usize) -> rusqlite::Result<()> {
-        match self {
-            Values::Int(v) => stmt.raw_bind_parameter(index, v[row]),
-            Values::Float(v) => stmt.raw_bind_parameter(index, v[row]),
-            Values::Text(v) => stmt.raw_bind_parameter(index, v[row].as_deref()),
-        }
-    }
-}
-
-fn insert_frame<S: AsRef<str>>(
+/// Inserts `rows` into `table`, binding each of `columns` with `value`.
+fn insert_rows<'r, R: 'r>(
     tx: &rusqlite::Transaction<'_>,
     table: &str,
-    columns: &[S],
-    df: &DataFrame,
+    columns: &[&str],
+    rows: impl Iterator<Item = &'r R>,
+    value: impl Fn(&'r R, &str) -> Option<ValueRef<'r>>,
     progress: &ProgressBar,
 ) -> Result<()> {
-    let columns: Vec<&str> = columns.iter().map(AsRef::as_ref).collect();
-    let values: Vec<Values> = columns.iter().map(|c| Values::of(df, c)).collect::<Result<_>>()?;
     let placeholders = (1..=columns.len()).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ");
     let sql = format!("INSERT INTO {table} ({}) VALUES ({placeholders})", columns.join(", "));
     let err = || ProcessError::sql(format!("writing {table}"));
     let mut stmt = tx.prepare(&sql).map_err(err())?;
-    for row in 0..df.height() {
-        for (k, v) in values.iter().enumerate() {
-            v.bind(&mut stmt, k + 1, row).map_err(err())?;
+    let mut n = 0u64;
+    for row in rows {
+        for (k, column) in columns.iter().enumerate() {
+            let v = value(row, column).ok_or_else(|| ProcessError::UnknownColumn {
+                table: table.to_owned(),
+                column: (*column).to_owned(),
+            })?;
+            stmt.raw_bind_parameter(k + 1, ToSqlOutput::Borrowed(v)).map_err(err())?;
         }
         stmt.raw_execute().map_err(err())?;
-        if row % 8192 == 8191 {
+        n += 1;
+        if n % 8192 == 0 {
             progress.inc(8192);
         }
     }
-    progress.inc((df.height() % 8192) as u64);
+    progress.inc(n % 8192);
     Ok(())
 }
 
 /// Replaces the run's rows in [`RUN_TABLES`].
 pub fn write_run(conn: &mut Connection, frames: &Frames, progress: &ProgressBar) -> Result<()> {
-    let Frames { training, avg, summary, extras, .. } = frames;
+    let Frames { avg, summary, extras, .. } = frames;
     let run_id = summary.run_id.as_str();
-    progress.set_length(progress.length().unwrap_or(0) + (training.height() + avg.height()) as u64);
+    let rows = frames.training().count() + avg.len();
+    progress.set_length(progress.length().unwrap_or(0) + rows as u64);
     let tx = conn.transaction().map_err(ProcessError::sql("starting the write"))?;
     // Inside the transaction: a failed write leaves no half-added columns behind.
     rundb::training::add_missing_columns(&tx, "training_data", &extras.feature_columns)
@@ -92,8 +73,23 @@ pub fn write_run(conn: &mut Connection, frames: &Frames, progress: &ProgressBar)
     }
     let mut training_columns: Vec<&str> = TRAINING_COLUMNS.to_vec();
     training_columns.extend(extras.feature_columns.iter().map(String::as_str));
-    insert_frame(&tx, "training_data", &training_columns, training, progress)?;
-    insert_frame(&tx, "training_data_avg", &AVG_COLUMNS, avg, progress)?;
+    let features = &extras.feature_columns;
+    insert_rows(
+        &tx,
+        "training_data",
+        &training_columns,
+        frames.training(),
+        |row, column| row.training_value(column, run_id, features),
+        progress,
+    )?;
+    insert_rows(
+        &tx,
+        "training_data_avg",
+        &AVG_COLUMNS,
+        avg.iter(),
+        |row, column| row.value(column, run_id),
+        progress,
+    )?;
     {
         let mut stmt = tx
             .prepare(

@@ -94,8 +94,8 @@ measure() {
 # build_binaries: every binary of the workspace. Built as `cargo test
 # --workspace` builds (whole workspace, all targets): cargo hashes each
 # dependency with the features of the packages selected, so building a subset
-# (`-p loadgen -p processing ...`) compiles polars and the rest a second time
-# (about 15 minutes on 2 cores) next to the tests' build. One selection, one
+# (`-p loadgen -p processing ...`) compiles the shared dependencies a second
+# time next to the tests' build. One selection, one
 # dependency build, shared by the pipeline and scripts/test.sh.
 build_binaries() {
     cargo build --quiet --profile "$PROFILE" --workspace --all-targets
