@@ -11,6 +11,7 @@
 
 pub mod config;
 pub mod defaults;
+pub mod format;
 pub mod ids;
 pub mod payload;
 pub mod time;

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use hyperfake_core::format::{self, Column, Unit};
 use plotters::prelude::*;
 
 use crate::data::RunData;
@@ -84,22 +85,6 @@ fn ecdf_steps(sorted_ns: &[u64]) -> Vec<(f64, f64)> {
     points
 }
 
-/// A log-axis label: only 1, 2 and 5 times a power of ten are written.
-fn log_label(v: &f64) -> String {
-    if *v <= 0.0 {
-        return String::new();
-    }
-    let mantissa = v / 10f64.powf(v.log10().floor());
-    if [1.0, 2.0, 5.0].iter().any(|m| (mantissa - m).abs() < 1e-6) {
-        // A label is at least 1e-300, so this is a small non-negative count.
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        let decimals = (-v.log10().floor()).clamp(0.0, 20.0) as usize;
-        format!("{v:.decimals$}")
-    } else {
-        String::new()
-    }
-}
-
 /// Latency ECDF of the real and the fake calls on a log latency axis, with the
 /// KS distance marked where it occurs.
 fn latency_ecdf(path: &Path, tag: &str, real: &[u64], fake: &[u64]) -> anyhow::Result<()> {
@@ -108,7 +93,7 @@ fn latency_ecdf(path: &Path, tag: &str, real: &[u64], fake: &[u64]) -> anyhow::R
     let hi = both().fold(0.0, f64::max);
     // The axis starts at a power of ten so that it has labels below the data's first decade.
     let (lo, hi) =
-        if lo.is_finite() && hi > 0.0 { (10f64.powf(lo.log10().floor()), hi * 1.2) } else { (0.01, 1.0) };
+        if lo.is_finite() && hi > 0.0 { (format::log_axis_start(lo), hi * 1.2) } else { (0.01, 1.0) };
     let hi = hi.max(lo * 10.0);
     let root = SVGBackend::new(path, (PLOT_WIDTH, PLOT_HEIGHT)).into_drawing_area();
     root.fill(&WHITE).map_err(plot_error)?;
@@ -123,9 +108,9 @@ fn latency_ecdf(path: &Path, tag: &str, real: &[u64], fake: &[u64]) -> anyhow::R
         .x_desc("client latency (ms, log scale)")
         .y_desc("fraction of calls ≤ latency")
         .x_labels(40)
-        .x_label_formatter(&log_label)
+        .x_label_formatter(&|v| format::log_tick(*v))
         .y_labels(11)
-        .y_label_formatter(&|v| format!("{v:.1}"))
+        .y_label_formatter(&|v| format::axis_tick(*v))
         .light_line_style(WHITE)
         .bold_line_style(RGBColor(225, 225, 225))
         .draw()
@@ -142,7 +127,11 @@ fn latency_ecdf(path: &Path, tag: &str, real: &[u64], fake: &[u64]) -> anyhow::R
         let black = BLACK.stroke_width(1);
         plot.draw_series(std::iter::once(PathElement::new(vec![(x, fr), (x, ff)], black)))
             .map_err(plot_error)?;
-        let label = format!("KS {:.3} at {:.2} ms", (fr - ff).abs(), x_ns as f64 / 1e6);
+        let label = format!(
+            "KS {} at {}",
+            Column::fit(Unit::Ratio, []).cell((fr - ff).abs()),
+            format::quantity(Unit::Nanos, x_ns as f64)
+        );
         let y = (fr + ff) / 2.0;
         plot.draw_series(std::iter::once(Text::new(label, (x * 1.04, y), ("sans-serif", 13).into_font())))
             .map_err(plot_error)?;
@@ -189,8 +178,8 @@ fn decomposition(
             SegmentValue::CenterOf(1) => "fake".to_string(),
             _ => String::new(),
         })
-        .y_desc("ms")
-        .y_label_formatter(&|v| if top >= 10.0 { format!("{v:.0}") } else { format!("{v:.1}") })
+        .y_desc("median latency per part (ms)")
+        .y_label_formatter(&|v| format::axis_tick(*v))
         .light_line_style(WHITE)
         .bold_line_style(RGBColor(225, 225, 225))
         .draw()
@@ -256,8 +245,9 @@ fn instances(path: &Path, real: &[(f64, i64)], fake: &[(f64, i64)]) -> anyhow::R
         .map_err(plot_error)?;
     plot.configure_mesh()
         .x_desc("time since run start (s)")
-        .y_desc("instances")
-        .y_label_formatter(&|v| format!("{v:.0}"))
+        .y_desc("live instances")
+        .x_label_formatter(&|v| format::axis_tick(*v))
+        .y_label_formatter(&|v| format::count_tick(*v))
         .light_line_style(WHITE)
         .bold_line_style(RGBColor(225, 225, 225))
         .draw()
@@ -333,13 +323,5 @@ mod tests {
         assert_eq!(file_stem("hyperfaas_echo:latest", &mut taken), "hyperfaas_echo_latest-2");
         assert_eq!(file_stem("\"><script>", &mut taken), "___script_");
         assert_eq!(file_stem("..", &mut taken), "_..");
-    }
-
-    #[test]
-    fn log_labels_only_at_one_two_five() {
-        assert_eq!(log_label(&10.0), "10");
-        assert_eq!(log_label(&0.2), "0.2");
-        assert_eq!(log_label(&500.0), "500");
-        assert_eq!(log_label(&30.0), "");
     }
 }

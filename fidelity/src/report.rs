@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use hyperfake_core::format::{Column, Unit};
 use serde::Serialize;
 
 use crate::data::{ImageCalls, RunData};
@@ -132,18 +133,33 @@ fn ratio(fake: Option<f64>, real: Option<f64>) -> Option<f64> {
     }
 }
 
-/// A value in ms with fixed decimals, or `–`.
-pub fn fmt_ms(v: Option<f64>, decimals: usize) -> String {
-    v.map_or("–".to_string(), |v| format!("{v:.decimals$}"))
+/// Every number the report shows, one format per column (see
+/// [`hyperfake_core::format`]): latencies in ms with two decimals, parts of
+/// the decomposition in ms with three (they go down to microseconds), ratios
+/// and KS distances with three, error rates in % with one.
+const LATENCY: Column = Column::millis(2);
+const PART: Column = Column::millis(3);
+
+fn ratio_col() -> Column {
+    Column::fit(Unit::Ratio, [])
 }
 
-/// A signed difference in ms with fixed decimals (`+1.20`, `−0.35`).
-fn fmt_signed_ms(v: f64, decimals: usize) -> String {
-    if v < 0.0 { format!("−{:.decimals$}", -v) } else { format!("+{v:.decimals$}") }
+fn count_col() -> Column {
+    Column::fit(Unit::Count, [])
 }
 
-fn fmt_opt(v: Option<f64>, decimals: usize) -> String {
-    fmt_ms(v, decimals)
+fn percent_col() -> Column {
+    Column::fit(Unit::Percent, [])
+}
+
+/// Successful calls per second, two decimals.
+fn throughput_col() -> Column {
+    Column::fixed(Unit::Plain, 2)
+}
+
+/// A value in ms (as the comparison keeps it) in `col`, or `–`.
+fn ms_cell(col: Column, ms: Option<f64>) -> String {
+    col.cell_opt(ms.map(|v| v * 1e6))
 }
 
 fn ratio_ok(r: Option<f64>) -> Option<bool> {
@@ -187,11 +203,14 @@ pub fn why_it_misses(image: &ImageComparison) -> Option<String> {
     if missed.is_empty() {
         return None;
     }
+    let ratio = ratio_col();
     for m in &missed {
         let text = match m.statistic.as_str() {
-            "ks" => {
-                format!("KS distance {:.3} (target ≤ {KS_LIMIT:.2}, {:.3} over)", m.value, m.value - KS_LIMIT)
-            }
+            "ks" => format!(
+                "KS distance {} (target ≤ {KS_LIMIT:.2}, {} over)",
+                ratio.cell(m.value),
+                ratio.cell(m.value - KS_LIMIT)
+            ),
             stat => {
                 let (label, real, fake) = if stat == "p50_ratio" {
                     ("p50", image.real.latency_p50_ms, image.fake.latency_p50_ms)
@@ -201,9 +220,11 @@ pub fn why_it_misses(image: &ImageComparison) -> Option<String> {
                 let (real, fake) = (real.unwrap_or(0.0), fake.unwrap_or(0.0));
                 let direction = if m.value < 1.0 { "fake too fast" } else { "fake too slow" };
                 format!(
-                    "{label} fake/real {:.2} (fake {fake:.2} ms vs real {real:.2} ms, {} ms, {direction}; target {})",
-                    m.value,
-                    fmt_signed_ms(fake - real, 2),
+                    "{label} fake/real {} (fake {} vs real {}, {}, {direction}; target {})",
+                    ratio.cell(m.value),
+                    LATENCY.quantity(fake * 1e6),
+                    LATENCY.quantity(real * 1e6),
+                    LATENCY.signed_quantity((fake - real) * 1e6),
                     m.target
                 )
             }
@@ -220,9 +241,11 @@ pub fn why_it_misses(image: &ImageComparison) -> Option<String> {
         }
         if let Some((part, real, fake)) = largest_difference(rd, fd, p99) {
             parts.push(format!(
-                "at the {at}, {} differs most: fake {fake:.3} ms vs real {real:.3} ms ({} ms)",
+                "at the {at}, {} differs most: fake {} vs real {} ({})",
                 part.label(),
-                fmt_signed_ms(fake - real, 3)
+                PART.quantity(fake * 1e6),
+                PART.quantity(real * 1e6),
+                PART.signed_quantity((fake - real) * 1e6)
             ));
         }
     }
@@ -337,7 +360,9 @@ impl Comparison {
     }
 
     pub fn to_markdown(&self) -> String {
-        let f = |v: Option<f64>| fmt_opt(v, 2);
+        let (count, percent, ratio, throughput) = (count_col(), percent_col(), ratio_col(), throughput_col());
+        let f = |v: Option<f64>| ms_cell(LATENCY, v);
+        let r = |v: Option<f64>| ratio.cell_opt(v);
         let mut md = String::from("# Fidelity: real vs. fake\n\n");
         let _ = writeln!(md, "- **sample:** {}", md_escape(&self.sample_relation));
         let stated = |v: &Option<String>| v.as_deref().map_or("not stated".to_string(), md_escape);
@@ -362,32 +387,32 @@ impl Comparison {
             "\nLatency is client-measured for successful calls, in ms. Ratio = fake / real. \
              KS = two-sample Kolmogorov–Smirnov distance of the latency distributions (0 = identical). \
              Targets: KS ≤ 0.10, p50 and p99 ratio within 0.90–1.10.\n\n\
-             | function | calls real/fake | errors real/fake | throughput/s real/fake | p50 ms real/fake (ratio) | p90 ms real/fake (ratio) | p99 ms real/fake (ratio) | KS | instances real/fake |\n\
-             |---|---|---|---|---|---|---|---|---|\n",
+             | function | calls real/fake | errors % real/fake | throughput calls/s real/fake | p50 ms real/fake (ratio) | p90 ms real/fake (ratio) | p99 ms real/fake (ratio) | KS | instances real/fake |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         );
         for i in &self.images {
             let _ = writeln!(
                 md,
-                "| {} | {}/{} | {:.1}%/{:.1}% | {:.2}/{:.2} | {}/{} ({}) | {}/{} ({}) | {}/{} ({}) | {} | {}/{} |",
+                "| {} | {}/{} | {}/{} | {}/{} | {}/{} ({}) | {}/{} ({}) | {}/{} ({}) | {} | {}/{} |",
                 md_escape(&i.image_tag),
-                i.real.calls,
-                i.fake.calls,
-                100.0 * i.real.error_rate,
-                100.0 * i.fake.error_rate,
-                i.real.throughput_per_s,
-                i.fake.throughput_per_s,
+                count.cell(i.real.calls as f64),
+                count.cell(i.fake.calls as f64),
+                percent.cell(100.0 * i.real.error_rate),
+                percent.cell(100.0 * i.fake.error_rate),
+                throughput.cell(i.real.throughput_per_s),
+                throughput.cell(i.fake.throughput_per_s),
                 f(i.real.latency_p50_ms),
                 f(i.fake.latency_p50_ms),
-                f(i.latency_ratio_p50),
+                r(i.latency_ratio_p50),
                 f(i.real.latency_p90_ms),
                 f(i.fake.latency_p90_ms),
-                f(i.latency_ratio_p90),
+                r(i.latency_ratio_p90),
                 f(i.real.latency_p99_ms),
                 f(i.fake.latency_p99_ms),
-                f(i.latency_ratio_p99),
-                fmt_opt(i.ks_distance, 3),
-                i.real.instances_used,
-                i.fake.instances_used,
+                r(i.latency_ratio_p99),
+                r(i.ks_distance),
+                count.cell(i.real.instances_used as f64),
+                count.cell(i.fake.instances_used as f64),
             );
         }
         md.push_str("\n## Why it misses\n\n");
@@ -470,7 +495,7 @@ impl Comparison {
              KS = two-sample Kolmogorov–Smirnov distance of the latency distributions (0 = identical). \
              Targets: KS ≤ 0.10, p50 and p99 ratio within 0.90–1.10; <span class=\"miss\">misses</span> \
              are shaded.</p>\n<table class=\"numbers\">\n<thead><tr><th rowspan=\"2\">function</th>\
-             <th colspan=\"2\">calls</th><th colspan=\"2\">errors</th><th colspan=\"2\">throughput (calls/s)</th>\
+             <th colspan=\"2\">calls</th><th colspan=\"2\">errors (%)</th><th colspan=\"2\">throughput (calls/s)</th>\
              <th colspan=\"3\">p50 latency (ms)</th><th colspan=\"3\">p90 latency (ms)</th>\
              <th colspan=\"3\">p99 latency (ms)</th><th rowspan=\"2\">KS</th><th colspan=\"2\">instances</th></tr>\n<tr>",
         );
@@ -490,18 +515,19 @@ impl Comparison {
                 Some(true) => " class=\"hit\"",
                 None => "",
             };
-            let f2 = |v: Option<f64>| fmt_opt(v, 2);
+            let (count, percent, ratio, throughput) =
+                (count_col(), percent_col(), ratio_col(), throughput_col());
             let _ = write!(
                 h,
-                "<tr><th><a href=\"#{}\">{}</a></th><td>{}</td><td>{}</td><td>{:.1}%</td><td>{:.1}%</td><td>{:.2}</td><td>{:.2}</td>",
+                "<tr><th><a href=\"#{}\">{}</a></th><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
                 e(&anchor(&i.image_tag)),
                 e(&i.image_tag),
-                i.real.calls,
-                i.fake.calls,
-                100.0 * i.real.error_rate,
-                100.0 * i.fake.error_rate,
-                i.real.throughput_per_s,
-                i.fake.throughput_per_s
+                count.cell(i.real.calls as f64),
+                count.cell(i.fake.calls as f64),
+                percent.cell(100.0 * i.real.error_rate),
+                percent.cell(100.0 * i.fake.error_rate),
+                throughput.cell(i.real.throughput_per_s),
+                throughput.cell(i.fake.throughput_per_s)
             );
             for (real, fake, r, judged) in [
                 (i.real.latency_p50_ms, i.fake.latency_p50_ms, i.latency_ratio_p50, true),
@@ -509,15 +535,21 @@ impl Comparison {
                 (i.real.latency_p99_ms, i.fake.latency_p99_ms, i.latency_ratio_p99, true),
             ] {
                 let cls = if judged { class(ratio_ok(r)) } else { "" };
-                let _ = write!(h, "<td>{}</td><td>{}</td><td{cls}>{}</td>", f2(real), f2(fake), f2(r));
+                let _ = write!(
+                    h,
+                    "<td>{}</td><td>{}</td><td{cls}>{}</td>",
+                    ms_cell(LATENCY, real),
+                    ms_cell(LATENCY, fake),
+                    ratio.cell_opt(r)
+                );
             }
             let _ = writeln!(
                 h,
                 "<td{}>{}</td><td>{}</td><td>{}</td></tr>",
                 class(ks_ok(i.ks_distance)),
-                fmt_opt(i.ks_distance, 3),
-                i.real.instances_used,
-                i.fake.instances_used
+                ratio.cell_opt(i.ks_distance),
+                count.cell(i.real.instances_used as f64),
+                count.cell(i.fake.instances_used as f64)
             );
         }
         h.push_str("</tbody></table>\n<h2>Why it misses</h2>\n");
@@ -671,14 +703,14 @@ fn decomposition_rows(i: &ImageComparison) -> Vec<DecompositionRow> {
             let (r50, f50) = (r.and_then(|p| p.p50_ms), f.and_then(|p| p.p50_ms));
             DecompositionRow {
                 part,
-                real_p50: fmt_ms(r50, 3),
-                fake_p50: fmt_ms(f50, 3),
+                real_p50: ms_cell(PART, r50),
+                fake_p50: ms_cell(PART, f50),
                 diff_p50: match (r50, f50) {
-                    (Some(r), Some(f)) => fmt_signed_ms(f - r, 3),
-                    _ => "–".into(),
+                    (Some(r), Some(f)) => PART.signed((f - r) * 1e6),
+                    _ => hyperfake_core::format::MISSING.into(),
                 },
-                real_p99: fmt_ms(r.and_then(|p| p.p99_ms), 3),
-                fake_p99: fmt_ms(f.and_then(|p| p.p99_ms), 3),
+                real_p99: ms_cell(PART, r.and_then(|p| p.p99_ms)),
+                fake_p99: ms_cell(PART, f.and_then(|p| p.p99_ms)),
             }
         })
         .collect()

@@ -138,7 +138,7 @@ fn why_it_misses_names_the_statistics_and_the_part_that_differs_most() {
     assert_eq!(missed, ["p50_ratio", "p99_ratio", "ks"]);
     let why = echo.why_it_misses.as_deref().unwrap();
     let p50_ratio = echo.latency_ratio_p50.unwrap();
-    assert!(why.contains(&format!("p50 fake/real {p50_ratio:.2}")), "{why}");
+    assert!(why.contains(&format!("p50 fake/real {p50_ratio:.3}")), "{why}");
     assert!(why.contains("fake too fast"), "{why}");
     assert!(why.contains("KS distance 1.000 (target ≤ 0.10, 0.900 over)"), "{why}");
     assert!(

@@ -12,7 +12,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use hyperfake_core::format;
 use plotters::coord::Shift;
+use plotters::coord::ranged1d::{Ranged, ValueFormatter};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::error::{ProcessError, Result};
@@ -97,8 +100,8 @@ pub fn draw(raw: &RawRun, out: &Path) -> Result<Vec<PathBuf>> {
     Ok(written)
 }
 
-fn draw_err<E: std::fmt::Debug>(path: &Path, e: E) -> ProcessError {
-    ProcessError::Draw { path: path.to_owned(), message: format!("{e:?}") }
+fn draw_err<E: std::fmt::Display>(path: &Path, e: E) -> ProcessError {
+    ProcessError::Draw { path: path.to_owned(), message: e.to_string() }
 }
 
 fn index_html(run_id: &str) -> String {
@@ -240,6 +243,17 @@ fn color(k: usize) -> RGBColor {
     COLORS[k % COLORS.len()]
 }
 
+/// How a line chart's axes are drawn.
+#[derive(Clone, Copy, Debug, Default)]
+struct Axes {
+    /// Log-scale x axis (heavy-tailed latencies); points with x ≤ 0 are left out.
+    log_x: bool,
+    /// The y axis counts things: whole-number ticks only.
+    count_y: bool,
+    /// The legend goes to the lower right (an ECDF ends at the upper right).
+    legend_lower_right: bool,
+}
+
 /// A line chart of named (x, y) series; an empty map draws an empty frame.
 fn lines<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
@@ -247,18 +261,48 @@ fn lines<DB: DrawingBackend>(
     x_label: &str,
     y_label: &str,
     series: &BTreeMap<String, Vec<(f64, f64)>>,
+    axes: Axes,
 ) -> DrawResult<DB> {
     area.fill(&WHITE)?;
     let points = series.values().flatten();
     let x_max = points.clone().map(|p| p.0).fold(1e-9, f64::max);
-    let y_max = points.map(|p| p.1).fold(1e-9, f64::max) * 1.1;
-    let mut chart = ChartBuilder::on(area)
-        .caption(title, ("sans-serif", 24))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0.0..x_max, 0.0..y_max)?;
-    chart.configure_mesh().x_desc(x_label).y_desc(y_label).draw()?;
+    let y_max = points.clone().map(|p| p.1).fold(1e-9, f64::max) * 1.1;
+    let mut builder = ChartBuilder::on(area);
+    builder.caption(title, ("sans-serif", 24)).margin(12).x_label_area_size(40).y_label_area_size(60);
+    let y_tick: fn(&f64) -> String = if axes.count_y { count_tick } else { linear_tick };
+    if axes.log_x {
+        let x_min = points.map(|p| p.0).filter(|x| *x > 0.0).fold(f64::INFINITY, f64::min);
+        let x_min = if x_min.is_finite() { format::log_axis_start(x_min) } else { 1e-3 };
+        let x_max = (x_max * 1.2).max(x_min * 10.0);
+        let chart = builder.build_cartesian_2d((x_min..x_max).log_scale(), 0.0..y_max)?;
+        draw_lines(chart, x_label, y_label, series, (log_tick, y_tick), 40, axes)
+    } else {
+        let chart = builder.build_cartesian_2d(0.0..x_max, 0.0..y_max)?;
+        draw_lines(chart, x_label, y_label, series, (linear_tick, y_tick), 10, axes)
+    }
+}
+
+fn draw_lines<'a, DB: DrawingBackend + 'a, X: Ranged<ValueType = f64> + ValueFormatter<f64>>(
+    mut chart: ChartContext<'a, DB, Cartesian2d<X, RangedCoordf64>>,
+    x_label: &str,
+    y_label: &str,
+    series: &BTreeMap<String, Vec<(f64, f64)>>,
+    (x_tick, y_tick): (fn(&f64) -> String, fn(&f64) -> String),
+    x_labels: usize,
+    axes: Axes,
+) -> DrawResult<DB> {
+    chart
+        .configure_mesh()
+        .x_desc(x_label)
+        .y_desc(y_label)
+        .x_labels(x_labels)
+        .x_label_formatter(&x_tick)
+        .y_label_formatter(&y_tick)
+        // Only the labelled grid lines: a log axis has a light line at every
+        // integer multiple, which greys the chart out.
+        .light_line_style(WHITE)
+        .bold_line_style(RGBColor(225, 225, 225))
+        .draw()?;
     for (k, (name, pts)) in series.iter().enumerate() {
         let c = color(k);
         chart
@@ -271,10 +315,26 @@ fn lines<DB: DrawingBackend>(
             .configure_series_labels()
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperRight)
+            .position(if axes.legend_lower_right {
+                SeriesLabelPosition::LowerRight
+            } else {
+                SeriesLabelPosition::UpperRight
+            })
             .draw()?;
     }
     Ok(())
+}
+
+fn linear_tick(v: &f64) -> String {
+    format::axis_tick(*v)
+}
+
+fn count_tick(v: &f64) -> String {
+    format::count_tick(*v)
+}
+
+fn log_tick(v: &f64) -> String {
+    format::log_tick(*v)
 }
 
 fn throughput<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, d: &PlotData) -> DrawResult<DB> {
@@ -291,12 +351,13 @@ fn throughput<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, d: &PlotData) -
         "time since first call (s, client clock)",
         "calls completed per s",
         &series,
+        Axes { count_y: true, ..Axes::default() },
     )
 }
 
 fn latency_ecdf<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, d: &PlotData) -> DrawResult<DB> {
     // At most ~2000 points per image: enough for a smooth curve.
-    let series = d
+    let series: BTreeMap<String, Vec<(f64, f64)>> = d
         .latency
         .iter()
         .map(|(image, v)| {
@@ -310,19 +371,37 @@ fn latency_ecdf<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, d: &PlotData)
             (image.clone(), pts)
         })
         .collect();
-    lines(area, "Client latency ECDF (OK calls)", "latency (ms)", "fraction of calls ≤ x", &series)
+    // Latencies of different functions span orders of magnitude (µs echoes
+    // next to 200 ms simulations), and each has a tail.
+    let all: Vec<f64> = d.latency.values().flatten().copied().collect();
+    let log_x = format::wants_log_axis(&all);
+    let (x_label, series) = if log_x {
+        let positive = |(k, v): (String, Vec<(f64, f64)>)| (k, v.into_iter().filter(|p| p.0 > 0.0).collect());
+        ("client latency (ms, log scale)", series.into_iter().map(positive).collect())
+    } else {
+        ("client latency (ms)", series)
+    };
+    lines(
+        area,
+        "Client latency ECDF (OK calls)",
+        x_label,
+        "fraction of calls ≤ latency",
+        &series,
+        Axes { log_x, legend_lower_right: true, ..Axes::default() },
+    )
 }
 
 fn instances<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, d: &PlotData) -> DrawResult<DB> {
-    lines(area, "Live instances per worker", "time (s, worker clock)", "instances", &d.instances)
+    let axes = Axes { count_y: true, ..Axes::default() };
+    lines(area, "Live instances per worker", "time (s, worker clock)", "live instances", &d.instances, axes)
 }
 
 fn worker_cpu<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, d: &PlotData) -> DrawResult<DB> {
-    lines(area, "Worker CPU", "time (s, worker clock)", "cores", &d.cpu)
+    lines(area, "Worker CPU", "time (s, worker clock)", "CPU (cores)", &d.cpu, Axes::default())
 }
 
 fn worker_ram<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, d: &PlotData) -> DrawResult<DB> {
-    lines(area, "Worker RAM", "time (s, worker clock)", "GiB", &d.ram)
+    lines(area, "Worker RAM", "time (s, worker clock)", "RAM (GiB)", &d.ram, Axes::default())
 }
 
 /// Horizontal stacked bars: one per image, one segment per latency part.
@@ -330,20 +409,24 @@ fn latency_decomposition<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, d: &
     area.fill(&WHITE)?;
     let images: Vec<&String> = d.decomposition.keys().collect();
     let x_max = d.decomposition.values().map(|p| p.iter().sum::<f64>()).fold(1e-9, f64::max) * 1.25;
-    let n = images.len().max(1) as u32;
+    // A segmented range 0..last has last + 1 rows: one per image (at least two).
+    let last = (images.len().max(2) - 1) as u32;
     let mut chart = ChartBuilder::on(area)
         .caption("Mean latency decomposition (OK calls)", ("sans-serif", 24))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(260)
-        .build_cartesian_2d(0.0..x_max, (0u32..n).into_segmented())?;
+        .build_cartesian_2d(0.0..x_max, (0u32..last).into_segmented())?;
     chart
         .configure_mesh()
-        .x_desc("ms")
+        .x_desc("mean latency (ms)")
+        .x_label_formatter(&linear_tick)
         .y_label_formatter(&|v| match v {
             SegmentValue::CenterOf(i) => images.get(*i as usize).map(|s| s.to_string()).unwrap_or_default(),
             _ => String::new(),
         })
+        .light_line_style(WHITE)
+        .bold_line_style(RGBColor(225, 225, 225))
         .draw()?;
     for (part, name) in DECOMPOSITION.iter().enumerate() {
         let c = color(part);

@@ -40,6 +40,9 @@ pub struct BenchConfig {
 pub struct BenchResult {
     pub created_at: String,
     pub cores: usize,
+    /// The build profile (`hyperfake_core::build::profile`).
+    #[serde(default)]
+    pub profile: String,
     pub forest: ForestBench,
     pub linear: LinearBench,
     pub latency: Vec<LatencyBench>,
@@ -110,6 +113,7 @@ pub fn run(cfg: &BenchConfig, progress: &Progress) -> Result<BenchResult> {
     let result = BenchResult {
         created_at: hyperfake_core::time::UtcTime::now().rfc3339(),
         cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        profile: hyperfake_core::build::profile(cfg!(debug_assertions)),
         forest: forest_bench,
         linear: linear_bench,
         latency,
@@ -409,12 +413,13 @@ impl BenchResult {
     pub fn markdown(&self) -> String {
         let f = &self.forest;
         let mut s = format!(
-            "# Trainer benchmark\n\n{} on {} cores.\n\n## Random forest vs scikit-learn\n\n\
+            "# Trainer benchmark\n\n{} on {} cores; build profile: {}.\n\n## Random forest vs scikit-learn\n\n\
              Rows: {} ({} train, {} test). n_estimators={}, max_depth={}, n_jobs={}, max_features=all, \
              min_samples_leaf=1, bootstrap.\n\n\
              | implementation | fit s | R² {} | R² {} | R² {} |\n|---|---:|---:|---:|---:|\n",
             self.created_at,
             self.cores,
+            self.profile,
             f.source,
             f.rows_train,
             f.rows_test,

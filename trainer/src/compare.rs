@@ -4,25 +4,29 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
+use hyperfake_core::format::{Column, Unit};
 use serde::{Deserialize, Serialize};
 
+use crate::data::unit_of;
 use crate::export::write_atomic;
 use crate::metrics::Metrics;
-use crate::report::{Report, num};
+use crate::report::{Report, ReportTable};
 
-/// A metric and which way is better.
+/// A metric, which way is better, and its unit: `None` for an error in
+/// the target's own unit.
 #[derive(Clone, Copy, Debug)]
 struct MetricDef {
     name: &'static str,
     higher_is_better: bool,
     get: fn(&Metrics) -> Option<f64>,
+    unit: Option<Unit>,
 }
 
 const METRICS: [MetricDef; 4] = [
-    MetricDef { name: "R²", higher_is_better: true, get: |m| m.r2 },
-    MetricDef { name: "MAE", higher_is_better: false, get: |m| Some(m.mae) },
-    MetricDef { name: "RMSE", higher_is_better: false, get: |m| Some(m.rmse) },
-    MetricDef { name: "MAPE %", higher_is_better: false, get: |m| m.mape },
+    MetricDef { name: "R²", higher_is_better: true, get: |m| m.r2, unit: Some(Unit::Ratio) },
+    MetricDef { name: "MAE", higher_is_better: false, get: |m| Some(m.mae), unit: None },
+    MetricDef { name: "RMSE", higher_is_better: false, get: |m| Some(m.rmse), unit: None },
+    MetricDef { name: "MAPE %", higher_is_better: false, get: |m| m.mape, unit: Some(Unit::Percent) },
 ];
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -133,32 +137,53 @@ pub fn compare(run_dirs: &[PathBuf]) -> Result<Comparison> {
 }
 
 impl Comparison {
-    /// The table, best value per row in bold (and starred for plain text).
+    /// One table per function and target, a row per run and model kind, a
+    /// column per metric (in the unit its header names); the best value per
+    /// column in bold (and starred for plain text).
     pub fn markdown(&self) -> String {
         let mut s = format!("# Comparison: {}\n\n", self.runs.join(" vs "));
         for w in &self.warnings {
             let _ = writeln!(s, "> **Warning:** {w}\n");
         }
-        let _ = writeln!(s, "| image | target | metric | {} |", self.columns.join(" | "));
-        let _ = writeln!(s, "|---|---|---|{}", "---:|".repeat(self.columns.len()));
-        for r in &self.rows {
-            let cells: Vec<String> = r
-                .values
-                .iter()
-                .enumerate()
-                .map(|(i, v)| match v {
-                    None => "–".into(),
-                    Some(v) if Some(i) == r.best && r.values.iter().flatten().count() > 1 => {
-                        format!("**{}** *", num(*v))
-                    }
-                    Some(v) => num(*v),
-                })
-                .collect();
-            let _ = writeln!(s, "| {} | {} | {} | {} |", r.image_tag, r.target, r.metric, cells.join(" | "));
-        }
         s.push_str(
-            "\nBest value per row in **bold** and marked *. R²: higher is better; the others: lower.\n",
+            "Test metrics, one table per function and target. Best value per column in **bold** and \
+             marked *. R²: higher is better; the others: lower.\n\n",
         );
+        let mut image = None;
+        for group in self.rows.chunk_by(|a, b| a.image_tag == b.image_tag && a.target == b.target) {
+            let first = &group[0];
+            if image != Some(&first.image_tag) {
+                let _ = writeln!(s, "## {}\n", first.image_tag);
+                image = Some(&first.image_tag);
+            }
+            let def = |r: &ComparisonRow| METRICS.iter().find(|d| d.name == r.metric);
+            let errors = group
+                .iter()
+                .filter(|r| def(r).is_some_and(|d| d.unit.is_none()))
+                .flat_map(|r| r.values.iter().flatten().copied());
+            let error = Column::fit(Unit::from_name(unit_of(&first.target)), errors);
+            let columns: Vec<Column> = group
+                .iter()
+                .map(|r| def(r).and_then(|d| d.unit).map_or(error, |u| Column::fit(u, [])))
+                .collect();
+            let name = |r: &ComparisonRow| r.metric.trim_end_matches(" %").to_string();
+            let headers = std::iter::once("run/model".to_string())
+                .chain(group.iter().zip(&columns).map(|(r, c)| c.header(&name(r))));
+            let mut table = ReportTable::new(1, headers);
+            for (j, run) in self.columns.iter().enumerate() {
+                let mut row = vec![run.clone()];
+                for (r, c) in group.iter().zip(&columns) {
+                    let v = r.values.get(j).copied().flatten();
+                    let several = r.values.iter().flatten().count() > 1;
+                    row.push(match v {
+                        Some(v) if r.best == Some(j) && several => format!("**{}** *", c.cell(v)),
+                        v => c.cell_opt(v),
+                    });
+                }
+                table.rows.push(row);
+            }
+            let _ = write!(s, "**{}**\n\n{}", first.target, table.markdown());
+        }
         s
     }
 

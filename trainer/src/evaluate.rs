@@ -7,13 +7,14 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use hyperfake_core::ImageTag;
+use hyperfake_core::format::Unit;
 use hyperfake_model::{ALL_TARGETS, ModelSet};
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Dataset, LoadOptions, Table};
+use crate::data::{Dataset, LoadOptions, Table, unit_of};
 use crate::metrics::Metrics;
 use crate::progress::Progress;
-use crate::report::{num, opt};
+use crate::report::{MetricColumns, ReportTable, split_name};
 use crate::split::SplitConfig;
 use crate::train::Sets;
 
@@ -115,7 +116,7 @@ pub fn evaluate(cfg: &EvalConfig, progress: &Progress) -> Result<Evaluation> {
         sources: ds.sources.iter().map(|p| p.display().to_string()).collect(),
         table: cfg.table,
         rows_used: match &cfg.split {
-            Some(s) => format!("test rows of the {:?} split with seed {}", s.mode, s.seed),
+            Some(s) => format!("test rows of the {} split with seed {}", split_name(s.mode), s.seed),
             None => "all rows".into(),
         },
         images,
@@ -123,35 +124,31 @@ pub fn evaluate(cfg: &EvalConfig, progress: &Progress) -> Result<Evaluation> {
 }
 
 impl Evaluation {
+    /// One table per target (rows: image and model kind), the errors in
+    /// the unit its columns name.
     pub fn markdown(&self) -> String {
         let mut s = format!(
-            "# Evaluation of {}\n\nOn {} of table `{}` in {}.\n\n\
-             | image | kind | target | rows | R² | MAE | RMSE | MAPE % | \\|err\\| p50 | p90 | p95 | p99 |\n\
-             |---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+            "# Evaluation of {}\n\nOn {} of table `{}` in {}.\n\n",
             self.model,
             self.rows_used,
             self.table.name(),
             self.sources.join(", ")
         );
-        for img in &self.images {
-            for t in ALL_TARGETS {
-                let Some(m) = img.metrics.get(t) else { continue };
-                let _ = write!(
-                    s,
-                    "| {} | {} | {t} | {} | {} | {} | {} | {} |",
-                    img.image_tag,
-                    img.kind,
-                    m.rows,
-                    opt(m.r2, 4),
-                    num(m.mae),
-                    num(m.rmse),
-                    opt(m.mape, 2)
-                );
-                for (_, v) in &m.abs_error_percentiles {
-                    let _ = write!(s, " {} |", num(*v));
-                }
-                s.push('\n');
+        for t in ALL_TARGETS {
+            let rows: Vec<(&ImageEvaluation, &Metrics)> =
+                self.images.iter().filter_map(|i| i.metrics.get(t).map(|m| (i, m))).collect();
+            if rows.is_empty() {
+                continue;
             }
+            let cols = MetricColumns::fit(Unit::from_name(unit_of(t)), rows.iter().map(|r| r.1));
+            let headers = ["image", "kind", "rows"].map(String::from).into_iter().chain(cols.headers());
+            let mut table = ReportTable::new(2, headers);
+            for (img, m) in rows {
+                let mut row = vec![img.image_tag.clone(), img.kind.clone(), m.rows.to_string()];
+                row.extend(cols.cells(m));
+                table.rows.push(row);
+            }
+            let _ = write!(s, "**{t}**\n\n{}", table.markdown());
         }
         s
     }

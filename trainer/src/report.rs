@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use hyperfake_core::format::{self, Column, Unit};
 use hyperfake_model::{ModelKind, TARGETS};
 use serde::{Deserialize, Serialize};
 
@@ -13,8 +14,8 @@ use crate::data::{Table, unit_of};
 use crate::export::write_atomic;
 use crate::forest::ForestConfig;
 use crate::linear::RidgeConfig;
-use crate::metrics::Metrics;
-use crate::split::SplitConfig;
+use crate::metrics::{ERROR_PERCENTILES, Metrics};
+use crate::split::{SplitConfig, SplitMode};
 
 /// Bumped when `report.json` changes incompatibly.
 pub const REPORT_FORMAT: u32 = 1;
@@ -158,9 +159,9 @@ impl Report {
                 self.sources.join(", ")
             ),
             format!(
-                "Split: {:?}, seed {}, validation {:.0} %, test {:.0} %. Ridge: {} folds over {} penalties. \
+                "Split: {}, seed {}, validation {:.0} %, test {:.0} %. Ridge: {} folds over {} penalties. \
                  Forest: {} trees per target, max depth {}, min samples per leaf {}, {} features per split.",
-                self.split.mode,
+                split_name(self.split.mode),
                 self.split.seed,
                 self.split.val_fraction * 100.0,
                 self.split.test_fraction * 100.0,
@@ -184,6 +185,7 @@ impl Report {
                     "not used (--no-payload-features)"
                 }
             ),
+            METRICS_NOTE.to_string(),
         ]
         .into_iter()
         .chain(self.notes.iter().map(|n| format!("Note: {n}")))
@@ -214,7 +216,9 @@ impl Report {
                 let _ = writeln!(s, "**Skipped:** {why}\n");
                 continue;
             }
-            s.push_str(&metrics_table_md(img));
+            for (target, table) in metrics_tables(img) {
+                let _ = write!(s, "**{target}**\n\n{}", table.markdown());
+            }
             for m in &img.models {
                 if let Some(p) = &m.plot {
                     let _ = writeln!(s, "![{} {}]({p})\n", img.image_tag, m.kind);
@@ -227,9 +231,12 @@ impl Report {
     pub fn html(&self, run_dir: &Path) -> String {
         let mut s = String::from(
             "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>Training report</title><style>\
-             body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}\
-             td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#eee}\
-             td.l{text-align:left}</style></head><body>\n",
+             body{font-family:sans-serif;margin:2em;max-width:1400px}\
+             table{border-collapse:collapse;font-variant-numeric:tabular-nums}\
+             caption{font-weight:bold;text-align:left;padding:2px 0}\
+             td,th{border:1px solid #ccc;padding:3px 8px;text-align:right;white-space:nowrap}th{background:#eee}\
+             td.l,th.l{text-align:left}.tables{display:flex;flex-wrap:wrap;gap:1em 2em;margin:1em 0}\
+             svg{max-width:100%;height:auto}</style></head><body>\n",
         );
         let _ = writeln!(s, "<h1>Training report: {}</h1>", esc(&self.run));
         for l in self.header_lines() {
@@ -249,18 +256,11 @@ impl Report {
                 let _ = writeln!(s, "<p><b>Skipped:</b> {}</p>", esc(why));
                 continue;
             }
-            s.push_str("<table><tr><th>model</th><th>target</th><th>R²</th><th>MAE</th><th>RMSE</th>\
-                        <th>MAPE %</th><th>|err| p50</th><th>p90</th><th>p95</th><th>p99</th><th>fit s</th></tr>\n");
-            for row in metrics_rows(img) {
-                s.push_str("<tr>");
-                for (i, cell) in row.iter().enumerate() {
-                    // The model and target columns are text, left-aligned.
-                    let class = if i < 2 { " class=l" } else { "" };
-                    let _ = write!(s, "<td{class}>{}</td>", esc(cell));
-                }
-                s.push_str("</tr>\n");
+            s.push_str("<div class=\"tables\">\n");
+            for (target, table) in metrics_tables(img) {
+                s.push_str(&table.html(&target));
             }
-            s.push_str("</table>\n");
+            s.push_str("</div>\n");
             for m in &img.models {
                 if let Some(p) = &m.plot
                     && let Ok(svg) = std::fs::read_to_string(run_dir.join(p))
@@ -274,8 +274,21 @@ impl Report {
     }
 }
 
+/// What the metric tables show, once per report.
+const METRICS_NOTE: &str = "Metrics are on the test rows, one table per target: R² (1 = perfect), mean \
+     absolute error (MAE), root mean square error (RMSE), mean absolute percentage error (MAPE) and \
+     percentiles of the absolute error, in the unit each column names.";
+
+/// A split mode as the `--split` flag spells it.
+pub fn split_name(mode: SplitMode) -> &'static str {
+    match mode {
+        SplitMode::Random => "random",
+        SplitMode::Time => "time",
+    }
+}
+
 /// Per-image lines besides the row counts: inputs, targets, NULLs per
-/// column, payload feature defaults, cold starts, spreads.
+/// column, payload feature defaults, cold starts, spreads, fit times.
 fn image_lines(img: &ImageReport) -> Vec<String> {
     let mut out = vec![];
     if !img.inputs.is_empty() {
@@ -287,13 +300,17 @@ fn image_lines(img: &ImageReport) -> Vec<String> {
         out.push(format!("NULL values in dropped rows, by column: {}.", cols.join(", ")));
     }
     if !img.payload_feature_defaults.is_empty() {
-        let d: Vec<String> =
-            img.payload_feature_defaults.iter().map(|(f, v)| format!("{f} = {}", num(*v))).collect();
+        let d: Vec<String> = img
+            .payload_feature_defaults
+            .iter()
+            .map(|(f, v)| format!("{f} = {}", format::quantity(Unit::Plain, *v)))
+            .collect();
         out.push(format!("Payload feature defaults (training median): {}.", d.join(", ")));
     }
     if img.cold_starts > 0 {
+        let durations = if img.cold_starts == 1 { "duration" } else { "durations" };
         out.push(format!(
-            "Cold starts: {} measured start durations (101 quantiles in the model files).",
+            "Cold starts: {} measured start {durations} (101 quantiles in the model files).",
             img.cold_starts
         ));
     }
@@ -311,62 +328,146 @@ fn image_lines(img: &ImageReport) -> Vec<String> {
             out.push(format!("{}: {}.", m.kind, parts.join("; ")));
         }
     }
+    if !img.models.is_empty() {
+        let fit = Column::fit(Unit::Nanos, img.models.iter().map(|m| m.fit_seconds * 1e9));
+        let times: Vec<String> =
+            img.models.iter().map(|m| format!("{} {}", m.kind, fit.quantity(m.fit_seconds * 1e9))).collect();
+        out.push(format!("Fit time: {}.", times.join(", ")));
+    }
     out
 }
 
-fn metrics_table_md(img: &ImageReport) -> String {
-    let mut s = String::from(
-        "| model | target | R² | MAE | RMSE | MAPE % | \\|err\\| p50 | p90 | p95 | p99 | fit s |\n\
-         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
-    );
-    for row in metrics_rows(img) {
-        let _ = writeln!(s, "| {} |", row.join(" | "));
-    }
-    s.push('\n');
-    s
+/// The columns of a metric table whose errors are in `unit`: R², MAE,
+/// RMSE, MAPE and the |error| percentiles. The error columns share one scale,
+/// fitted to every error in the table, so that they compare at a glance.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MetricColumns {
+    pub r2: Column,
+    pub error: Column,
+    pub percent: Column,
 }
 
-/// The test metrics, one row of cells per model and target: model, target
-/// (unit), R², MAE, RMSE, MAPE %, |err| percentiles, fit seconds. Markdown
-/// and HTML render the same rows.
-fn metrics_rows(img: &ImageReport) -> Vec<Vec<String>> {
-    let mut rows = Vec::new();
-    let targets = img.target_names();
-    for m in &img.models {
-        for t in &targets {
-            let unit = unit_of(t);
-            let Some(x) = m.test.get(t) else { continue };
-            let mut row = vec![
-                m.kind.to_string(),
-                format!("{t} ({unit})"),
-                opt(x.r2, 4),
-                num(x.mae),
-                num(x.rmse),
-                opt(x.mape, 2),
-            ];
-            row.extend(x.abs_error_percentiles.iter().map(|(_, v)| num(*v)));
-            row.push(format!("{:.3}", m.fit_seconds));
-            rows.push(row);
+impl MetricColumns {
+    pub fn fit<'a>(unit: Unit, metrics: impl IntoIterator<Item = &'a Metrics>) -> MetricColumns {
+        let errors = metrics
+            .into_iter()
+            .flat_map(|m| [m.mae, m.rmse].into_iter().chain(m.abs_error_percentiles.iter().map(|(_, v)| *v)));
+        MetricColumns {
+            r2: Column::fit(Unit::Ratio, []),
+            error: Column::fit(unit, errors),
+            percent: Column::fit(Unit::Percent, []),
         }
     }
-    rows
+
+    /// Headers of [`MetricColumns::cells`].
+    pub fn headers(&self) -> Vec<String> {
+        let mut h = vec![
+            self.r2.header("R²"),
+            self.error.header("MAE"),
+            self.error.header("RMSE"),
+            self.percent.header("MAPE"),
+        ];
+        // "|err| p50", then "p90", "p95", "p99".
+        h.extend(
+            ERROR_PERCENTILES.iter().enumerate().map(|(i, p)| {
+                self.error.header(&if i == 0 { format!("|err| p{p}") } else { format!("p{p}") })
+            }),
+        );
+        h
+    }
+
+    pub fn cells(&self, m: &Metrics) -> Vec<String> {
+        let mut row = vec![
+            self.r2.cell_opt(m.r2),
+            self.error.cell(m.mae),
+            self.error.cell(m.rmse),
+            self.percent.cell_opt(m.mape),
+        ];
+        row.extend(m.abs_error_percentiles.iter().map(|(_, v)| self.error.cell(*v)));
+        row
+    }
 }
 
-/// Compact number: 4 significant digits.
+/// The test metrics, one table per target (one row per model), in target
+/// order. Markdown and HTML render the same tables.
+fn metrics_tables(img: &ImageReport) -> Vec<(String, ReportTable)> {
+    let mut tables = Vec::new();
+    for t in img.target_names() {
+        let rows: Vec<(&ModelReport, &Metrics)> =
+            img.models.iter().filter_map(|m| m.test.get(&t).map(|x| (m, x))).collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let cols = MetricColumns::fit(Unit::from_name(unit_of(&t)), rows.iter().map(|r| r.1));
+        let mut table = ReportTable::new(1, ["model".to_string()].into_iter().chain(cols.headers()));
+        for (m, x) in rows {
+            table.rows.push([m.kind.to_string()].into_iter().chain(cols.cells(x)).collect());
+        }
+        tables.push((t, table));
+    }
+    tables
+}
+
+/// A table rendered alike in Markdown and HTML: the first `text_columns`
+/// columns are text (left-aligned), the others numbers (right-aligned).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ReportTable {
+    pub text_columns: usize,
+    pub headers: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+impl ReportTable {
+    pub fn new(text_columns: usize, headers: impl IntoIterator<Item = String>) -> ReportTable {
+        ReportTable { text_columns, headers: headers.into_iter().collect(), rows: Vec::new() }
+    }
+
+    /// A Markdown table (pipes in cells escaped), ending with a blank line.
+    pub fn markdown(&self) -> String {
+        let cells =
+            |row: &[String]| row.iter().map(|c| c.replace('|', "\\|")).collect::<Vec<_>>().join(" | ");
+        let mut s = format!("| {} |\n|", cells(&self.headers));
+        for i in 0..self.headers.len() {
+            s.push_str(if i < self.text_columns { "---|" } else { "---:|" });
+        }
+        s.push('\n');
+        for row in &self.rows {
+            let _ = writeln!(s, "| {} |", cells(row));
+        }
+        s.push('\n');
+        s
+    }
+
+    /// An HTML table with `caption` (escaped).
+    pub fn html(&self, caption: &str) -> String {
+        let class = |i: usize| if i < self.text_columns { " class=l" } else { "" };
+        let mut s = format!("<table><caption>{}</caption><tr>", esc(caption));
+        for (i, h) in self.headers.iter().enumerate() {
+            let _ = write!(s, "<th{}>{}</th>", class(i), esc(h));
+        }
+        s.push_str("</tr>\n");
+        for row in &self.rows {
+            s.push_str("<tr>");
+            for (i, cell) in row.iter().enumerate() {
+                let _ = write!(s, "<td{}>{}</td>", class(i), esc(cell));
+            }
+            s.push_str("</tr>\n");
+        }
+        s.push_str("</table>\n");
+        s
+    }
+}
+
+/// One plain number, three significant digits, never an exponent (for a
+/// table whose unit its header names; prefer a [`Column`] fitted to the
+/// whole column).
 pub fn num(v: f64) -> String {
-    if v == 0.0 || !v.is_finite() {
-        return format!("{v}");
-    }
-    let a = v.abs();
-    if (1e-3..1e6).contains(&a) {
-        format!("{:.4}", v).trim_end_matches('0').trim_end_matches('.').into()
-    } else {
-        format!("{v:.3e}")
-    }
+    Column::fit(Unit::Plain, [v]).cell(v)
 }
 
+/// `v` with `decimals` decimals, or `–`.
 pub fn opt(v: Option<f64>, decimals: usize) -> String {
-    v.map_or("–".into(), |v| format!("{v:.decimals$}"))
+    Column::fixed(Unit::Plain, decimals).cell_opt(v)
 }
 
 pub fn esc(s: &str) -> String {

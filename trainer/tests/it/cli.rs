@@ -105,8 +105,9 @@ fn synth_with_payload_trains_and_evaluates_from_the_command_line() {
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     for target in ["function_processing_time_ns", "response_size_bytes", "worker_overhead_ns"] {
-        assert!(stdout.contains(&format!("| hyperfaas-bfs:latest | ridge | {target} |")), "{stdout}");
+        assert!(stdout.contains(&format!("**{target}**")), "{stdout}");
     }
+    assert_eq!(stdout.matches("| hyperfaas-bfs:latest | ridge |").count(), 5, "a row per target: {stdout}");
     // Without the features the same database trains 5-input models.
     trainer(
         &[

@@ -207,9 +207,11 @@ fn rows_with_a_null_feature_or_extra_target_are_dropped_and_counted_by_column() 
     let md = std::fs::read_to_string(out.run_dir.join("report.md")).unwrap();
     assert!(md.contains(&format!("{feature_col} {}", count(BFS, &feature_col))), "{md}");
     assert!(md.contains(&format!("Inputs (6): request_size_bytes, function_instances_count, active_function_calls_count, worker_cpu_usage, worker_ram_usage, {feature_col}")), "{md}");
-    assert!(md.contains("worker_overhead_ns (ns)") && md.contains("response_size_bytes (bytes)"), "{md}");
+    // One metric table per target, its errors in the unit its headers name.
+    assert!(md.contains("**worker_overhead_ns**") && md.contains("**response_size_bytes**"), "{md}");
+    assert!(md.contains("| MAE (ms) |") || md.contains("| MAE (µs) |"), "{md}");
     let html = std::fs::read_to_string(out.run_dir.join("report.html")).unwrap();
-    assert!(html.contains(&feature_col) && html.contains("worker_overhead_ns (ns)"));
+    assert!(html.contains(&feature_col) && html.contains("<caption>worker_overhead_ns</caption>"));
 }
 
 #[test]
