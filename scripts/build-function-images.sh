@@ -8,21 +8,20 @@
 # No image is pulled (the engine may have no registry access): the binaries
 # are linked statically against glibc, so the image needs nothing else.
 # Re-running rebuilds only what changed; the image an updated tag replaced is
-# removed. Uses CARGO_TARGET_DIR if set.
+# removed. Builds into CARGO_TARGET_DIR (default ~/.cache/hyperfake/target).
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=lib/common.sh
+source "$repo/scripts/lib/common.sh"
 # shellcheck source=lib/scratch-image.sh
 source "$repo/scripts/lib/scratch-image.sh"
 bin_dir="$repo/functions/src/bin"
 target=x86_64-unknown-linux-gnu
 profile=function-image
 image_prefix=hyperfaas-          # hyperfake_core::defaults::IMAGE_PREFIX
-managed_label=hyperfake.managed  # hyperfake_core::defaults::LABEL_MANAGED
-function_label=hyperfake.function
+function_label=hyperfake.function  # hyperfake_core::defaults::LABEL_FUNCTION
 port=50052                       # hyperfake_core::defaults::FUNCTION_PORT
-
-die() { echo "build-function-images: $*" >&2; exit 1; }
 
 command -v cargo >/dev/null || die "cargo not found"
 command -v docker >/dev/null || die "docker not found"
@@ -53,10 +52,10 @@ RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet \
     --manifest-path "$repo/Cargo.toml" -p functions \
     --profile "$profile" --target "$target" "${bin_args[@]}"
 
-out_dir="${CARGO_TARGET_DIR:-$repo/target}/$target/$profile"
+out_dir="$CARGO_TARGET_DIR/$target/$profile"
 for name in "${names[@]}"; do
     build_scratch_image "${image_prefix}${name}:latest" "$out_dir/$name" \
-        --label "$managed_label=true" --label "$function_label=$name" --expose "$port" \
+        --label "$hyperfake_label_managed=true" --label "$function_label=$name" --expose "$port" \
         || die "image of $name"
 done
 echo "built ${#names[@]} images in $((SECONDS - start)) s"

@@ -3,17 +3,16 @@
 # hyperfake-database, hyperfake-worker and hyperfake-leaf (:latest), each FROM
 # scratch with one static binary, labelled hyperfake.managed=true. Same
 # profile and target as the function images, so they share build artifacts.
-# Uses CARGO_TARGET_DIR if set.
+# Builds into CARGO_TARGET_DIR (default ~/.cache/hyperfake/target).
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=lib/common.sh
+source "$repo/scripts/lib/common.sh"
 # shellcheck source=lib/scratch-image.sh
 source "$repo/scripts/lib/scratch-image.sh"
 target=x86_64-unknown-linux-gnu
 profile=function-image
-managed_label=hyperfake.managed  # hyperfake_core::defaults::LABEL_MANAGED
-
-die() { echo "build-platform-images: $*" >&2; exit 1; }
 command -v cargo >/dev/null || die "cargo not found"
 docker info >/dev/null 2>&1 || die "cannot reach the Docker engine (docker info failed)"
 
@@ -24,11 +23,11 @@ echo "building static binaries (profile $profile): database worker leaf"
 RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet \
     --manifest-path "$repo/Cargo.toml" --profile "$profile" --target "$target" \
     -p database -p worker -p leaf --bin database --bin worker --bin leaf
-out_dir="${CARGO_TARGET_DIR:-$repo/target}/$target/$profile"
+out_dir="$CARGO_TARGET_DIR/$target/$profile"
 build_scratch_image hyperfake-database:latest "$out_dir/database" \
-    --label "$managed_label=true" --expose 8999 || die "database image"
+    --label "$hyperfake_label_managed=true" --expose 8999 || die "database image"
 build_scratch_image hyperfake-worker:latest "$out_dir/worker" \
-    --label "$managed_label=true" --expose 50051 || die "worker image"
+    --label "$hyperfake_label_managed=true" --expose 50051 || die "worker image"
 build_scratch_image hyperfake-leaf:latest "$out_dir/leaf" \
-    --label "$managed_label=true" --expose 50050 || die "leaf image"
+    --label "$hyperfake_label_managed=true" --expose 50050 || die "leaf image"
 echo "built 3 images in $((SECONDS - start)) s"

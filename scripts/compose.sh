@@ -10,38 +10,29 @@
 #                                  # remove it; leaves the swarm if it initialised it
 #
 # Environment: HYPERFAKE_LEAF_PORT (50050), the host port the leaf is published
-# on; SKIP_BUILD=1 to reuse built images.
+# on; SKIP_BUILD=1 to reuse built images and binaries (leafctl: the dev profile's,
+# in CARGO_TARGET_DIR, default ~/.cache/hyperfake/target).
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=lib/common.sh
+source "$repo/scripts/lib/common.sh"
 project=hyperfake
 stack=hyperfake
+deployment=compose  # the hyperfake.deployment label compose.yaml defaults to
 compose=(docker-compose -p "$project" -f "$repo/compose.yaml")
-target_dir="${CARGO_TARGET_DIR:-$repo/target}"
-leafctl="$target_dir/debug/leafctl"
+leafctl="$(profile_dir dev)/leafctl"
 images=(hyperfake-database:latest hyperfake-worker:latest hyperfake-leaf:latest)
-
-die() { echo "compose: $*" >&2; exit 1; }
 
 build() {
     if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
         "$repo/scripts/build-platform-images.sh"
-        cargo build --quiet --manifest-path "$repo/Cargo.toml" -p leaf --bin leafctl
+        build_workspace dev
     fi
     for image in "${images[@]}"; do
         docker image inspect "$image" >/dev/null 2>&1 || die "$image missing: run scripts/build-platform-images.sh"
     done
-    [[ -x "$leafctl" ]] || die "$leafctl missing: cargo build -p leaf --bin leafctl"
-}
-
-# Waits until the leaf at $1 answers State.
-wait_for_leaf() {
-    local address="$1" deadline=$((SECONDS + 60))
-    until "$leafctl" --address "$address" --deadline 2s state >/dev/null 2>&1; do
-        (( SECONDS < deadline )) || { echo "compose: the leaf at $address did not answer within 60 s" >&2; return 1; }
-        sleep 0.5
-    done
-    echo "leaf answers at $address"
+    [[ -x "$leafctl" ]] || die "$leafctl missing: build the workspace (cargo build --workspace --all-targets)"
 }
 
 smoke() {
@@ -55,24 +46,15 @@ smoke() {
     echo "called it: $out"
 }
 
-# Function containers the compose workers started (they remove them on
-# SIGTERM; this catches a worker that was killed).
-remove_function_containers() {
-    local ids
-    ids="$(docker ps -aq --filter label=hyperfake.deployment=compose)"
-    [[ -z "$ids" ]] || docker rm -f $ids >/dev/null
-}
-
 up() {
     build
     "${compose[@]}" up -d
-    wait_for_leaf "127.0.0.1:${HYPERFAKE_LEAF_PORT:-50050}"
+    wait_for_leaf "$leafctl" "127.0.0.1:${HYPERFAKE_LEAF_PORT:-50050}"
 }
 
 down() {
     "${compose[@]}" down --volumes --rmi all --remove-orphans --timeout 20
-    remove_function_containers
-    docker network rm hyperfake >/dev/null 2>&1 || true
+    remove_deployment "$deployment"
     echo "removed containers, images (${images[*]}), volume and network of project $project"
 }
 
@@ -94,7 +76,7 @@ swarm_test() {
         while [[ -n "$(docker ps -aq --filter "label=com.docker.stack.namespace=$stack")" ]] && (( SECONDS < deadline )); do
             sleep 1
         done
-        remove_function_containers
+        remove_deployment "$deployment"
         local deadline=$((SECONDS + 30))
         while docker network inspect hyperfake >/dev/null 2>&1 && (( SECONDS < deadline )); do
             docker network rm hyperfake >/dev/null 2>&1 || sleep 1
@@ -110,7 +92,7 @@ swarm_test() {
     trap cleanup EXIT
     HYPERFAKE_NETWORK_DRIVER=overlay HYPERFAKE_LEAF_PORT="$port" \
         docker stack deploy --resolve-image never -c "$repo/compose.yaml" "$stack"
-    if ! wait_for_leaf "127.0.0.1:$port"; then
+    if ! wait_for_leaf "$leafctl" "127.0.0.1:$port"; then
         docker stack ps "$stack" --no-trunc
         docker service logs --tail 20 "${stack}_leaf" 2>&1 || true
         exit 1

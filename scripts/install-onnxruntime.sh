@@ -7,10 +7,12 @@
 # Idempotent: does nothing when the library is already there. Prints its path.
 # Use it with: export ORT_DYLIB_PATH="$(scripts/install-onnxruntime.sh)"
 set -euo pipefail
+# shellcheck source=lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 VERSION="1.31.1"
 LIB="libonnxruntime.so.${VERSION}"
-DEST="${HYPERFAKE_CACHE:-$HOME/.cache/hyperfake}/onnxruntime"
+DEST="$hyperfake_cache/onnxruntime"
 
 if [[ -f "$DEST/$LIB" ]]; then
     echo "$DEST/$LIB"
@@ -22,8 +24,7 @@ if command -v python3 >/dev/null 2>&1 && python3 -m pip --version >/dev/null 2>&
 elif command -v pip3 >/dev/null 2>&1; then
     PIP=(pip3)
 else
-    echo "install-onnxruntime: pip is needed (apt-get install python3-pip)" >&2
-    exit 1
+    die "pip is needed (apt-get install python3-pip)"
 fi
 
 TMP="$(mktemp -d)"

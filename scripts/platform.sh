@@ -14,7 +14,9 @@
 #   RUN_DIR=<repo>/target/platform   pid files, logs and the SQLite file
 #   PROFILE=dev          cargo profile of the binaries (release for measurements)
 #   LEAF_ARGS=""         extra flags for the leaf (e.g. "--max-instances 4")
-#   SKIP_BUILD=0         1 uses the binaries already built
+#   SKIP_BUILD=0         1 uses the binaries already built (else: the whole
+#                        workspace, as the tests build it, into CARGO_TARGET_DIR,
+#                        default ~/.cache/hyperfake/target)
 #   WORKER_KIND=real     fake runs fakeworker (models instead of containers)
 #   FAKE_MODELS=<repo>/models/deployed   models directory of the fake workers
 #   FAKE_SEED=<n>                         seed of the fake workers' draws (worker i gets n + i)
@@ -22,6 +24,8 @@
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=lib/common.sh
+source "$repo/scripts/lib/common.sh"
 workers="${WORKERS:-2}"
 lb="${LB:-0}"
 database_port="${DATABASE_PORT:-8999}"
@@ -30,10 +34,7 @@ leaf_port="${LEAF_PORT:-50050}"
 lb_port="${LB_PORT:-50049}"
 run_dir="${RUN_DIR:-$repo/target/platform}"
 profile="${PROFILE:-dev}"
-target_dir="${CARGO_TARGET_DIR:-$repo/target}"
-bin_dir="$target_dir/$([[ $profile == dev ]] && echo debug || echo "$profile")"
-
-die() { echo "platform: $*" >&2; exit 1; }
+bin_dir="$(profile_dir "$profile")"
 
 # Starts "$name" in the background; waits for its "listening"/address line.
 start() {
@@ -61,9 +62,8 @@ up() {
     # A failed start leaves nothing running behind.
     trap 'echo "platform: startup failed; stopping what was started" >&2; down' EXIT
     if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
-        echo "building database, worker and leaf (profile $profile)"
-        cargo build --quiet --manifest-path "$repo/Cargo.toml" --profile "$profile" \
-            -p database -p worker -p fakeworker -p leaf --bins
+        echo "building the workspace (profile $profile) into $CARGO_TARGET_DIR"
+        build_workspace "$profile"
     fi
     local worker_addresses=()
     start database "$bin_dir/database" --address "127.0.0.1:$database_port" --db "$run_dir/functions.db"

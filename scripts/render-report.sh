@@ -13,6 +13,8 @@
 #   RENDER_TIMEOUT  seconds before chromium is given up on (default 120)
 #   CHROMIUM        the browser binary (default: chromium, else chromium-browser)
 set -euo pipefail
+# shellcheck source=lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 if [[ $# -ne 2 ]]; then
     echo "usage: $0 <html> <png>" >&2
@@ -22,10 +24,8 @@ html="$1" png="$2"
 window="${RENDER_WINDOW:-1400,6000}"
 timeout_s="${RENDER_TIMEOUT:-120}"
 
-fail() { echo "render-report: $*" >&2; exit 1; }
-
-[[ -f "$html" ]] || fail "$html: no such file"
-[[ "$window" =~ ^[0-9]+,[0-9]+$ ]] || fail "RENDER_WINDOW=$window: expected WIDTH,HEIGHT"
+[[ -f "$html" ]] || die "$html: no such file"
+[[ "$window" =~ ^[0-9]+,[0-9]+$ ]] || die "RENDER_WINDOW=$window: expected WIDTH,HEIGHT"
 
 browser="${CHROMIUM:-}"
 if [[ -z "$browser" ]]; then
@@ -34,7 +34,7 @@ if [[ -z "$browser" ]]; then
     done
 fi
 [[ -n "$browser" ]] && command -v "$browser" >/dev/null 2>&1 ||
-    fail "chromium not found (Debian: apt-get install -y chromium; or set CHROMIUM)"
+    die "chromium not found (Debian: apt-get install -y chromium; or set CHROMIUM)"
 
 html_abs="$(realpath "$html")"
 mkdir -p "$(dirname "$png")"
@@ -52,14 +52,14 @@ timeout "$timeout_s" "$browser" --headless --no-sandbox --disable-gpu --hide-scr
     --window-size="$window" --screenshot="$png_abs" "file://$html_abs" >"$log" 2>&1 || status=$?
 if [[ $status -ne 0 ]]; then
     tail -n 20 "$log" >&2
-    if [[ $status -eq 124 ]]; then fail "$browser timed out after ${timeout_s}s rendering $html"; fi
-    fail "$browser failed (exit $status) rendering $html"
+    if [[ $status -eq 124 ]]; then die "$browser timed out after ${timeout_s}s rendering $html"; fi
+    die "$browser failed (exit $status) rendering $html"
 fi
 if [[ ! -s "$png_abs" ]]; then
     tail -n 20 "$log" >&2
-    fail "$browser wrote no screenshot (or an empty one) at $png"
+    die "$browser wrote no screenshot (or an empty one) at $png"
 fi
 if [[ "$(head -c 8 "$png_abs" | od -An -tx1 | tr -d ' \n')" != "89504e470d0a1a0a" ]]; then
-    fail "$png is not a PNG"
+    die "$png is not a PNG"
 fi
 echo "rendered $html -> $png ($(stat -c %s "$png_abs") bytes, window $window)"

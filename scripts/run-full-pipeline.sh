@@ -21,6 +21,8 @@
 # built binaries), DATA_DIR, MODELS_DIR, REPORTS_DIR, PIPELINE_DIR; see
 # scripts/lib/pipeline.sh. The fake replay uses LEAF_PORT/WORKER_PORT locally.
 set -euo pipefail
+# shellcheck source=lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 usage() {
     echo "usage: $0 <config> --sut <host> [--workers host:port,...] [--leaf-port 50050] [--fake-sut]" >&2
@@ -46,7 +48,7 @@ done
 
 # shellcheck source=lib/pipeline.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/pipeline.sh"
-pipeline_init run-full-pipeline "$config_arg" full
+pipeline_init "$config_arg" full
 leaf="$sut:$leaf_port"
 IFS=, read -r -a workers <<<"${worker_list:-$sut:50051,$sut:50052}"
 

@@ -25,7 +25,7 @@ set -euo pipefail
 
 # shellcheck source=lib/pipeline.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/pipeline.sh"
-pipeline_init run-local-pipeline "${1:-configs/local.yaml}" local
+pipeline_init "${1:-configs/local.yaml}" local
 export WORKERS="${WORKERS:-2}"
 leaf="127.0.0.1:${LEAF_PORT:-50050}"
 first_worker_port="${WORKER_PORT:-50051}"

@@ -7,18 +7,12 @@
 # when Docker or another dependency is missing.
 set -euo pipefail
 
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$repo"
-
-# Build artifacts live outside the clone so repeated runs reuse them; a cold
-# cache only costs time.
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${HYPERFAKE_CACHE:-$HOME/.cache/hyperfake}/target}"
+# shellcheck source=lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+cd "$hyperfake_repo"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
-if ! docker info >/dev/null 2>&1; then
-    echo "test: the Docker engine is not reachable; the integration tests need it" >&2
-    exit 1
-fi
+docker info >/dev/null 2>&1 || die "the Docker engine is not reachable; the integration tests need it"
 
 ORT_DYLIB_PATH="$(scripts/install-onnxruntime.sh | tail -n 1)"
 export ORT_DYLIB_PATH

@@ -50,6 +50,14 @@ pub enum ProcessError {
         env = hyperfake_plotfont::FONT_ENV
     )]
     NoFont { tried: String },
+    /// A run failed one or more checks of `process check` ([`crate::check`]).
+    #[error("{path}: run {run_id:?} {failures}\nfound:\n{report}")]
+    CheckFailed {
+        path: PathBuf,
+        run_id: String,
+        failures: crate::check::CheckFailures,
+        report: Box<crate::check::RunReport>,
+    },
 }
 
 impl ProcessError {

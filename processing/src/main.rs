@@ -34,6 +34,13 @@ enum Command {
     /// Writes a synthetic run database (loadgen's and the collector's tables
     /// with known behaviour), to try processing and plots without a platform.
     Synth(SynthArgs),
+    /// Checks one processed run: it completed, every scheduled call was
+    /// recorded, at most --max-failed-fraction failed, the collector and
+    /// processing wrote rows, the run summary accounts for every call, and
+    /// every training row and worker sample is within docs/units.md's ranges
+    /// (with --leaf and --worker: the run used that leaf and those workers).
+    /// Prints what it found; fails naming each failed check.
+    Check(CheckArgs),
 }
 
 #[derive(Debug, Args)]
@@ -92,6 +99,35 @@ struct SynthArgs {
     calls: usize,
 }
 
+#[derive(Debug, Args)]
+struct CheckArgs {
+    /// The run database.
+    #[arg(long)]
+    db: PathBuf,
+    /// The run to check.
+    #[arg(long)]
+    run_id: String,
+    /// A worker the collector followed, as given to it; repeat for each. Every
+    /// collector row must name one, and each must have sent worker samples.
+    /// By default not checked.
+    #[arg(long = "worker", value_name = "ADDRESS")]
+    workers: Vec<String>,
+    /// The leaf the load generator called (`runs.leaf_address`). By default not checked.
+    #[arg(long, value_name = "ADDRESS")]
+    leaf: Option<String>,
+    /// The largest fraction of calls that may fail.
+    #[arg(long, default_value_t = processing::check::MAX_FAILED_FRACTION)]
+    max_failed_fraction: f64,
+    /// Logical CPUs of the host the run was measured on (bounds worker CPU).
+    /// By default, this machine's.
+    #[arg(long)]
+    host_cores: Option<f64>,
+    /// Memory of that host, bytes (bounds worker and function RAM). By
+    /// default, this machine's MemTotal.
+    #[arg(long)]
+    host_memory_bytes: Option<i64>,
+}
+
 fn main() -> ExitCode {
     hyperfake_cli::init_tracing("warn,processing=info");
     let cli = Cli::parse();
@@ -99,6 +135,7 @@ fn main() -> ExitCode {
         Some(Command::Plots(args)) => plots(&args),
         Some(Command::Bench(args)) => bench(&args),
         Some(Command::Synth(args)) => synth(&args),
+        Some(Command::Check(args)) => check(&args),
         None => process(&cli.process),
     };
     hyperfake_cli::exit_code("process", result)
@@ -178,4 +215,41 @@ fn synth(args: &SynthArgs) -> Result<()> {
         counts.worker_samples
     );
     Ok(())
+}
+
+fn check(args: &CheckArgs) -> Result<()> {
+    use processing::check::{CheckOptions, Host};
+    let host = match (args.host_cores, args.host_memory_bytes) {
+        (Some(cores), Some(memory_bytes)) => Host { cores, memory_bytes },
+        (cores, memory) => {
+            let this = Host::this_machine().context("reading this machine's cores and memory")?;
+            Host { cores: cores.unwrap_or(this.cores), memory_bytes: memory.unwrap_or(this.memory_bytes) }
+        }
+    };
+    anyhow::ensure!(host.cores > 0.0 && host.cores.is_finite(), "--host-cores must be a positive number");
+    anyhow::ensure!(host.memory_bytes > 0, "--host-memory-bytes must be positive");
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&args.max_failed_fraction),
+        "--max-failed-fraction must be between 0 and 1"
+    );
+    let options = CheckOptions {
+        host,
+        workers: args.workers.clone(),
+        leaf_address: args.leaf.clone(),
+        max_failed_fraction: args.max_failed_fraction,
+    };
+    match processing::check::check_run(&args.db, &args.run_id, &options) {
+        Ok(report) => {
+            print!("{report}");
+            println!("run {} in {}: ok", args.run_id, args.db.display());
+            Ok(())
+        }
+        // Names the file, the run and every failed check already.
+        Err(e @ processing::ProcessError::CheckFailed { .. }) => Err(e.into()),
+        Err(e) => Err(anyhow::Error::new(e).context(format!(
+            "checking run {} of {}",
+            args.run_id,
+            args.db.display()
+        ))),
+    }
 }

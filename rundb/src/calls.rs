@@ -7,6 +7,11 @@ use rusqlite::{CachedStatement, Connection, Transaction, params};
 
 use crate::status::{CallStatus, RunStatus};
 
+/// The table of runs, one row each (`RunRow`).
+pub const RUNS_TABLE: &str = "runs";
+/// The table of calls that came due, one row each (`CallRow`).
+pub const CALLS_TABLE: &str = "calls";
+
 /// Schema of every table the load generator writes. `IF NOT EXISTS` so a
 /// database can be reopened (for example by the collector) without error.
 pub const SCHEMA: &str = "

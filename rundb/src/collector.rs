@@ -7,6 +7,13 @@ use std::sync::Arc;
 
 use rusqlite::{CachedStatement, Connection, params};
 
+/// The table of lifecycle events (`EventRow`).
+pub const INSTANCE_EVENTS_TABLE: &str = "instance_events";
+/// The table of per-container resource samples (`ContainerRow`).
+pub const CONTAINER_SAMPLES_TABLE: &str = "container_samples";
+/// The table of per-worker resource samples (`SampleRows` totals).
+pub const WORKER_SAMPLES_TABLE: &str = "worker_samples";
+
 /// Schema of the collector's tables. `IF NOT EXISTS`: the file may already
 /// hold the load generator's tables, or an earlier session's rows.
 pub const SCHEMA: &str = "

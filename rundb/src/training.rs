@@ -80,6 +80,10 @@ pub const AVG_COLUMNS: [&str; 11] = [
     "run_id",
 ];
 
+/// The table of training rows, one per call that has every input and target.
+pub const TRAINING_DATA_TABLE: &str = "training_data";
+/// The table of per-image run summaries.
+pub const RUN_SUMMARY_TABLE: &str = "run_summary";
 /// The table of declared payload features (one row per feature and image).
 pub const PAYLOAD_FEATURES_TABLE: &str = "payload_features";
 /// The table of measured instance start durations.
@@ -322,6 +326,27 @@ mod tests {
         assert_eq!(unit_of("worker_cpu_usage"), "cores");
         assert_eq!(unit_of(WORKER_OVERHEAD), "ns");
         assert_eq!(unit_of("feature_graph_nodes"), "");
+    }
+
+    #[test]
+    fn the_table_name_constants_name_the_tables_the_schemas_create() {
+        let conn = Connection::open_in_memory().unwrap();
+        crate::calls::create(&conn).unwrap();
+        crate::collector::create(&conn).unwrap();
+        create(&conn).unwrap();
+        for table in [
+            crate::calls::RUNS_TABLE,
+            crate::calls::CALLS_TABLE,
+            crate::collector::INSTANCE_EVENTS_TABLE,
+            crate::collector::CONTAINER_SAMPLES_TABLE,
+            crate::collector::WORKER_SAMPLES_TABLE,
+            TRAINING_DATA_TABLE,
+            RUN_SUMMARY_TABLE,
+            PAYLOAD_FEATURES_TABLE,
+            COLD_STARTS_TABLE,
+        ] {
+            assert!(crate::has_table(&conn, table).unwrap(), "no table {table}");
+        }
     }
 
     #[test]

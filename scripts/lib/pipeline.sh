@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Steps shared by scripts/run-local-pipeline.sh (platform on this machine) and
 # scripts/run-full-pipeline.sh (platform on another host). Source it after
 # `set -euo pipefail`, then call pipeline_init <config> <run id suffix>.
@@ -9,20 +10,20 @@
 # MODELS_DIR=models, REPORTS_DIR=reports, PIPELINE_DIR=<repo>/target/pipeline
 # (logs and platform state of a run go to $PIPELINE_DIR/<run>).
 
-pipeline_repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+# shellcheck source=lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 # Sets the paths every step uses: repo, config, bin, run_id, run_dir, real_db,
 # validation_config, validation_seed, validation_id, validation_db, fake_db,
 # report_dir, data_dir, models_dir; enters the repository.
 pipeline_init() {
-    local name="$1" suffix="$3"
-    config="$2"
-    repo="$pipeline_repo"
-    cd "$repo"
-    [[ -f "$config" ]] || { echo "$name: no workload file $config" >&2; exit 1; }
-    export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${HYPERFAKE_CACHE:-$HOME/.cache/hyperfake}/target}"
+    local suffix="$2"
+    config="$1"
+    repo="$hyperfake_repo"
+    cd "$repo" || exit 1
+    [[ -f "$config" ]] || die "no workload file $config"
     export PROFILE="${PROFILE:-dev}"
-    bin="$CARGO_TARGET_DIR/$([[ $PROFILE == dev ]] && echo debug || echo "$PROFILE")"
+    bin="$(profile_dir "$PROFILE")"
     run_id="${RUN_ID:-$(date -u +%Y%m%dT%H%M%SZ)-$suffix}"
     data_dir="${DATA_DIR:-training_data}"
     models_dir="${MODELS_DIR:-models}"
@@ -32,7 +33,7 @@ pipeline_init() {
     # the same workload drawn with another seed (new arrivals, payloads, sizes).
     training_seed="$(config_seed "$config")"
     validation_seed="${VALIDATION_SEED:-$((training_seed + 1))}"
-    [[ "$validation_seed" != "$training_seed" ]] || { echo "$name: VALIDATION_SEED equals the training seed $training_seed" >&2; exit 1; }
+    [[ "$validation_seed" != "$training_seed" ]] || die "VALIDATION_SEED equals the training seed $training_seed"
     validation_id="$run_id-validation"
     validation_db="$data_dir/$validation_id.db"
     fake_db="$data_dir/$validation_id-fake.db"
@@ -87,18 +88,13 @@ measure() {
     collector_pid=$!
     "$bin/loadgen" run "$workload" --leaf "$leaf" --run-id "$id" --out "$db"
     kill -TERM "$collector_pid"
-    wait "$collector_pid" || { echo "collector failed (log: $log)" >&2; exit 1; }
+    wait "$collector_pid" || die "collector failed (log: $log)"
     collector_pid=""
 }
 
-# build_binaries: every binary of the workspace. Built as `cargo test
-# --workspace` builds (whole workspace, all targets): cargo hashes each
-# dependency with the features of the packages selected, so building a subset
-# (`-p loadgen -p processing ...`) compiles the shared dependencies a second
-# time next to the tests' build. One selection, one
-# dependency build, shared by the pipeline and scripts/test.sh.
+# build_binaries: every binary of the workspace, as the tests build it (common.sh).
 build_binaries() {
-    cargo build --quiet --profile "$PROFILE" --workspace --all-targets
+    build_workspace "$PROFILE"
 }
 
 install_onnxruntime() {
@@ -126,7 +122,7 @@ evaluate_out_of_sample() {
     step "scoring the models on the validation run (seed $validation_seed, not trained on)"
     mkdir -p "$report_dir/out-of-sample"
     for file in "$models"/*.onnx; do
-        [[ -e "$file" ]] || { echo "no model files in $models" >&2; exit 1; }
+        [[ -e "$file" ]] || die "no model files in $models"
         name="$(basename "$file" .onnx)"
         "$bin/trainer" evaluate --model "$file" --db "$validation_db" --out "$report_dir/out-of-sample/$name.json"
     done

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the image build scripts: builds a `FROM scratch` image holding one
 # static binary. Source it, then:
 #

@@ -1,7 +1,7 @@
 //! A short local run on the real platform, in process: database, two Docker
 //! workers and a leaf (testkit), the collector following both workers and the
 //! load generator sending a seeded workload, then processing. The training
-//! rows must satisfy the invariants of docs/units.md (see `common::check_run`).
+//! rows must satisfy the invariants of docs/units.md (`processing::check`).
 
 use std::time::{Duration, Instant};
 
@@ -12,10 +12,9 @@ use hyperfake_testkit::{
 };
 use loadgen::Workload;
 use loadgen::run::RunOptions;
+use processing::check::{CheckOptions, Host, check_run};
 use processing::{ProcessOptions, Progress};
 use worker::WorkerSettings;
-
-use crate::common::check_run;
 
 /// About 15 s at 8 calls/s over four functions, each with a CPU quota.
 const WORKLOAD: &str = r#"
@@ -101,8 +100,9 @@ async fn training_rows_of_a_real_run_satisfy_the_invariants() {
     };
     assert_eq!(summaries.len(), 1);
 
-    match check_run(&db, &run_id) {
-        Ok(counts) => eprintln!("local run ok in {:.1?}: {counts:?}", started.elapsed()),
+    let options = CheckOptions::new(Host::this_machine().expect("this machine's cores and memory"));
+    match check_run(&db, &run_id, &options) {
+        Ok(report) => eprintln!("local run ok in {:.1?}:\n{report}", started.elapsed()),
         Err(problems) => {
             // Keep the database for a look after the test.
             let kept = dir.keep();

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use crate::common::check_run;
+use processing::check::{CheckOptions, Host, check_run};
 
 #[test]
 fn pipeline_against_a_platform_on_another_host() {
@@ -61,11 +61,12 @@ fn pipeline_against_a_platform_on_another_host() {
     assert!(calls > 0 && ok == calls, "fake run: {ok} of {calls} calls OK\n{log}");
     assert!(one("SELECT COUNT(*) FROM training_data") > 0, "fake run: no training rows\n{log}");
     drop(conn);
+    let options = CheckOptions::new(Host::this_machine().expect("this machine's cores and memory"));
     for (db, id) in [
         (data.join(format!("{run_id}.db")), run_id.clone()),
         (data.join(format!("{validation_id}.db")), validation_id.clone()),
     ] {
-        if let Err(problems) = check_run(&db, &id) {
+        if let Err(problems) = check_run(&db, &id, &options) {
             let kept = out.keep();
             panic!("{}: {problems}\n(kept {})\n{log}", db.display(), kept.display());
         }

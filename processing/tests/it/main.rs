@@ -2,6 +2,8 @@
 
 mod common;
 
+/// `process check` on good and bad run databases.
+mod check;
 /// The `process` command end to end.
 mod cli;
 /// Known answers on tiny hand-built run databases, one per definition.

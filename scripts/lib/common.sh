@@ -1,0 +1,81 @@
+# shellcheck shell=bash
+# Shared by every script in scripts/: where builds go, where a cargo profile's
+# binaries are, `die`, building the workspace, waiting for a leaf, and removing
+# what a deployment left in Docker. Source it right after `set -euo pipefail`:
+#
+#   # shellcheck source=lib/common.sh
+#   source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+#
+# Exports CARGO_TARGET_DIR; sets hyperfake_repo (the repository root),
+# hyperfake_cache and the label names below.
+
+[[ -z "${hyperfake_common_loaded:-}" ]] || return 0
+hyperfake_common_loaded=1
+
+hyperfake_repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+# The name `die` prefixes messages with: the script that was run.
+hyperfake_script="$(basename "$0" .sh)"
+# Downloads and build artifacts that outlive a clone.
+hyperfake_cache="${HYPERFAKE_CACHE:-$HOME/.cache/hyperfake}"
+# One build directory for the scripts, the pipelines and the tests
+# (scripts/test.sh): whichever builds first, the others reuse it, instead of a
+# second full build in ./target.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$hyperfake_cache/target}"
+
+hyperfake_label_managed=hyperfake.managed        # hyperfake_core::defaults::LABEL_MANAGED
+hyperfake_label_deployment=hyperfake.deployment  # compose.yaml; workers put it on their containers (--label)
+
+# die <message>: prints "<script>: <message>" to stderr and exits 1.
+die() {
+    echo "$hyperfake_script: $*" >&2
+    exit 1
+}
+
+# profile_dir <profile>: the directory a cargo profile's binaries go to
+# (cargo names the dev profile's directory `debug`).
+profile_dir() {
+    if [[ "$1" == dev ]]; then
+        echo "$CARGO_TARGET_DIR/debug"
+    else
+        echo "$CARGO_TARGET_DIR/$1"
+    fi
+}
+
+# build_workspace <profile>: every binary of the workspace, built as `cargo test
+# --workspace` builds (whole workspace, all targets). Cargo hashes each
+# dependency with the features of the packages selected, so building a subset
+# (`-p leaf ...`) compiles the shared dependencies a second time next to the
+# tests' build. One selection, one dependency build, shared by every script,
+# the pipelines and scripts/test.sh.
+build_workspace() {
+    cargo build --quiet --manifest-path "$hyperfake_repo/Cargo.toml" --profile "$1" --workspace --all-targets
+}
+
+# wait_for_leaf <leafctl> <address> [seconds, default 60]: polls the leaf's
+# State until it answers. Returns 1, saying so, when it has not within the time.
+wait_for_leaf() {
+    local leafctl="$1" address="$2" seconds="${3:-60}"
+    local deadline=$((SECONDS + seconds))
+    until "$leafctl" --address "$address" --deadline 2s state >/dev/null 2>&1; do
+        if ((SECONDS >= deadline)); then
+            echo "$hyperfake_script: the leaf at $address did not answer within $seconds s" >&2
+            return 1
+        fi
+        sleep 0.5
+    done
+    echo "leaf answers at $address"
+}
+
+# remove_deployment <deployment>: removes the containers and networks labelled
+# hyperfake.managed=true and hyperfake.deployment=<deployment>: what is left
+# of a containerized platform, and the function containers its workers
+# started (they remove them on SIGTERM; this catches a worker that was
+# killed). A network still in use is left.
+remove_deployment() {
+    local filters=(--filter "label=$hyperfake_label_managed=true" --filter "label=$hyperfake_label_deployment=${1:?a deployment}")
+    local ids=()
+    mapfile -t ids < <(docker ps -aq "${filters[@]}")
+    ((${#ids[@]} == 0)) || docker rm -f "${ids[@]}" >/dev/null
+    mapfile -t ids < <(docker network ls -q "${filters[@]}")
+    ((${#ids[@]} == 0)) || docker network rm "${ids[@]}" >/dev/null 2>&1 || true
+}
