@@ -9,6 +9,7 @@
 //! assert_eq!(Cores::from_cpu_time(Nanos::from_millis(500), Nanos::from_millis(1000)), Cores(0.5));
 //! ```
 
+pub mod build;
 pub mod config;
 pub mod defaults;
 pub mod format;

@@ -233,15 +233,19 @@ async fn main() {
     })
     .await;
 
+    let profile = hyperfake_core::build::profile(cfg!(debug_assertions));
+    let machine = hyperfake_testkit::bench::machine();
     let goal_met = sleeping.held_at_once as usize == sleeping.calls && sleeping.peak_rss_mib < 1024.0;
     let md = format!(
-        "# Fake worker benchmark\n\n\
+        "# Fake worker benchmark\n\nProfile: {}. Machine: {}.\n\n\
          ## Concurrent sleeping simulated calls (in-process, one fake worker)\n\n\
          | calls launched | held in flight at once | baseline RSS MiB | peak RSS MiB | bytes per call | launch s | goal (100 000 in < 1 GiB) |\n|---|---|---|---|---|---|---|\n\
          | {} | {} | {:.1} | {:.1} | {:.0} | {:.2} | {} |\n\n\
          ## Zero-runtime calls/s over gRPC ({} connections × {} closed-loop callers, {} s)\n\n\
          | server | calls/s |\n|---|---|\n| fake worker (Controller.Call, simulated) | {:.0} |\n| bare tonic echo server (FunctionService.Call) | {:.0} |\n\n\
          The fake worker reaches {:.0}% of the bare server's rate on the same machine in the same run.\n",
+        profile,
+        machine,
         sleeping.calls,
         sleeping.held_at_once,
         sleeping.baseline_rss_mib,
@@ -263,6 +267,7 @@ async fn main() {
             "bytes_per_call": sleeping.per_call_bytes, "launch_seconds": sleeping.seconds_to_launch, "goal_met": goal_met,
         },
         "zero_runtime_calls_per_second": { "fake_worker": fake_rate, "bare_tonic_echo": bare_rate },
+        "profile": profile, "machine": machine,
         "connections": CONNECTIONS, "callers_per_connection": CALLERS_PER_CONNECTION, "seconds": THROUGHPUT_SECONDS,
     });
     let out = std::env::var("HYPERFAKE_BENCH_OUT")

@@ -204,7 +204,7 @@ async fn max_throughput(target: &Target, function: &FunctionId, args: &Args) -> 
 async fn main() {
     let args = Args::parse();
     assert!(!args.payloads.is_empty(), "--payloads needs at least one size");
-    let profile = hyperfake_testkit::bench::build_profile(cfg!(debug_assertions));
+    let profile = hyperfake_core::build::profile(cfg!(debug_assertions));
     let machine = hyperfake_testkit::bench::machine();
     let load_start = hyperfake_testkit::bench::load_average();
     let out = args.out.clone().unwrap_or_else(|| {

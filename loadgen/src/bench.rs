@@ -71,6 +71,8 @@ pub struct BenchReport {
     pub max_lag_p99_us: f64,
     pub body_bytes: u64,
     pub cpus: usize,
+    /// The build profile (`hyperfake_core::build::profile`).
+    pub profile: String,
 }
 
 /// A leaf that answers every call at once with an empty body: the cheapest
@@ -191,6 +193,7 @@ pub async fn bench(options: BenchOptions) -> anyhow::Result<BenchReport> {
         max_lag_p99_us: options.max_lag_p99.as_secs_f64() * 1e6,
         body_bytes: options.body_bytes,
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        profile: hyperfake_core::build::profile(cfg!(debug_assertions)),
         steps,
     };
     write_reports(&options.out_dir, &report)?;
@@ -283,9 +286,9 @@ fn write_reports(dir: &Path, report: &BenchReport) -> anyhow::Result<()> {
 pub fn markdown(report: &BenchReport) -> String {
     let mut out = String::from("# loadgen benchmark: open-loop send rate against a no-op leaf\n\n");
     out.push_str(&format!(
-        "Body {} bytes, {} CPUs. Sustained = no lost row, no error, achieved ≥ 95 % of target, \
+        "Body {} bytes, {} CPUs, build profile: {}. Sustained = no lost row, no error, achieved ≥ 95 % of target, \
          send lag p99 ≤ {:.0} µs.\n\n",
-        report.body_bytes, report.cpus, report.max_lag_p99_us
+        report.body_bytes, report.cpus, report.profile, report.max_lag_p99_us
     ));
     out.push_str(
         "| target rps | achieved rps | calls | rows | lost | errors | lag p50 µs | lag p99 µs | lag max µs | latency p50 µs | latency p99 µs | sustained |\n",

@@ -29,7 +29,8 @@ pub struct BenchReport {
     pub total_s: f64,
     pub calls_per_second: f64,
     pub cpus: usize,
-    pub profile: &'static str,
+    /// The build profile (`hyperfake_core::build::profile`).
+    pub profile: String,
 }
 
 /// Generates a synthetic run of `calls` calls in a scratch directory and
@@ -91,7 +92,7 @@ fn run_in(db: &Path, calls: usize, progress: &ProgressBar) -> Result<BenchReport
         total_s,
         calls_per_second: counts.calls as f64 / total_s,
         cpus: std::thread::available_parallelism().map_or(1, usize::from),
-        profile: if cfg!(debug_assertions) { "debug" } else { "release" },
+        profile: hyperfake_core::build::profile(cfg!(debug_assertions)),
     })
 }
 
@@ -102,7 +103,7 @@ impl BenchReport {
         let _ = writeln!(
             s,
             "{} calls ({} instances, {} container samples, {} worker samples) → {} training rows; \
-             {} CPUs, {} build.\n",
+             {} CPUs, build profile: {}.\n",
             self.calls,
             self.instances,
             self.container_samples,

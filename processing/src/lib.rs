@@ -22,6 +22,7 @@
 //! ```
 
 pub mod bench;
+pub mod check;
 pub mod error;
 pub mod extras;
 pub mod features;

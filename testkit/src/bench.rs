@@ -1,15 +1,5 @@
-//! Where and how a benchmark ran, for the header of its report: the build
-//! profile, the machine and how busy it was.
-
-/// The build profile a benchmark binary was compiled with, from its own
-/// `cfg!(debug_assertions)` (pass that; this crate's flag could differ).
-pub fn build_profile(debug_assertions: bool) -> &'static str {
-    if debug_assertions {
-        "dev (`cargo bench --profile dev`: hyperfake's code unoptimised, dependencies opt-level 2)"
-    } else {
-        "bench (release: everything optimised)"
-    }
-}
+//! Where a benchmark ran, for the header of its report: the machine and how
+//! busy it was (the build profile is `hyperfake_core::build::profile`).
 
 /// CPUs, CPU model and kernel of this machine.
 pub fn machine() -> String {

@@ -92,7 +92,7 @@ async fn bare_docker_run(sweeper: &ContainerSweeper) -> Duration {
 #[tokio::main]
 async fn main() {
     require_image(ECHO);
-    let profile = hyperfake_testkit::bench::build_profile(cfg!(debug_assertions));
+    let profile = hyperfake_core::build::profile(cfg!(debug_assertions));
     let machine = hyperfake_testkit::bench::machine();
     let load_start = hyperfake_testkit::bench::load_average();
     // Set HYPERFAKE_BENCH_BUSY=1 when other work shares the machine; the report says so.
