@@ -115,7 +115,11 @@ async fn run(args: Args, multi: MultiProgress) -> anyhow::Result<()> {
     multi.suspend(|| {
         println!("collector: run {} session {} -> {}", session.run_id, session.number, db.display());
         for w in collector.workers() {
-            println!("collector: following {}{auth} (Status + Resources every {interval:?})", w.address);
+            println!(
+                "collector: following {}{auth} (Status + Resources every {})",
+                w.address,
+                humantime::format_duration(interval)
+            );
         }
     });
 

@@ -89,6 +89,70 @@ fn a_database_in_hyperfakes_own_schema_trains_by_time_and_evaluates() {
     assert!(r2.iter().all(|r| *r > 0.99), "R² {r2:?} in {eval}");
 }
 
+/// HyperFake's `training_data_avg` as HyperFake fills it: the mean targets
+/// per image and inputs, REAL columns, no run id and no time column.
+fn fill_hyperfake_avg(path: &Path) {
+    let conn = Connection::open(path).unwrap();
+    conn.execute_batch(
+        "INSERT INTO training_data_avg
+         SELECT image_tag, request_size_bytes, function_instances_count, active_function_calls_count,
+                worker_cpu_usage, worker_ram_usage, AVG(function_processing_time_ns), AVG(function_cpu_usage),
+                AVG(function_ram_usage)
+         FROM training_data
+         GROUP BY image_tag, request_size_bytes, function_instances_count, active_function_calls_count,
+                  worker_cpu_usage, worker_ram_usage",
+    )
+    .unwrap();
+}
+
+#[test]
+fn hyperfakes_average_table_trains_with_a_random_split_and_evaluates() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("training_data")).unwrap();
+    for (name, n) in [("hf.db", 600), ("hf-other.db", 300)] {
+        let db = dir.path().join("training_data").join(name);
+        hyperfake_db(&db, n);
+        fill_hyperfake_avg(&db);
+    }
+    let common = ["--db", "training_data/hf.db", "--table", "training_data_avg"];
+    let mut args = vec!["train", "-q", "--model", "linear", "--split", "random", "--no-plots"];
+    args.extend(common);
+    trainer(&args, dir.path());
+    let model = dir.path().join("models/hf/linear.json");
+    assert!(model.is_file(), "no {}", model.display());
+
+    trainer(
+        &[
+            "evaluate",
+            "-q",
+            "--model",
+            "models/hf/linear.json",
+            "--db",
+            "training_data/hf-other.db",
+            "--table",
+            "training_data_avg",
+            "--out",
+            "eval.json",
+        ],
+        dir.path(),
+    );
+    let eval: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("eval.json")).unwrap()).unwrap();
+    let r2: Vec<f64> = find_all(&eval, "r2");
+    assert!(!r2.is_empty(), "no r2 in {eval}");
+    assert!(r2.iter().all(|r| *r > 0.99), "R² {r2:?} in {eval}");
+
+    // A by-time split needs a time column, which this table does not have: refused, naming it.
+    let out = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(["train", "-q", "--model", "linear", "--split", "time", "--no-plots"])
+        .args(common)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && text.contains("training_data_avg"), "{text}");
+}
+
 #[test]
 fn a_timestamp_that_is_not_a_time_is_an_error_naming_the_row() {
     let dir = tempfile::tempdir().unwrap();
