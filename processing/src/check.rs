@@ -599,6 +599,14 @@ pub fn check_run(path: &Path, run_id: &str, options: &CheckOptions) -> Result<Ru
 /// one description per violating row. Parameters: `:run`, `:ok` (the OK
 /// status), `:cores` and `:memory` (the host), `:quota_slack`, `:abs_slack`.
 fn row_checks() -> Vec<(Check, Vec<&'static str>, String)> {
+    /// Training rows whose bytes `column` is not in (0, the host's memory].
+    fn bytes_outside_memory(column: &str) -> String {
+        format!(
+            "SELECT request_id || ' ' || {column} FROM {TRAINING_DATA_TABLE}
+             WHERE run_id = :run AND ({column} <= 0 OR {column} > :memory)"
+        )
+    }
+
     let [_, instances, active, worker_cpu, worker_ram] = INPUTS;
     let [runtime, function_cpu, function_ram] = TARGETS;
     let t = TRAINING_DATA_TABLE;
@@ -652,10 +660,7 @@ fn row_checks() -> Vec<(Check, Vec<&'static str>, String)> {
         (
             Check::FunctionRam,
             vec![t],
-            format!(
-                "SELECT request_id || ' ' || {function_ram} FROM {t}
-                 WHERE run_id = :run AND ({function_ram} <= 0 OR {function_ram} > :memory)"
-            ),
+            bytes_outside_memory(function_ram),
         ),
         (
             Check::WorkerCpu,
@@ -668,10 +673,7 @@ fn row_checks() -> Vec<(Check, Vec<&'static str>, String)> {
         (
             Check::WorkerRam,
             vec![t],
-            format!(
-                "SELECT request_id || ' ' || {worker_ram} FROM {t}
-                 WHERE run_id = :run AND ({worker_ram} <= 0 OR {worker_ram} > :memory)"
-            ),
+            bytes_outside_memory(worker_ram),
         ),
         (
             Check::WorkerSamples,

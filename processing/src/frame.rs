@@ -60,11 +60,10 @@ pub struct CallRow {
 impl CallRow {
     /// Whether every one of [`INPUTS`] is known.
     pub fn inputs_complete(&self) -> bool {
-        self.worker_cpu_usage.is_some() && self.worker_ram_usage.is_some() && self.counts_known()
-    }
-
-    fn counts_known(&self) -> bool {
-        self.function_instances_count.is_some() && self.active_function_calls_count.is_some()
+        self.function_instances_count.is_some()
+            && self.active_function_calls_count.is_some()
+            && self.worker_cpu_usage.is_some()
+            && self.worker_ram_usage.is_some()
     }
 
     /// The value of the `training_data` column `column`; `None` when no such

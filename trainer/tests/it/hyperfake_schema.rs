@@ -68,22 +68,20 @@ fn a_database_in_hyperfakes_own_schema_trains_by_time_and_evaluates() {
     let text = json.to_string();
     assert!(text.contains("request_size_bytes") && text.contains(IMAGE), "{text}");
 
-    trainer(
-        &[
-            "evaluate",
-            "-q",
-            "--model",
-            "models/hf/linear.json",
-            "--db",
-            "training_data/hf-other.db",
-            "--out",
-            "eval.json",
-        ],
-        dir.path(),
-    );
+    evaluate_fits(dir.path(), &[]);
+}
+
+/// `trainer evaluate` of `models/hf/linear.json` on `training_data/hf-other.db`
+/// (with `extra` arguments): the targets are exact linear functions of the
+/// inputs, so every R² is above 0.99.
+fn evaluate_fits(dir: &Path, extra: &[&str]) {
+    let mut args =
+        vec!["evaluate", "-q", "--model", "models/hf/linear.json", "--db", "training_data/hf-other.db"];
+    args.extend(extra);
+    args.extend(["--out", "eval.json"]);
+    trainer(&args, dir);
     let eval: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("eval.json")).unwrap()).unwrap();
-    // The targets are exact linear functions of the inputs: a linear model fits them.
+        serde_json::from_str(&std::fs::read_to_string(dir.join("eval.json")).unwrap()).unwrap();
     let r2: Vec<f64> = find_all(&eval, "r2");
     assert!(!r2.is_empty(), "no r2 in {eval}");
     assert!(r2.iter().all(|r| *r > 0.99), "R² {r2:?} in {eval}");
@@ -121,26 +119,7 @@ fn hyperfakes_average_table_trains_with_a_random_split_and_evaluates() {
     let model = dir.path().join("models/hf/linear.json");
     assert!(model.is_file(), "no {}", model.display());
 
-    trainer(
-        &[
-            "evaluate",
-            "-q",
-            "--model",
-            "models/hf/linear.json",
-            "--db",
-            "training_data/hf-other.db",
-            "--table",
-            "training_data_avg",
-            "--out",
-            "eval.json",
-        ],
-        dir.path(),
-    );
-    let eval: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("eval.json")).unwrap()).unwrap();
-    let r2: Vec<f64> = find_all(&eval, "r2");
-    assert!(!r2.is_empty(), "no r2 in {eval}");
-    assert!(r2.iter().all(|r| *r > 0.99), "R² {r2:?} in {eval}");
+    evaluate_fits(dir.path(), &["--table", "training_data_avg"]);
 
     // A by-time split needs a time column, which this table does not have: refused, naming it.
     let out = Command::new(env!("CARGO_BIN_EXE_trainer"))
