@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use rundb::CallStatus;
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 
 use crate::decompose::{CallTimings, Decomposition};
 
@@ -57,7 +57,7 @@ impl RunData {
     /// Loads `run_id` (or the only run) from `path`, read-only.
     pub fn load(path: &Path, run_id: Option<&str>) -> Result<RunData, DataError> {
         let sql = |source| DataError::Sqlite { path: path.into(), source };
-        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sql)?;
+        let conn = rundb::open_untrusted(path).map_err(sql)?;
         let run_ids: Vec<String> = {
             let mut stmt = conn.prepare("SELECT run_id FROM runs ORDER BY started_at_ns").map_err(sql)?;
             stmt.query_map([], |r| r.get(0)).map_err(sql)?.collect::<Result<_, _>>().map_err(sql)?

@@ -205,6 +205,12 @@ fn strings_from_the_databases_and_the_command_line_are_escaped() {
     }
     assert_eq!(srcs, 2, "the ECDF and the decomposition of the one function");
     assert!(files.iter().all(|f| f.starts_with(&out)), "{files:?}");
+    // The plots carry the tag in their titles, escaped too (opened on their own,
+    // an SVG runs its scripts).
+    for svg in files.iter().filter(|f| f.extension().is_some_and(|e| e == "svg")) {
+        let text = std::fs::read_to_string(svg).unwrap();
+        assert!(!text.contains("<script"), "{} holds a raw <script>", svg.display());
+    }
     // Markdown: no raw HTML and no table-breaking pipe.
     let md = std::fs::read_to_string(out.join("fidelity.md")).unwrap();
     assert!(!md.contains("<script>") && !md.contains("<img"), "{md}");
@@ -261,4 +267,21 @@ fn the_cli_takes_the_sample_relation() {
     assert_eq!(json["trained_on"], "training_data/run-a.db (seed 42)");
     assert_eq!(json["validation"], "out of sample: seed 43");
     assert!(json["images"][0]["real_decomposition"]["parts"].as_array().unwrap().len() == 6);
+}
+
+/// Run databases come from other hosts: one whose `runs` is a view over a
+/// virtual table that is not innocuous (it would put the reader's file paths
+/// into the report) is refused.
+#[test]
+fn a_crafted_run_database_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("crafted.db");
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "CREATE VIEW runs AS SELECT file AS run_id, 0 AS started_at_ns FROM pragma_database_list;",
+        )
+        .unwrap();
+    let err = RunData::load(&path, None).unwrap_err();
+    assert!(err.to_string().contains("unsafe use of virtual table"), "{err}");
 }

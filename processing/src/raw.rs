@@ -11,7 +11,7 @@ use std::path::Path;
 use hyperfake_core::FunctionConfig;
 use hyperfake_core::payload::PayloadFeatures;
 use indicatif::ProgressBar;
-use rusqlite::{Connection, OpenFlags, Row};
+use rusqlite::{Connection, Row};
 
 use crate::error::{ProcessError, Result};
 
@@ -123,11 +123,11 @@ pub struct RawRun {
     pub missing_tables: Vec<&'static str>,
 }
 
-/// Opens a run database for reading. WAL lets loadgen and the collector keep
+/// Opens a run database for reading: read-only, and not trusting the file's
+/// schema ([`rundb::open_untrusted`]). WAL lets loadgen and the collector keep
 /// writing while it is read.
 pub fn open_read(path: &Path) -> Result<Connection> {
-    Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(|source| ProcessError::Open { path: path.to_owned(), source })
+    rundb::open_untrusted(path).map_err(|source| ProcessError::Open { path: path.to_owned(), source })
 }
 
 /// Whether `table` has `column` (older run databases lack the newer ones).

@@ -249,3 +249,26 @@ fn an_unprocessed_run_fails_naming_the_missing_tables() {
     );
     assert!(tables.detail.contains("process --db"), "{failures}");
 }
+
+/// Run databases come from other hosts: every reader opens them read-only and
+/// without trusting their schema, so a `runs` view over a virtual table that
+/// is not innocuous (here one that would leak the reader's file paths) fails,
+/// and the reader cannot write.
+#[test]
+fn readers_do_not_trust_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("crafted.db");
+    Connection::open(&db)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE calls(run_id TEXT); INSERT INTO calls VALUES ('r');
+             CREATE VIEW runs AS SELECT file AS run_id FROM pragma_database_list;",
+        )
+        .unwrap();
+    let conn = processing::raw::open_read(&db).unwrap();
+    let trusted: i64 = conn.query_row("PRAGMA trusted_schema", [], |r| r.get(0)).unwrap();
+    assert_eq!(trusted, 0);
+    let err = conn.query_row("SELECT run_id FROM runs", [], |r| r.get::<_, String>(0)).unwrap_err();
+    assert!(err.to_string().contains("unsafe use of virtual table"), "{err}");
+    assert!(conn.execute("INSERT INTO calls VALUES ('x')", []).is_err(), "a reader wrote");
+}
