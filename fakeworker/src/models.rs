@@ -16,7 +16,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use hyperfake_core::ImageTag;
-use hyperfake_model::{Model, ModelError, ModelSet};
+use hyperfake_model::{HostBaseline, HostLoad, Model, ModelError, ModelSet};
 
 /// A model named on the command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,6 +64,16 @@ impl Models {
 
     pub fn is_empty(&self) -> bool {
         self.by_image.is_empty()
+    }
+
+    /// The median host load besides the calls recorded by the models (the
+    /// first, by image, that records one: models trained together record
+    /// the same); zero when none does.
+    pub fn host_base(&self) -> HostLoad {
+        self.by_image
+            .values()
+            .find_map(|m| m.info().host_baseline.as_ref().map(HostBaseline::median))
+            .unwrap_or_default()
     }
 }
 

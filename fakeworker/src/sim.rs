@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use hyperfake_core::defaults::MAX_MESSAGE_SIZE;
 use hyperfake_core::{Bytes, Cores, ImageTag, Nanos};
-use hyperfake_model::{ModelInfo, Prediction};
+use hyperfake_model::{HostLoad, ModelInfo, Prediction};
 use proto::common::{CallRequest, CallResponse};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -70,6 +70,9 @@ pub enum Sampling {
     /// The mean prediction, nothing drawn (HyperFake's behaviour).
     Mean,
 }
+
+/// Half of tokio's timer resolution (1 ms): the mean lateness of a sleep.
+const TIMER_HALF_TICK: Duration = Duration::from_micros(500);
 
 /// The largest response a simulated call sends: the platform's message limit
 /// minus room for the envelope.
@@ -238,14 +241,18 @@ impl Runtime for SimRuntime {
     /// Simulated instances never exit on their own.
     fn watch_exits(&self, _exits: mpsc::Sender<ExitNotice>) {}
 
+    /// The simulated calls' load on top of the models' median host base load.
     fn usage(&self) -> HostUsage {
+        let base = self.state.models.current().host_base();
         let load = lock(&self.state.load);
+        let (cpu, ram) = (base.cpu_cores + load.cpu, base.ram_bytes + load.ram);
+        drop(load);
         let cores = self.state.settings.cores.max(1);
-        let per_core = (100.0 * load.cpu / cores as f64).clamp(0.0, 100.0);
+        let per_core = (100.0 * cpu / cores as f64).clamp(0.0, 100.0);
         HostUsage {
             cpu_percent_per_core: vec![per_core; cores],
-            cpu: Cores(load.cpu),
-            ram_used: Bytes(Nanos::from_f64_saturating(load.ram).0),
+            cpu: Cores(cpu),
+            ram_used: Bytes(Nanos::from_f64_saturating(ram).0),
             ram_total: self.state.settings.ram_total,
         }
     }
@@ -300,6 +307,17 @@ struct Plan {
 }
 
 impl SimState {
+    /// The host's load besides the calls, for one call's inputs: drawn from
+    /// the model's [`hyperfake_model::HostBaseline`] ([`Sampling::Spread`])
+    /// or its median ([`Sampling::Mean`]); zero when the model records none.
+    fn host_base(&self, info: &ModelInfo) -> HostLoad {
+        let Some(baseline) = &info.host_baseline else { return HostLoad::default() };
+        match self.settings.sampling {
+            Sampling::Mean => baseline.median(),
+            Sampling::Spread => baseline.sample(lock(&self.call_rng).random()),
+        }
+    }
+
     /// Runtime, overhead, usage and response size of a prediction, drawing
     /// two numbers per call in [`Sampling::Spread`] mode.
     fn plan(&self, info: &ModelInfo, p: &Prediction) -> Plan {
@@ -347,7 +365,11 @@ impl InstanceConn for SimInstance {
                 self.image
             )))
         })?;
+        let info = model.info();
         let instances = lock(&self.state.live).len();
+        // The worker host's usage as the real worker reports it: everything
+        // besides the calls, plus the calls in flight.
+        let host = self.state.host_base(info);
         #[allow(clippy::cast_possible_truncation)]
         let base = {
             let mut load = lock(&self.state.load);
@@ -356,8 +378,8 @@ impl InstanceConn for SimInstance {
                 request.data.len() as f32,
                 instances as f32,
                 load.active_calls as f32,
-                load.cpu as f32,
-                load.ram as f32,
+                (host.cpu_cores + load.cpu) as f32,
+                (host.ram_bytes + load.ram) as f32,
             ]
         };
         let mut in_flight = InFlight {
@@ -367,7 +389,6 @@ impl InstanceConn for SimInstance {
             ram: 0.0,
             started: Instant::now(),
         };
-        let info = model.info();
         let (mut row, defaults) = info.inputs_for(base, &request.data);
         if defaults > 0 {
             self.state.payload_defaults.fetch_add(defaults as u64, Ordering::Relaxed);
@@ -408,7 +429,14 @@ impl InstanceConn for SimInstance {
             _ => tokio::time::sleep_until(entered + plan.runtime.as_duration()).await,
         }
         drop(in_flight);
-        tokio::time::sleep_until(entered + total).await;
+        // Tokio's timer rounds a deadline up to its next 1 ms tick, so the
+        // sleep ends 0–1 ms late, half a tick on average: aim half a tick
+        // early so the worker-measured time is right on average.
+        let end = entered + total;
+        tokio::time::sleep_until(
+            end.checked_sub(TIMER_HALF_TICK).unwrap_or(end).max(tokio::time::Instant::now()),
+        )
+        .await;
         let data = match (self.state.settings.response, plan.response_bytes) {
             (ResponseMode::Predicted, Some(n)) => vec![0u8; n],
             (ResponseMode::Predicted, None) | (ResponseMode::Echo, _) => request.data,

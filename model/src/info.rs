@@ -4,6 +4,7 @@ use hyperfake_core::payload::PayloadFeatures;
 use hyperfake_core::{ImageTag, Nanos};
 use serde::{Deserialize, Serialize};
 
+use crate::baseline::HostBaseline;
 use crate::spread::{Spread, check_quantiles, quantile_at};
 use crate::{BASE_INPUTS, Prediction};
 
@@ -160,6 +161,9 @@ pub struct ModelInfo {
     pub overhead_spread: Option<Spread>,
     /// Evenly spaced quantiles of the image's Start→ready durations (ns).
     pub cold_start_ns_quantiles: Option<Vec<f64>>,
+    /// The worker host's load besides the calls in flight, measured on the
+    /// training run ([`HostBaseline`]).
+    pub host_baseline: Option<HostBaseline>,
 }
 
 impl ModelInfo {
@@ -181,6 +185,7 @@ impl ModelInfo {
             runtime_spread: None,
             overhead_spread: None,
             cold_start_ns_quantiles: None,
+            host_baseline: None,
         }
     }
 
@@ -251,6 +256,9 @@ impl ModelInfo {
             if q[0] < 0.0 {
                 return Err(format!("cold_start_ns_quantiles: a duration is negative ({})", q[0]));
             }
+        }
+        if let Some(b) = &self.host_baseline {
+            b.check().map_err(|e| format!("host_baseline: {e}"))?;
         }
         Ok(())
     }

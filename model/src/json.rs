@@ -11,6 +11,7 @@ use hyperfake_core::payload::PayloadFeatures;
 use serde::{Deserialize, Serialize};
 
 use crate::ModelError;
+use crate::baseline::HostBaseline;
 use crate::info::{ModelInfo, ModelKind, Range, RuntimeUnit};
 use crate::spread::Spread;
 
@@ -101,6 +102,9 @@ pub struct LinearModelEntry {
     /// Quantiles of the image's Start→ready durations (ns).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cold_start_ns_quantiles: Option<Vec<f64>>,
+    /// The worker host's load besides the calls ([`HostBaseline`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_baseline: Option<HostBaseline>,
 }
 
 /// A linear model in canonical units (runtime in ns).
@@ -200,6 +204,7 @@ fn entry_model(key: &str, entry: LinearModelEntry) -> Result<(ModelInfo, LinearP
         runtime_spread: entry.runtime_spread.map(|s| s.scaled(scale)),
         overhead_spread: entry.overhead_spread,
         cold_start_ns_quantiles: entry.cold_start_ns_quantiles,
+        host_baseline: entry.host_baseline,
     };
     info.check()?;
     crate::check_input_names("features", entry.features.as_deref(), &info.payload_features)?;

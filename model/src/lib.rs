@@ -49,6 +49,7 @@
 //! | `runtime_spread` | `hyperfake.runtime_spread` | [`Spread`]: `[{"upto": predicted, "quantiles": [101 × actual − predicted]}, ..]` |
 //! | `overhead_spread` | `hyperfake.overhead_spread` | [`Spread`] of the worker overhead, ns |
 //! | `cold_start_ns_quantiles` | `hyperfake.cold_start_ns_quantiles` | 101 quantiles of Start→ready, ns |
+//! | `host_baseline` | `hyperfake.host_baseline` | [`HostBaseline`]: `{"cpu_cores": [101 quantiles], "ram_bytes": [101 quantiles]}`, the worker host's load besides the calls |
 //! | `runtime_residual_quantiles` | `hyperfake.runtime_residual_quantiles` | older unconditional residual quantiles |
 //! | `features` / `targets` | `hyperfake.features` / `hyperfake.targets` | names; checked against [`input_names`] (a payload feature may be named `feature_<name>`) / [`ALL_TARGETS`] when present |
 //!
@@ -90,6 +91,7 @@
 
 #![deny(missing_docs)]
 
+mod baseline;
 mod error;
 mod info;
 mod json;
@@ -99,6 +101,7 @@ mod runtime;
 mod set;
 mod spread;
 
+pub use baseline::{HostBaseline, HostLoad};
 pub use error::ModelError;
 use hyperfake_core::payload::PayloadFeatures;
 pub use info::{ModelInfo, ModelKind, Range, RuntimeUnit};

@@ -65,6 +65,9 @@ pub mod metadata_keys {
     /// JSON array of evenly spaced quantiles (101) of the image's Start→ready
     /// durations, ns, non-decreasing, ≥ 0.
     pub const COLD_START_NS_QUANTILES: &str = "hyperfake.cold_start_ns_quantiles";
+    /// JSON `HostBaseline`: `{"cpu_cores": [101 quantiles], "ram_bytes": [101
+    /// quantiles]}`, the worker host's load besides the calls in flight.
+    pub const HOST_BASELINE: &str = "hyperfake.host_baseline";
 }
 
 /// An ONNX Runtime session. ONNX Runtime's `Run` is thread-safe but `ort`
@@ -187,6 +190,7 @@ pub(crate) fn load(path: &Path) -> Result<(ModelInfo, OnnxPredictor), ModelError
         runtime_spread: runtime_spread.map(|s| s.scaled(scale)),
         overhead_spread: parse(&get, metadata_keys::OVERHEAD_SPREAD).map_err(meta_err)?,
         cold_start_ns_quantiles: parse(&get, metadata_keys::COLD_START_NS_QUANTILES).map_err(meta_err)?,
+        host_baseline: parse(&get, metadata_keys::HOST_BASELINE).map_err(meta_err)?,
     };
     info.check().map_err(invalid)?;
     let features: Option<Vec<String>> = parse(&get, metadata_keys::FEATURES).map_err(meta_err)?;

@@ -356,6 +356,7 @@ fn bench_latency(
         runtime_spread: None,
         overhead_spread: None,
         cold_start_ns_quantiles: None,
+        host_baseline: None,
     };
     let mut files: Vec<(ModelKind, &str, PathBuf)> = vec![];
     for (kind, fit) in [(ModelKind::Linear, ols), (ModelKind::Ridge, ridge)] {

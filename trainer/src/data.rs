@@ -14,10 +14,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use hyperfake_core::ImageTag;
 use hyperfake_core::payload::{PayloadFeature, PayloadFeatures};
-use hyperfake_model::{FEATURES, TARGETS};
+use hyperfake_model::{FEATURES, HostBaseline, TARGETS};
 use indicatif::ProgressBar;
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
+
+use crate::baseline::{self, CallLoad};
 
 /// Which table to train on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -167,6 +169,10 @@ pub struct Dataset {
     pub dropped_no_image: u64,
     /// Things worth telling the reader (declared features without a column, …).
     pub notes: Vec<String>,
+    /// The worker host's load besides the calls, over every database whose
+    /// rows have start times ([`crate::baseline`]). Each database is taken
+    /// as one host's run.
+    pub host_baseline: Option<HostBaseline>,
 }
 
 /// What one database declares and has, before rows are read.
@@ -200,8 +206,7 @@ impl Dataset {
         let mut conns = Vec::with_capacity(dbs.len());
         let mut layouts = Vec::with_capacity(dbs.len());
         for db in dbs {
-            let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)
-                .with_context(|| format!("cannot open {}", db.display()))?;
+            let conn = rundb::open_untrusted(db).with_context(|| format!("cannot open {}", db.display()))?;
             layouts.push(
                 layout(&conn, table).with_context(|| format!("reading the layout of {}", db.display()))?,
             );
@@ -209,16 +214,42 @@ impl Dataset {
         }
         let mut notes = vec![];
         let schemas = schemas(dbs, &layouts, opts, &mut notes)?;
-        let mut ds =
-            Dataset { sources: dbs.to_vec(), table, images: BTreeMap::new(), dropped_no_image: 0, notes };
+        let mut ds = Dataset {
+            sources: dbs.to_vec(),
+            table,
+            images: BTreeMap::new(),
+            dropped_no_image: 0,
+            notes,
+            host_baseline: None,
+        };
+        let mut bases = vec![];
         for ((db, conn), layout) in dbs.iter().zip(&conns).zip(&layouts) {
+            let before: BTreeMap<ImageTag, usize> =
+                ds.images.iter().map(|(tag, img)| (tag.clone(), img.rows.len())).collect();
             ds.load_one(db, conn, layout, &schemas, progress)
                 .with_context(|| format!("reading {} from {}", table.name(), db.display()))?;
+            let mut calls: Vec<CallLoad> = ds
+                .images
+                .iter()
+                .flat_map(|(tag, img)| &img.rows[before.get(tag).copied().unwrap_or(0)..])
+                .filter_map(CallLoad::of)
+                .collect();
+            bases.extend(baseline::base_loads(&mut calls));
             for (tag, durations) in &layout.cold_starts {
                 if let Some(img) = ds.images.get_mut(tag) {
                     img.cold_start_ns.extend(durations);
                 }
             }
+        }
+        ds.host_baseline = baseline::host_baseline(&bases);
+        if let Some(b) = &ds.host_baseline {
+            let median = b.median();
+            ds.notes.push(format!(
+                "host load besides the calls (from {} calls; the fake worker adds it to its simulated load): median {:.3} cores, {:.0} MiB",
+                bases.len(),
+                median.cpu_cores,
+                median.ram_bytes / (1024.0 * 1024.0)
+            ));
         }
         Ok(ds)
     }

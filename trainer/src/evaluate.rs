@@ -7,10 +7,11 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use hyperfake_core::ImageTag;
-use hyperfake_core::format::Unit;
+use hyperfake_core::format::{self, Unit};
 use hyperfake_model::{ALL_TARGETS, ModelSet};
 use serde::{Deserialize, Serialize};
 
+use crate::ceiling::{self, NoiseCeiling};
 use crate::data::{Dataset, LoadOptions, Table, unit_of};
 use crate::metrics::Metrics;
 use crate::progress::Progress;
@@ -48,6 +49,10 @@ pub struct ImageEvaluation {
     pub rows: usize,
     pub rows_dropped_null: u64,
     pub metrics: BTreeMap<String, Metrics>,
+    /// Per target, the R² a perfect function of the payload features could
+    /// reach on these rows ([`crate::ceiling`]); empty without payload features.
+    #[serde(default)]
+    pub noise_ceiling: BTreeMap<String, NoiseCeiling>,
 }
 
 pub fn evaluate(cfg: &EvalConfig, progress: &Progress) -> Result<Evaluation> {
@@ -88,12 +93,17 @@ pub fn evaluate(cfg: &EvalConfig, progress: &Progress) -> Result<Evaluation> {
         let pred = model.predict_rows(&input).with_context(|| format!("predicting {tag}"))?;
         let pred: Vec<Vec<f32>> = pred.iter().map(|p| p.to_vec()).collect();
         let mut metrics = BTreeMap::new();
+        let mut noise_ceiling = BTreeMap::new();
+        let payload: Vec<Vec<f64>> = x.iter().map(|r| r[5..5 + k].to_vec()).collect();
         for (t, name) in info.output_names().iter().enumerate() {
             let Some(col) = rows.schema.target(name) else { continue };
             let a: Vec<f64> = y.iter().map(|r| r[col]).collect();
             let p: Vec<f64> = pred.iter().map(|r| r.get(t).map_or(f64::NAN, |v| f64::from(*v))).collect();
             if let Some(m) = Metrics::compute(&a, &p) {
                 metrics.insert(name.to_string(), m);
+            }
+            if let Some(c) = ceiling::noise_ceiling(&payload, &a) {
+                noise_ceiling.insert(name.to_string(), c);
             }
         }
         images.push(ImageEvaluation {
@@ -102,6 +112,7 @@ pub fn evaluate(cfg: &EvalConfig, progress: &Progress) -> Result<Evaluation> {
             rows: y.len(),
             rows_dropped_null: rows.dropped_null,
             metrics,
+            noise_ceiling,
         });
     }
     if images.is_empty() {
@@ -143,12 +154,24 @@ impl Evaluation {
             let cols = MetricColumns::fit(Unit::from_name(unit_of(t)), rows.iter().map(|r| r.1));
             let headers = ["image", "kind", "rows"].map(String::from).into_iter().chain(cols.headers());
             let mut table = ReportTable::new(2, headers);
-            for (img, m) in rows {
+            for (img, m) in &rows {
                 let mut row = vec![img.image_tag.clone(), img.kind.clone(), m.rows.to_string()];
                 row.extend(cols.cells(m));
                 table.rows.push(row);
             }
             let _ = write!(s, "**{t}**\n\n{}", table.markdown());
+            for (img, _) in &rows {
+                if let Some(c) = img.noise_ceiling.get(t) {
+                    let _ = writeln!(
+                        s,
+                        "R² ceiling of {}: {} — between requests whose payload features agree within {} % ({} pairs), the target still varies this much, so no model of the payload can reach a higher R² on these rows.\n",
+                        img.image_tag,
+                        format::quantity(Unit::Ratio, c.r2),
+                        ceiling::NEAR * 100.0,
+                        c.pairs
+                    );
+                }
+            }
         }
         s
     }

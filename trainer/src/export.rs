@@ -7,7 +7,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use hyperfake_model::{
-    LinearModelEntry, LinearModelFile, ModelKind, Range, RuntimeUnit, Spread, metadata_keys as keys,
+    HostBaseline, LinearModelEntry, LinearModelFile, ModelKind, Range, RuntimeUnit, Spread,
+    metadata_keys as keys,
 };
 use serde::Serialize;
 
@@ -38,6 +39,7 @@ pub struct ExportMeta {
     pub runtime_spread: Option<Spread>,
     pub overhead_spread: Option<Spread>,
     pub cold_start_ns_quantiles: Option<Vec<f64>>,
+    pub host_baseline: Option<HostBaseline>,
 }
 
 fn json<T: Serialize + ?Sized>(v: &T) -> String {
@@ -83,6 +85,9 @@ impl ExportMeta {
         if let Some(q) = &self.cold_start_ns_quantiles {
             props.push((keys::COLD_START_NS_QUANTILES, json(q)));
         }
+        if let Some(b) = &self.host_baseline {
+            props.push((keys::HOST_BASELINE, json(b)));
+        }
         props.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
     }
 
@@ -119,6 +124,7 @@ impl ExportMeta {
             runtime_spread: self.runtime_spread.clone(),
             overhead_spread: self.overhead_spread.clone(),
             cold_start_ns_quantiles: self.cold_start_ns_quantiles.clone(),
+            host_baseline: self.host_baseline.clone(),
         }
     }
 }

@@ -44,7 +44,9 @@
 //! quantiles of the image's measured start durations (table `cold_starts`,
 //! column `duration_ns`).
 
+pub mod baseline;
 pub mod bench;
+pub mod ceiling;
 pub mod compare;
 pub mod data;
 pub mod deploy;

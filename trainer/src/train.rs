@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use hyperfake_core::ImageTag;
-use hyperfake_model::{LinearModelFile, ModelKind, Range, Spread};
+use hyperfake_model::{HostBaseline, LinearModelFile, ModelKind, Range, Spread};
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 
@@ -150,9 +150,19 @@ pub fn train(cfg: &TrainConfig, progress: &Progress) -> Result<TrainOutcome> {
     let mut images = Vec::new();
     let mut models = BTreeMap::new();
     for (tag, rows) in &ds.images {
-        let (report, fitted) =
-            train_image(cfg, tag, rows, &run, &run_dir, &trained_at, &sources, &mut json_files, &fit_bar)
-                .with_context(|| format!("training image {tag}"))?;
+        let (report, fitted) = train_image(
+            cfg,
+            tag,
+            rows,
+            &ds.host_baseline,
+            &run,
+            &run_dir,
+            &trained_at,
+            &sources,
+            &mut json_files,
+            &fit_bar,
+        )
+        .with_context(|| format!("training image {tag}"))?;
         images.push(report);
         for (k, f) in fitted {
             models.insert((tag.clone(), k), f);
@@ -185,6 +195,7 @@ fn train_image(
     cfg: &TrainConfig,
     tag: &ImageTag,
     rows: &ImageRows,
+    host_baseline: &Option<HostBaseline>,
     run: &str,
     run_dir: &Path,
     trained_at: &str,
@@ -281,6 +292,7 @@ fn train_image(
             runtime_spread: runtime_spread.clone(),
             overhead_spread: overhead_spread.clone(),
             cold_start_ns_quantiles: cold_start_ns_quantiles.clone(),
+            host_baseline: host_baseline.clone(),
         };
         let onnx_rel = format!("{kind}/{file_stem}.onnx");
         let mut files = vec![onnx_rel.clone()];

@@ -84,3 +84,36 @@ async fn metrics_and_resources_report_the_simulated_usage() {
     let idle = ctx.client.clone().metrics(MetricsRequest::default()).await.unwrap().into_inner();
     assert_eq!((idle.cpu_cores_used, idle.ram_used_bytes), (0.0, 0), "usage released after the calls");
 }
+
+#[tokio::test]
+async fn the_host_baseline_is_added_to_the_worker_usage_the_model_sees_and_reports() {
+    // runtime = 100 ms per core of worker CPU + 1 ms per GB of worker RAM.
+    // The training run's host used 0.4 cores and 0.6 GB besides the calls
+    // (a constant baseline, so every draw gives it).
+    let ctx = FakeContext::new(|dir| {
+        write_entries(
+            dir,
+            "m.json",
+            &[serde_json::json!({
+                "image_tag": IMAGE, "runtime_unit": "ns",
+                "runtime_coeffs": [0.0, 0.0, 0.0, 100e6, 1e-3, 0.0],
+                "cpu_coeffs": constant(0.25), "ram_coeffs": constant(1e8),
+                "host_baseline": {"cpu_cores": [0.4, 0.4], "ram_bytes": [6e8, 6e8]},
+            })],
+        );
+    })
+    .await;
+    let f = ctx.function(IMAGE, config(64, None, 0, 0)).await;
+    ctx.start(&f).await;
+    let r = ctx.call(&f, b"x").await.unwrap();
+    // Without the baseline an idle simulated host gives 0 (the first call
+    // sees no other call in flight).
+    let handler = metadata_u64(&r, trailers::FUNCTION_HANDLER_TIME);
+    assert!(handler.abs_diff(40_600_000) < 1_000, "0.4 cores and 0.6 GB give 40.6 ms: {handler} ns");
+    let idle = ctx.client.clone().metrics(MetricsRequest::default()).await.unwrap().into_inner();
+    assert_eq!(
+        (idle.cpu_cores_used, idle.ram_used_bytes),
+        (0.4, 600_000_000),
+        "an idle simulated host reports the baseline"
+    );
+}

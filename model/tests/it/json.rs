@@ -1,8 +1,8 @@
 use hyperfake_core::ImageTag;
 use hyperfake_core::payload::PayloadFeatures;
 use hyperfake_model::{
-    LinearModelEntry, LinearModelFile, Model, ModelError, ModelKind, ModelSet, Prediction, Range,
-    RuntimeUnit, Spread, SpreadRegion,
+    HostBaseline, HostLoad, LinearModelEntry, LinearModelFile, Model, ModelError, ModelKind, ModelSet,
+    Prediction, Range, RuntimeUnit, Spread, SpreadRegion,
 };
 
 fn entry(tag: &str, unit: Option<RuntimeUnit>) -> LinearModelEntry {
@@ -162,6 +162,10 @@ fn with_features() -> LinearModelEntry {
         ),
         overhead_spread: Some(Spread::unconditional(vec![-1000.0, 0.0, 1000.0]).unwrap()),
         cold_start_ns_quantiles: Some(vec![3e8, 4e8, 6e8]),
+        host_baseline: Some(HostBaseline {
+            cpu_cores: vec![0.2, 0.4, 1.0],
+            ram_bytes: vec![6e8, 6.5e8, 7e8],
+        }),
         ..Default::default()
     }
 }
@@ -180,6 +184,7 @@ fn json_with_payload_features_and_five_outputs_round_trips() {
         r#""runtime_spread":[{"upto":1000000.0,"quantiles":[-100.0,0.0,100.0]}"#,
         r#""overhead_coeffs":[0.0,0.0,0.0,0.0,0.0,0.0,1.0,50000.0]"#,
         r#""cold_start_ns_quantiles":[300000000.0,400000000.0,600000000.0]"#,
+        r#""host_baseline":{"cpu_cores":[0.2,0.4,1.0],"ram_bytes":[600000000.0,650000000.0,700000000.0]}"#,
     ] {
         assert!(text.contains(field), "{field} missing in {text}");
     }
@@ -213,6 +218,8 @@ fn json_with_payload_features_and_five_outputs_round_trips() {
     assert_eq!(info.sample_overhead_residual(1.0, 0.25), Some(-500.0));
     assert_eq!(info.sample_cold_start(0.25).map(|n| n.0), Some(350_000_000));
     assert_eq!(info.sample_cold_start(1.0).map(|n| n.0), Some(600_000_000));
+    let base = info.host_baseline.as_ref().unwrap();
+    assert_eq!(base.median(), HostLoad { cpu_cores: 0.4, ram_bytes: 6.5e8 });
     // Mean of the piecewise-linear quantile function: (3.5e8 + 5e8) / 2.
     assert_eq!(info.mean_cold_start().map(|n| n.0), Some(425_000_000));
 }
@@ -284,6 +291,10 @@ fn malformed_entries_are_rejected_naming_the_file() {
     let mut e = with_features();
     e.cold_start_ns_quantiles = Some(vec![5.0, 1.0]);
     reject("cold.json", e, "cold_start_ns_quantiles: quantiles decrease");
+    // A negative host baseline.
+    let mut e = with_features();
+    e.host_baseline = Some(HostBaseline { cpu_cores: vec![-1.0, 0.5], ram_bytes: vec![1.0] });
+    reject("baseline.json", e, "host_baseline: cpu_cores: a usage is negative");
     // A spread that does not validate is a JSON error naming the file.
     let path = dir.path().join("spread.json");
     std::fs::write(

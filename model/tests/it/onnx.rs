@@ -132,6 +132,7 @@ fn meta_with_features() -> Vec<(&'static str, String)> {
         (keys::RUNTIME_SPREAD, r#"[{"upto":5e5,"quantiles":[-10,0,10]},{"upto":1e7,"quantiles":[-1000,0,3000]}]"#.into()),
         (keys::OVERHEAD_SPREAD, r#"[{"upto":1e9,"quantiles":[0,50,100]}]"#.into()),
         (keys::COLD_START_NS_QUANTILES, "[1e8, 2e8, 4e8]".into()),
+        (keys::HOST_BASELINE, r#"{"cpu_cores":[0.1,0.3],"ram_bytes":[6e8,7e8]}"#.into()),
     ]
 }
 
@@ -191,6 +192,8 @@ fn onnx_with_payload_features_and_five_outputs_round_trips() {
     assert_eq!(info.sample_runtime_residual(1e6, 0.75), info.sample_runtime_residual(1e6, 0.75));
     assert_eq!(info.sample_overhead_residual(1013.0, 0.5), Some(50.0));
     assert_eq!(info.sample_cold_start(0.75).map(|n| n.0), Some(300_000_000));
+    let base = info.host_baseline.as_ref().expect("the host baseline loads from the metadata");
+    assert_eq!(base.median().ram_bytes, 6.5e8);
 }
 
 #[test]
@@ -261,6 +264,13 @@ fn onnx_width_and_metadata_are_checked_naming_the_file() {
     // Negative cold start.
     let err = load_err("cold.onnx", &five, &[(keys::COLD_START_NS_QUANTILES, "[-1, 2]".into())]);
     assert!(err.to_string().contains("negative"), "{err}");
+    // A host baseline that decreases.
+    let err = load_err(
+        "base.onnx",
+        &five,
+        &[(keys::HOST_BASELINE, r#"{"cpu_cores":[2,1],"ram_bytes":[1]}"#.into())],
+    );
+    assert!(err.to_string().contains("host_baseline: cpu_cores"), "{err}");
     // Input names that disagree with the declarations.
     let mut meta = meta_with_features();
     meta.retain(|(k, _)| *k != keys::FEATURES);

@@ -51,6 +51,9 @@ fn payload_models_load_and_predict_like_the_in_process_model() {
                 assert!(info.runtime_spread.is_some() && info.overhead_spread.is_some());
                 assert_eq!(info.cold_start_ns_quantiles.as_ref().map(Vec::len), Some(101));
                 assert!(info.sample_cold_start(0.5).is_some());
+                // The host's load besides the calls, measured on the run, in every file.
+                let base = info.host_baseline.as_ref().expect("host baseline").median();
+                assert!(base.cpu_cores >= 0.0 && base.ram_bytes > 0.0, "{base:?}");
                 let predicted =
                     model.predict_rows(&rows).unwrap_or_else(|e| panic!("{}: {e:#}", file.display()));
                 for (x, p) in rows.iter().zip(&predicted) {
