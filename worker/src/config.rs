@@ -10,7 +10,8 @@ pub const DEFAULT_IDLE_CHECK_INTERVAL: Duration = Duration::from_millis(250);
 pub struct WorkerSettings {
     /// Names this worker: labels its containers and scopes leftover cleanup.
     pub worker_id: String,
-    /// Only images whose tag starts with one of these may be started.
+    /// Only images `<prefix><name>[:tag][@digest]` with one of these prefixes
+    /// may be started (no registry, no path: [`hyperfake_core::ImageRef`]).
     pub allowed_image_prefixes: Vec<String>,
     pub idle_check_interval: Duration,
 }
@@ -25,6 +26,21 @@ impl WorkerSettings {
     }
 
     pub fn image_allowed(&self, image: &str) -> bool {
-        self.allowed_image_prefixes.iter().any(|p| image.starts_with(p.as_str()))
+        hyperfake_core::ImageRef::parse_allowed(image, &self.allowed_image_prefixes).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_allow_list_parses_the_reference_instead_of_matching_a_prefix() {
+        let s = WorkerSettings::new("w");
+        assert!(s.image_allowed("hyperfaas-echo:latest"));
+        // Docker would read the first part as a registry and pull from it.
+        assert!(!s.image_allowed("hyperfaas-evil.example.com/x"));
+        assert!(!s.image_allowed("hyperfaas-echo/../x"));
+        assert!(!s.image_allowed("other-echo:latest"));
     }
 }

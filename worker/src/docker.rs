@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bollard::Docker;
-use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
+use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig, PortBinding};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, EventsOptionsBuilder, InspectContainerOptions,
     ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder, StatsOptionsBuilder,
@@ -20,7 +20,7 @@ use hyperfake_core::defaults::{self, FUNCTION_HEALTH_SERVICE, FUNCTION_PORT, MAX
 use hyperfake_core::{Bytes, InstanceId, Nanos, trailers};
 use proto::common::CallRequest;
 use proto::function::function_service_client::FunctionServiceClient;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -39,6 +39,20 @@ pub const LABEL_INSTANCE: &str = "hyperfake.instance";
 pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(2);
 /// Pause between readiness probes: short, since a scratch image starts in ms.
 const READY_POLL: Duration = Duration::from_millis(10);
+
+/// The user function containers run as: `nobody`/`nogroup` by number (the
+/// images are FROM scratch, with no /etc/passwd). The SDK writes no file and
+/// listens on an unprivileged port, so it needs neither root nor a writable
+/// path.
+pub const FUNCTION_USER: &str = "65534:65534";
+/// Processes and threads a function container may have. The SDK runs one
+/// process with a tokio thread per core plus blocking threads (at most a few
+/// dozen); this stops a fork bomb, not a function.
+pub const FUNCTION_PIDS_LIMIT: i64 = 256;
+/// Function logs: Docker's json-file driver, at most this much per file...
+pub const LOG_MAX_SIZE: &str = "10m";
+/// ...and this many files, so a chatty function cannot fill the disk.
+pub const LOG_MAX_FILES: &str = "2";
 
 /// How the worker reaches a function's port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -175,10 +189,24 @@ impl DockerRuntime {
             cpu_quota: spec.config.cpu.map(|c| i64::try_from(c.quota_us).unwrap_or(i64::MAX)),
             port_bindings,
             network_mode: self.settings.network.clone(),
+            // Hardening: no capabilities, no privilege gain through setuid
+            // binaries, an immutable image, bounded processes and logs.
+            cap_drop: Some(vec!["ALL".into()]),
+            security_opt: Some(vec!["no-new-privileges:true".into()]),
+            readonly_rootfs: Some(true),
+            pids_limit: Some(FUNCTION_PIDS_LIMIT),
+            log_config: Some(HostConfigLogConfig {
+                typ: Some("json-file".into()),
+                config: Some(HashMap::from([
+                    ("max-size".to_string(), LOG_MAX_SIZE.to_string()),
+                    ("max-file".to_string(), LOG_MAX_FILES.to_string()),
+                ])),
+            }),
             ..Default::default()
         };
         ContainerCreateBody {
             image: Some(spec.image_tag.to_string()),
+            user: Some(FUNCTION_USER.into()),
             env: Some(vec![
                 format!("{}={}", defaults::env::INSTANCE_ID, spec.instance_id),
                 format!("{}={}", defaults::env::FUNCTION_ID, spec.function_id),
@@ -338,7 +366,47 @@ impl Runtime for DockerRuntime {
     }
 
     fn watch_exits(&self, exits: mpsc::Sender<ExitNotice>) {
-        tokio::spawn(watch_events(self.docker.clone(), self.worker_filter(), exits));
+        self.watch(exits, Arc::new(Notify::new()));
+    }
+
+    fn watch(&self, exits: mpsc::Sender<ExitNotice>, resync: Arc<Notify>) {
+        tokio::spawn(watch_events(self.docker.clone(), self.worker_filter(), exits, resync));
+    }
+
+    /// Lists this worker's running containers once; any handle not among them
+    /// is inspected (a paused container is not listed as running but runs).
+    /// A container that is gone or not running has vanished.
+    async fn vanished(&self, instances: &[(InstanceId, String)]) -> Result<Vec<ExitNotice>, RuntimeError> {
+        if instances.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut filters = self.worker_filter();
+        filters.insert("status".into(), vec!["running".into()]);
+        let options = ListContainersOptionsBuilder::default().filters(&filters).build();
+        let running: std::collections::HashSet<String> = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(engine)?
+            .into_iter()
+            .filter_map(|c| c.id)
+            .collect();
+        let mut vanished = Vec::new();
+        for (instance, handle) in instances.iter().filter(|(_, h)| !running.contains(h)) {
+            let notice =
+                |exit_code, oom_killed| ExitNotice { instance_id: instance.clone(), exit_code, oom_killed };
+            match self.docker.inspect_container(handle, None::<InspectContainerOptions>).await {
+                Ok(info) => {
+                    let state = info.state.unwrap_or_default();
+                    if state.running != Some(true) {
+                        vanished.push(notice(state.exit_code, state.oom_killed.unwrap_or(false)));
+                    }
+                }
+                Err(e) if is_not_found(&e) => vanished.push(notice(None, false)),
+                Err(e) => return Err(engine(e)),
+            }
+        }
+        Ok(vanished)
     }
 
     fn usage(&self) -> HostUsage {
@@ -360,11 +428,14 @@ impl DockerRuntime {
 
 /// Follows the engine's events for this worker's containers and reports
 /// unexpected exits. Reconnects with backoff after the engine restarts, asking
-/// for the events it missed (`since`) so none is lost.
+/// for the events it missed (`since`). An engine restart loses its event log,
+/// so `since` cannot recover deaths during the restart: every (re)connect
+/// notifies `resync`, and the worker reconciles.
 async fn watch_events(
     docker: Docker,
     mut filters: HashMap<String, Vec<String>>,
     exits: mpsc::Sender<ExitNotice>,
+    resync: Arc<Notify>,
 ) {
     filters.insert("type".into(), vec!["container".into()]);
     filters.insert("event".into(), vec!["die".into(), "oom".into()]);
@@ -378,6 +449,11 @@ async fn watch_events(
             options = options.since(s);
         }
         let mut stream = docker.events(Some(options.build()));
+        match docker.ping().await {
+            // Connected: whatever died while the stream was down is found now.
+            Ok(_) => resync.notify_one(),
+            Err(e) => tracing::debug!("docker engine not answering yet: {e}"),
+        }
         while let Some(item) = stream.next().await {
             let event = match item {
                 Ok(e) => e,

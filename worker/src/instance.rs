@@ -1,11 +1,15 @@
 //! A running instance and the table of them. Lifecycle:
 //!
 //! ```text
-//!   (Runtime::start ok) --> Ready --(Stop | idle timeout | exit)--> Draining --> removed
+//!   (Runtime::start ok) --> Ready --(Stop | idle timeout | exit | vanished)--> Draining
+//!   Draining --(calls in flight finish, or the drain limit passes)--> stopped --> removed
 //! ```
 //!
-//! Instances that are starting are not in the table: the start path owns them
-//! until they are ready (and removes the container if they never are).
+//! A draining instance takes no new calls; the calls already routed to it
+//! finish before its container is stopped (a Stop; an exited instance has
+//! nothing left to wait for). Instances that are starting are not in the
+//! table: the start path owns them until they are ready (and removes the
+//! container if they never are).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -13,7 +17,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use hyperfake_core::{FunctionConfig, FunctionId, ImageTag, InstanceId};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::runtime::InstanceConn;
 
@@ -24,8 +28,17 @@ pub enum StopReason {
     Requested,
     /// No calls for `Config.timeout`.
     IdleTimeout,
-    /// The instance exited on its own.
+    /// The instance exited on its own (reported by the runtime, or found
+    /// gone when the worker reconciled with the runtime).
     Down { exit_code: Option<i64>, oom_killed: bool },
+}
+
+impl StopReason {
+    /// Whether calls in flight are waited for before the container stops. An
+    /// instance that went down has none left to finish.
+    pub fn drains(&self) -> bool {
+        !matches!(self, StopReason::Down { .. })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -76,6 +89,8 @@ pub struct Instance {
     activity: Mutex<Activity>,
     /// Calls currently holding a slot (running inside the function).
     running: AtomicU32,
+    /// Notified whenever the last call in flight finishes.
+    drained: Notify,
 }
 
 impl Instance {
@@ -105,6 +120,7 @@ impl Instance {
             slots,
             activity: Mutex::new(Activity { lifecycle: Lifecycle::Ready, in_flight: 0, last_activity: now }),
             running: AtomicU32::new(0),
+            drained: Notify::new(),
         }
     }
 
@@ -151,6 +167,27 @@ impl Instance {
         }
         a.lifecycle = Lifecycle::Draining(reason);
         Ok(())
+    }
+
+    /// Draining ---- last call in flight finishes ----> drained. Waits until no
+    /// call is in flight, at most `limit`; `false` if calls were still in
+    /// flight when `limit` passed. Draining admits no new call, so once
+    /// drained the instance stays drained.
+    pub async fn drain(&self, limit: Duration) -> bool {
+        let drained = async {
+            loop {
+                let finished = self.drained.notified();
+                tokio::pin!(finished);
+                // Registered before checking, so a call finishing in between
+                // is not missed.
+                finished.as_mut().enable();
+                if self.in_flight() == 0 {
+                    return;
+                }
+                finished.await;
+            }
+        };
+        tokio::time::timeout(limit, drained).await.is_ok()
     }
 
     /// Ready ---- idle timeout ----> Draining(IdleTimeout), only if no call is
@@ -200,6 +237,11 @@ impl Drop for CallGuard {
         let mut a = self.instance.activity();
         a.in_flight -= 1;
         a.last_activity = Instant::now();
+        let last = a.in_flight == 0;
+        drop(a);
+        if last {
+            self.instance.drained.notify_waiters();
+        }
     }
 }
 
@@ -325,6 +367,29 @@ mod tests {
         drop(a);
         b.acquire_slot().await;
         assert_eq!(i.running(), 1);
+    }
+
+    #[tokio::test]
+    async fn drain_waits_for_calls_in_flight_and_no_longer() {
+        let i = instance(None);
+        let call = i.begin_call().unwrap();
+        i.begin_stop(StopReason::Requested).unwrap();
+        assert!(!i.drain(Duration::from_millis(20)).await, "a call is still in flight");
+        let waiter = tokio::spawn({
+            let i = Arc::clone(&i);
+            async move { i.drain(Duration::from_secs(60)).await }
+        });
+        tokio::task::yield_now().await;
+        drop(call);
+        assert!(waiter.await.unwrap(), "the last call finishing ends the drain");
+        assert!(i.drain(Duration::ZERO).await, "an instance without calls is drained at once");
+    }
+
+    #[test]
+    fn only_an_instance_that_went_down_skips_the_drain() {
+        assert!(StopReason::Requested.drains());
+        assert!(StopReason::IdleTimeout.drains());
+        assert!(!StopReason::Down { exit_code: None, oom_killed: false }.drains());
     }
 
     #[test]

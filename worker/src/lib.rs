@@ -13,6 +13,7 @@ pub mod events;
 pub mod host;
 pub mod idle;
 pub mod instance;
+pub mod reconcile;
 pub mod runtime;
 pub mod server;
 pub mod service;

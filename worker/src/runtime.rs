@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use hyperfake_core::{Bytes, Cores, FunctionConfig, FunctionId, ImageTag, InstanceId, Nanos};
 use proto::common::{CallRequest, CallResponse};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 /// Everything needed to start one instance.
 #[derive(Clone, Debug)]
@@ -76,6 +76,26 @@ pub trait Runtime: Send + Sync + std::fmt::Debug + 'static {
 
     /// Unexpected exits are sent to `exits` for as long as the runtime lives.
     fn watch_exits(&self, exits: mpsc::Sender<ExitNotice>);
+
+    /// [`watch_exits`](Runtime::watch_exits), and `resync` is notified
+    /// whenever exits may have been missed: the runtime's view of its
+    /// instances was interrupted and is back (on Docker: the event stream
+    /// (re)connected; an engine restart loses its event log). The worker then
+    /// asks [`vanished`](Runtime::vanished). By default only exits are
+    /// watched: a runtime that cannot miss an exit never asks for a resync.
+    fn watch(&self, exits: mpsc::Sender<ExitNotice>, resync: Arc<Notify>) {
+        drop(resync);
+        self.watch_exits(exits);
+    }
+
+    /// Of `instances` (id and handle), those that no longer run, each as the
+    /// notice its exit would have produced (exit code and OOM flag when still
+    /// known). The worker asks after a resync and periodically. By default
+    /// none: instances of such a runtime never vanish unreported.
+    async fn vanished(&self, instances: &[(InstanceId, String)]) -> Result<Vec<ExitNotice>, RuntimeError> {
+        let _ = instances;
+        Ok(Vec::new())
+    }
 
     /// The worker's current CPU and RAM usage (real host, or simulated).
     fn usage(&self) -> HostUsage;

@@ -9,7 +9,7 @@ use hyperfake_core::{FunctionId, InstanceId, Nanos};
 use proto::common::CallRequest;
 use proto::controller::{Event, FunctionState, InstanceState, StateResponse};
 use rand::Rng;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::catalog::FunctionCatalog;
@@ -17,7 +17,14 @@ use crate::config::WorkerSettings;
 use crate::error::WorkerError;
 use crate::events::{EventHub, LifecycleEvent};
 use crate::instance::{CallGuard, Instance, InstanceTable, StopReason};
-use crate::runtime::{CallError, CallOutput, ExitNotice, Runtime, StartSpec};
+use crate::reconcile::{RECONCILE_INTERVAL, spawn_reconciler};
+use crate::runtime::{CallError, CallOutput, ExitNotice, Runtime, RuntimeError, StartSpec};
+
+/// How long a stopping instance may take to finish the calls already routed
+/// to it before its container is stopped anyway. Several leaves share a
+/// worker, so one leaf's Stop (or scale-down) can meet another leaf's calls in
+/// flight; a call in a FaaS rarely runs longer than this.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A finished call and when each step happened (worker clock, ns since epoch).
 #[derive(Debug)]
@@ -49,11 +56,12 @@ impl Worker {
         })
     }
 
-    /// Starts the tasks that watch for crashed and idle instances. They stop
-    /// when the returned handles are aborted or the worker is dropped.
+    /// Starts the tasks that watch for crashed, vanished and idle instances.
+    /// They stop when the returned handles are aborted or the worker is dropped.
     pub fn spawn_background(self: &Arc<Self>) -> Vec<JoinHandle<()>> {
         let (exits_tx, mut exits) = mpsc::channel(1024);
-        self.runtime.watch_exits(exits_tx);
+        let resync = Arc::new(Notify::new());
+        self.runtime.watch(exits_tx, Arc::clone(&resync));
         let weak = Arc::downgrade(self);
         let exit_task = tokio::spawn(async move {
             while let Some(notice) = exits.recv().await {
@@ -61,7 +69,11 @@ impl Worker {
                 worker.on_exit(notice).await;
             }
         });
-        vec![exit_task, crate::idle::spawn_sweeper(Arc::downgrade(self))]
+        vec![
+            exit_task,
+            crate::idle::spawn_sweeper(Arc::downgrade(self)),
+            spawn_reconciler(Arc::downgrade(self), resync, RECONCILE_INTERVAL),
+        ]
     }
 
     // === Start ===
@@ -201,23 +213,48 @@ impl Worker {
 
     // === Stop ===
 
-    pub async fn stop(&self, id: Option<InstanceId>) -> Result<InstanceId, WorkerError> {
+    /// A requested stop: the instance takes no new call at once, finishes the
+    /// calls in flight (at most [`DRAIN_TIMEOUT`]), then stops. Returns when
+    /// it has stopped.
+    pub async fn stop(self: &Arc<Self>, id: Option<InstanceId>) -> Result<InstanceId, WorkerError> {
         let id = id.ok_or_else(|| WorkerError::InvalidArgument("instance_id: missing".into()))?;
         let instance = self.instances.get(&id).ok_or_else(|| WorkerError::UnknownInstance(id.clone()))?;
         instance
             .begin_stop(StopReason::Requested)
             .map_err(|e| WorkerError::AlreadyStopping { instance: id.clone(), state: e.0 })?;
-        self.retire(&instance, StopReason::Requested).await?;
+        // Its own task, so the stop is carried through even if the caller
+        // stops waiting (a Stop RPC whose deadline passes during the drain):
+        // a half-stopped instance would stay in the table for good.
+        let worker = Arc::clone(self);
+        let retiring = tokio::spawn(async move { worker.retire(&instance, StopReason::Requested).await });
+        match retiring.await {
+            Ok(stopped) => stopped?,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => {
+                return Err(WorkerError::Stop {
+                    instance: id,
+                    source: RuntimeError::Engine("the worker shut down during the stop".into()),
+                });
+            }
+        }
         Ok(id)
     }
 
-    /// Draining ----> removed. Stops the instance in the runtime, drops it from
-    /// the table and emits the event that says why.
+    /// Draining ----> (drained) ----> removed. Unless the instance went down,
+    /// waits for its calls in flight (at most [`DRAIN_TIMEOUT`]); then stops it
+    /// in the runtime, drops it from the table and emits the event that says why.
     pub(crate) async fn retire(
         &self,
         instance: &Arc<Instance>,
         reason: StopReason,
     ) -> Result<(), WorkerError> {
+        if reason.drains() && !instance.drain(DRAIN_TIMEOUT).await {
+            tracing::warn!(
+                instance = %instance.id,
+                in_flight = instance.in_flight(),
+                "calls still in flight after {DRAIN_TIMEOUT:?}; stopping the instance anyway"
+            );
+        }
         let stopped = self.runtime.stop(&instance.handle).await;
         self.instances.remove(&instance.id);
         let mut event = match &reason {
@@ -255,7 +292,7 @@ impl Worker {
         }
     }
 
-    async fn on_exit(&self, notice: ExitNotice) {
+    pub(crate) async fn on_exit(&self, notice: ExitNotice) {
         let Some(instance) = self.instances.get(&notice.instance_id) else {
             // Not ours, or still starting (the start path reports it).
             return;
@@ -285,10 +322,12 @@ impl Worker {
 
     // === State ===
 
-    /// Every live instance grouped by function (HyperFaaS's `State`).
+    /// Every instance that takes calls, grouped by function (HyperFaaS's
+    /// `State`). A draining instance is left out: it takes no new call, and a
+    /// leaf reconciling with this list must not adopt it again.
     pub fn state(&self) -> StateResponse {
         let mut functions: std::collections::BTreeMap<String, FunctionState> = Default::default();
-        for instance in self.instances.all() {
+        for instance in self.instances.all().into_iter().filter(|i| i.lifecycle().can_call()) {
             let in_flight = instance.in_flight();
             let state = InstanceState {
                 instance_id: instance.id.to_string(),

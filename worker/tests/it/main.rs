@@ -10,11 +10,17 @@ mod common;
 mod calls;
 /// Limits visible in `docker inspect`, leftovers, errors for bad requests.
 mod containers;
+/// A requested stop drains the calls in flight first.
+mod drain;
 /// Status events: START, STOP, TIMEOUT, DOWN with the right ids.
 mod events;
+/// Function containers run unprivileged, read-only and bounded.
+mod hardening;
 /// Start, call and stop each workload function; payload fidelity.
 mod lifecycle;
 /// TCP_NODELAY on the worker's accepted and dialled connections.
 mod nodelay;
+/// Instances whose containers vanished without an exit event go DOWN.
+mod reconcile;
 /// Metrics and the per-container resource stream.
 mod resources;
