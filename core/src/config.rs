@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::image_ref::ImageRefError;
 use crate::units::{Bytes, Cores};
 
 /// The smallest memory limit Docker accepts for a container.
@@ -46,6 +47,9 @@ pub struct FunctionConfig {
 pub enum ConfigError {
     #[error("image_tag: must not be empty")]
     MissingImageTag,
+    /// The image is not one a worker may start (see [`crate::ImageRef`]).
+    #[error("image_tag: {0}")]
+    ImageTag(#[from] ImageRefError),
     #[error("config: missing (memory and cpu must be given)")]
     MissingConfig,
     #[error("config.memory: {0} bytes is not a valid memory limit (must be at least {min} bytes)", min = MIN_MEMORY.0)]

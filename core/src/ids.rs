@@ -63,6 +63,50 @@ string_id!(
     ImageTag
 );
 
+/// Longest function id accepted. A generated id is a 36-byte UUID; the bound
+/// keeps ids that reach logs, keys and metadata small.
+pub const MAX_FUNCTION_ID_LEN: usize = 128;
+
+/// What is wrong with a function id.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FunctionIdError {
+    #[error("function_id: must not be empty")]
+    Empty,
+    #[error("function_id: {shown} is {len} bytes long; at most {MAX_FUNCTION_ID_LEN} are allowed")]
+    TooLong {
+        /// The start of the id, shortened for the message.
+        shown: String,
+        len: usize,
+    },
+    #[error("function_id: {id:?} contains {found:?}; use letters, digits, '-', '_' and '.' only")]
+    Character { id: String, found: char },
+}
+
+impl FunctionId {
+    /// A function id, if it is 1 to [`MAX_FUNCTION_ID_LEN`] ASCII letters,
+    /// digits, `-`, `_` and `.` (a generated UUID always is).
+    pub fn parse(id: impl Into<String>) -> Result<Self, FunctionIdError> {
+        let id = FunctionId(id.into());
+        id.validate()?;
+        Ok(id)
+    }
+
+    /// Checks the grammar [`FunctionId::parse`] applies.
+    pub fn validate(&self) -> Result<(), FunctionIdError> {
+        let id = self.as_str();
+        if id.is_empty() {
+            return Err(FunctionIdError::Empty);
+        }
+        if id.len() > MAX_FUNCTION_ID_LEN {
+            return Err(FunctionIdError::TooLong { shown: crate::image_ref::shorten(id), len: id.len() });
+        }
+        match id.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))) {
+            Some(found) => Err(FunctionIdError::Character { id: id.to_string(), found }),
+            None => Ok(()),
+        }
+    }
+}
+
 impl ImageTag {
     /// The repository part without the tag: `hyperfaas-echo` for
     /// `hyperfaas-echo:latest`. Model files are named after it.
@@ -99,6 +143,23 @@ mod tests {
         assert_eq!(ImageTag::from("localhost:5000/x").name(), "localhost:5000/x");
         assert_eq!(ImageTag::from("hyperfaas-echo").normalized().as_str(), "hyperfaas-echo:latest");
         assert_eq!(ImageTag::from("a:v1").normalized().as_str(), "a:v1");
+    }
+
+    #[test]
+    fn function_ids_are_bounded() {
+        for good in ["3f1c7a52-7d0e-4b7e-9c1a-2f0a8a6c9d11", "f-1", "a.b_c", &"x".repeat(128)] {
+            assert_eq!(FunctionId::parse(good).map(|id| id.0), Ok(good.to_string()));
+        }
+        assert_eq!(FunctionId::parse(""), Err(FunctionIdError::Empty));
+        let long = "x".repeat(129);
+        let err = FunctionId::parse(long.clone()).unwrap_err();
+        assert!(matches!(err, FunctionIdError::TooLong { len: 129, .. }), "{err:?}");
+        assert!(err.to_string().len() < 150, "{err}");
+        for (bad, found) in [("a b", ' '), ("a/b", '/'), ("ü", 'ü'), ("a\nb", '\n')] {
+            let err = FunctionId::parse(bad).unwrap_err();
+            assert_eq!(err, FunctionIdError::Character { id: bad.to_string(), found });
+            assert!(err.to_string().starts_with("function_id: "), "{err}");
+        }
     }
 
     #[test]

@@ -14,12 +14,14 @@ pub mod config;
 pub mod defaults;
 pub mod format;
 pub mod ids;
+pub mod image_ref;
 pub mod payload;
 pub mod time;
 pub mod trailers;
 pub mod units;
 
 pub use config::{ConfigError, CpuQuota, FunctionConfig};
-pub use ids::{FunctionId, ImageTag, InstanceId, RequestId};
+pub use ids::{FunctionId, FunctionIdError, ImageTag, InstanceId, RequestId};
+pub use image_ref::{ImageRef, ImageRefError};
 pub use payload::{PayloadFeature, PayloadFeatures};
 pub use units::{Bytes, Cores, Nanos, UnitError};

@@ -10,6 +10,7 @@ use proto::database::function_store_client::FunctionStoreClient;
 use proto::database::{CreateRequest, FunctionRecord, ListRequest};
 use tonic::transport::Channel;
 use tonic::{Code, Request, Response, Status};
+use tracing::warn;
 
 use crate::function::{Function, InvalidRecord};
 
@@ -74,6 +75,17 @@ pub struct DatabaseClient {
     channel: Channel,
     address: String,
     timeout: Duration,
+    /// `ListRequest.page_size`; 0 is the database's default.
+    page_size: u32,
+}
+
+/// What [`DatabaseClient::listing`] read.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Listing {
+    /// The functions that validate, oldest first.
+    pub functions: Vec<Function>,
+    /// Stored functions left out because they do not validate.
+    pub skipped: u64,
 }
 
 impl DatabaseClient {
@@ -87,7 +99,7 @@ impl DatabaseClient {
             .map_err(|source| ClientError::InvalidAddress { address: address.to_string(), source })?;
         let channel = endpoint.connect_lazy();
         let inner = Self::inner(channel.clone(), BearerToken::default());
-        Ok(Self { inner, channel, address: address.to_string(), timeout: DATABASE_TIMEOUT })
+        Ok(Self { inner, channel, address: address.to_string(), timeout: DATABASE_TIMEOUT, page_size: 0 })
     }
 
     /// Sends `authorization: Bearer <token>` with every call, for a database
@@ -104,6 +116,14 @@ impl DatabaseClient {
 
     fn inner(channel: Channel, token: BearerToken) -> Inner {
         FunctionStoreClient::with_interceptor(channel, token).max_decoding_message_size(MAX_MESSAGE_SIZE)
+    }
+
+    /// Asks for pages of at most `size` functions in [`listing`](Self::listing);
+    /// 0 (the default) leaves it to the database
+    /// ([`DEFAULT_PAGE_SIZE`](crate::DEFAULT_PAGE_SIZE)).
+    pub fn with_page_size(mut self, size: u32) -> Self {
+        self.page_size = size;
+        self
     }
 
     /// Sets how long one call may take, connecting included. By default, this
@@ -133,10 +153,47 @@ impl DatabaseClient {
         self.function(record)
     }
 
-    /// All functions, oldest first.
+    /// All functions that validate, oldest first (see [`listing`](Self::listing)).
     pub async fn list(&self) -> Result<Vec<Function>, ClientError> {
-        let response = self.call(None, |mut c, r| async move { c.list(r).await }, ListRequest {}).await?;
-        response.functions.into_iter().map(|record| self.function(record)).collect()
+        Ok(self.listing().await?.functions)
+    }
+
+    /// All functions, oldest first, read page by page (each page a call under
+    /// the timeout). A record that does not validate, here or already in the
+    /// database, is left out, logged and counted in [`Listing::skipped`]: one
+    /// bad row must not keep a leaf from starting.
+    pub async fn listing(&self) -> Result<Listing, ClientError> {
+        let mut listing = Listing::default();
+        let mut token = String::new();
+        loop {
+            let request = ListRequest { page_size: self.page_size, page_token: token.clone() };
+            let page = self.call(None, |mut c, r| async move { c.list(r).await }, request).await?;
+            if page.skipped > 0 {
+                warn!(
+                    address = %self.address,
+                    skipped = page.skipped,
+                    "the database left out stored functions that do not validate (its log names them)"
+                );
+                listing.skipped += u64::from(page.skipped);
+            }
+            for record in page.functions {
+                match Function::try_from(record) {
+                    Ok(function) => listing.functions.push(function),
+                    Err(error) => {
+                        warn!(address = %self.address, %error, "skipping an invalid function record");
+                        listing.skipped += 1;
+                    }
+                }
+            }
+            if page.next_page_token.is_empty() {
+                return Ok(listing);
+            }
+            if page.next_page_token == token {
+                let status = Status::internal(format!("List repeated page token {token:?}"));
+                return Err(ClientError::Server { address: self.address.clone(), source: status });
+            }
+            token = page.next_page_token;
+        }
     }
 
     /// Removes a function and returns what was stored.

@@ -1,7 +1,7 @@
 //! A registered function, and its one conversion from and to the wire's
 //! `FunctionRecord`. The store and the client both validate through it.
 
-use hyperfake_core::{ConfigError, FunctionConfig, FunctionId, ImageTag, Nanos};
+use hyperfake_core::{ConfigError, FunctionConfig, FunctionId, FunctionIdError, ImageTag, Nanos};
 use proto::convert;
 use proto::database::FunctionRecord;
 
@@ -21,6 +21,8 @@ pub struct Function {
 pub enum InvalidRecord {
     #[error("function_id: missing")]
     MissingId,
+    #[error(transparent)]
+    Id(#[from] FunctionIdError),
     #[error("function {id}: {error}")]
     Config { id: FunctionId, error: ConfigError },
     #[error("function {id}: created_at_ns {value} is before the Unix epoch")]
@@ -34,6 +36,7 @@ impl TryFrom<FunctionRecord> for Function {
     fn try_from(record: FunctionRecord) -> Result<Self, InvalidRecord> {
         let FunctionRecord { function_id, image_tag, config, created_at_ns } = record;
         let id = convert::function_id(function_id.as_ref()).ok_or(InvalidRecord::MissingId)?;
+        id.validate()?;
         let invalid = |error| InvalidRecord::Config { id: id.clone(), error };
         let image_tag = convert::image_tag(image_tag.as_ref()).map_err(invalid)?;
         let config = convert::function_config(config.as_ref()).map_err(invalid)?;
@@ -101,6 +104,20 @@ mod tests {
             Function::try_from(no_tag),
             Err(InvalidRecord::Config { id: id.clone(), error: ConfigError::MissingImageTag })
         );
+
+        let bad_id = FunctionRecord {
+            function_id: Some(proto::common::FunctionId { id: "a b".into() }),
+            ..valid.clone()
+        };
+        assert_eq!(
+            Function::try_from(bad_id),
+            Err(InvalidRecord::Id(FunctionIdError::Character { id: "a b".into(), found: ' ' }))
+        );
+
+        let mut registry = valid.clone();
+        registry.image_tag = Some(proto::common::ImageTag { tag: "hyperfaas-evil.example.com/x".into() });
+        let err = Function::try_from(registry).unwrap_err();
+        assert!(matches!(&err, InvalidRecord::Config { error: ConfigError::ImageTag(_), .. }), "{err:?}");
 
         let before_epoch = FunctionRecord { created_at_ns: -1, ..valid };
         assert_eq!(Function::try_from(before_epoch), Err(InvalidRecord::CreatedAt { id, value: -1 }));

@@ -4,6 +4,8 @@
 //! - [`Store`]: the functions in a SQLite file.
 //! - [`serve`]: the `database.FunctionStore` gRPC service over a [`Store`].
 //! - [`DatabaseClient`]: the one client worker and leaf use to read it.
+//! - `List` is paged ([`DEFAULT_PAGE_SIZE`], [`MAX_PAGE_SIZE`]); the client
+//!   reads every page, and rows that no longer validate are skipped and logged.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -28,10 +30,12 @@
 
 mod client;
 mod function;
+mod page;
 mod server;
 mod store;
 
-pub use client::{ClientError, DatabaseClient};
+pub use client::{ClientError, DatabaseClient, Listing};
 pub use function::{Function, InvalidRecord};
+pub use page::{Cursor, DEFAULT_PAGE_SIZE, InvalidPageToken, MAX_PAGE_SIZE};
 pub use server::{FunctionStoreService, serve, serve_with};
-pub use store::{Store, StoreError};
+pub use store::{Page, Store, StoreError};

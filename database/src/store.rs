@@ -9,12 +9,15 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use hyperfake_core::config::RawConfig;
+use hyperfake_core::ids::MAX_FUNCTION_ID_LEN;
 use hyperfake_core::{FunctionConfig, FunctionId, ImageTag, time};
 use proto::common;
 use proto::database::FunctionRecord;
 use rusqlite::{Connection, OptionalExtension, Row, params};
+use tracing::warn;
 
 use crate::function::{Function, InvalidRecord};
+use crate::page::{Cursor, DEFAULT_PAGE_SIZE};
 
 /// Schema migrations; `PRAGMA user_version` counts how many have run. Append,
 /// never edit: a file written by an older build is upgraded step by step.
@@ -35,6 +38,9 @@ const MIGRATIONS: &[&str] = &[
         -- Nanoseconds since the Unix epoch.
         created_at_ns   INTEGER NOT NULL
     ) STRICT;",
+    // v2: `List` pages by (created_at_ns, rowid); an index on created_at_ns
+    // (which carries the rowid) makes each page a range scan, not a sort.
+    "CREATE INDEX functions_by_age ON functions (created_at_ns);",
 ];
 
 const COLUMNS: &str = "id, image_tag, memory_bytes, cpu_period_us, cpu_quota_us, idle_timeout_s, max_concurrency, created_at_ns";
@@ -124,15 +130,67 @@ impl Store {
         .await
     }
 
-    /// All functions, oldest first.
-    pub async fn list(&self) -> Result<Vec<Function>, StoreError> {
-        self.run(|conn| {
-            let mut statement =
-                conn.prepare(&format!("SELECT {COLUMNS} FROM functions ORDER BY created_at_ns, id"))?;
-            let records = statement.query_map([], record)?;
-            records.map(|r| Ok(Function::try_from(r?)?)).collect()
+    /// Up to `limit` rows after `after` (from the start when `None`), oldest
+    /// first. A row that no longer validates is left out, logged with its id
+    /// and reason, and counted in [`Page::skipped`], so one bad row cannot make
+    /// the whole list unreadable.
+    pub async fn list_page(&self, after: Option<Cursor>, limit: u32) -> Result<Page, StoreError> {
+        self.run(move |conn| {
+            let limit = limit.max(1);
+            // One row more than asked for tells whether another page follows.
+            let fetch = i64::from(limit) + 1;
+            let select = format!("SELECT rowid, {COLUMNS} FROM functions");
+            let order = "ORDER BY created_at_ns, rowid LIMIT ?1";
+            let (mut statement, start) = match after {
+                None => (conn.prepare_cached(&format!("{select} {order}"))?, None),
+                Some(c) => {
+                    let sql = format!("{select} WHERE (created_at_ns, rowid) > (?2, ?3) {order}");
+                    (conn.prepare_cached(&sql)?, Some((c.created_at_ns, c.rowid)))
+                }
+            };
+            let mut rows = match start {
+                None => statement.query(params![fetch])?,
+                Some((created_at_ns, rowid)) => statement.query(params![fetch, created_at_ns, rowid])?,
+            };
+            let mut page = Page::default();
+            let mut read = 0u32;
+            let mut last = None;
+            while let Some(row) = rows.next()? {
+                if read == limit {
+                    page.next = last;
+                    break;
+                }
+                read += 1;
+                last = Some(Cursor { created_at_ns: row.get("created_at_ns")?, rowid: row.get(0)? });
+                let function = record(row)
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| Function::try_from(r).map_err(|e| e.to_string()));
+                match function {
+                    Ok(function) => page.functions.push(function),
+                    Err(reason) => {
+                        let id = stored_id(row);
+                        warn!(%id, %reason, "skipping a stored function that does not validate");
+                        page.skipped += 1;
+                    }
+                }
+            }
+            Ok(page)
         })
         .await
+    }
+
+    /// All functions that validate, oldest first, read page by page.
+    pub async fn list(&self) -> Result<Vec<Function>, StoreError> {
+        let mut functions = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.list_page(after, DEFAULT_PAGE_SIZE).await?;
+            functions.extend(page.functions);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(functions),
+            }
+        }
     }
 
     /// Removes a function and returns it. A row that no longer validates is
@@ -160,6 +218,31 @@ impl Store {
             f(&conn)
         })
         .await?
+    }
+}
+
+/// One page of [`Store::list_page`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Page {
+    pub functions: Vec<Function>,
+    /// Rows of this page left out because they do not validate.
+    pub skipped: u32,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<Cursor>,
+}
+
+/// A row's id for a log line, even when it is not valid UTF-8 or absurdly long.
+fn stored_id(row: &Row<'_>) -> String {
+    match row.get_ref("id") {
+        Ok(value) => {
+            let bytes = value.as_bytes().unwrap_or_default();
+            let id = String::from_utf8_lossy(bytes);
+            match id.char_indices().nth(MAX_FUNCTION_ID_LEN) {
+                Some((end, _)) => format!("{}...", &id[..end]),
+                None => id.into_owned(),
+            }
+        }
+        Err(e) => format!("<unreadable: {e}>"),
     }
 }
 

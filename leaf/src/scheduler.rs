@@ -157,11 +157,16 @@ impl Scheduler {
 
     // === Functions ===
 
-    /// Loads every function from the database (at start: a restart forgets nothing).
+    /// Loads every function from the database (at start: a restart forgets
+    /// nothing). Stored functions that no longer validate are left out and
+    /// logged, so that they cannot keep the leaf from starting.
     pub async fn load_functions(&self) -> Result<usize, LeafError> {
-        let functions = self.database.list().await.map_err(LeafError::Database)?;
-        let n = functions.len();
-        for f in functions {
+        let listing = self.database.listing().await.map_err(LeafError::Database)?;
+        if listing.skipped > 0 {
+            tracing::warn!(skipped = listing.skipped, "left out stored functions that do not validate");
+        }
+        let n = listing.functions.len();
+        for f in listing.functions {
             self.insert(f);
         }
         Ok(n)

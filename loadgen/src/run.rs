@@ -1,13 +1,15 @@
 //! One run, start to finish: resolve the schedule, open the run database,
-//! create the functions, send every call, record every outcome, mark the run.
+//! create the functions, send every call, record every outcome, mark the run,
+//! and (unless kept) delete the functions it created.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use database::DatabaseClient;
 use hyperfake_core::defaults::MAX_MESSAGE_SIZE;
 use hyperfake_core::ids::valid_run_id;
 use hyperfake_core::{FunctionId, ImageTag};
@@ -91,9 +93,89 @@ pub async fn connect(address: &str, token: BearerToken) -> anyhow::Result<LeafCl
         .max_encoding_message_size(MAX_MESSAGE_SIZE))
 }
 
-/// Runs a workload. Returns once every call that came due is recorded;
-/// `stop` ends sending early (the run is then `interrupted`), see [`Stop`].
+/// What happens to the functions a run created, once it has ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FunctionCleanup {
+    /// Leave them registered (`loadgen run --keep-functions`, and [`run`]).
+    Keep,
+    /// Delete them from the function store at `database` (`host:port`), so
+    /// that runs do not pile functions up in it. The leaf has no delete call,
+    /// so this goes to the store that leaf and workers read.
+    Delete { database: String },
+}
+
+/// Runs a workload and keeps the functions it created ([`FunctionCleanup::Keep`]).
+/// Returns once every call that came due is recorded; `stop` ends sending
+/// early (the run is then `interrupted`), see [`Stop`].
 pub async fn run(options: RunOptions, stop: watch::Receiver<Stop>) -> anyhow::Result<RunReport> {
+    run_with_cleanup(options, FunctionCleanup::Keep, stop).await
+}
+
+/// [`run`], then `cleanup` of every function this run created, whether the run
+/// completed, failed or was interrupted. The run is recorded and marked before
+/// the cleanup starts; a cleanup failure is logged and changes nothing else.
+pub async fn run_with_cleanup(
+    options: RunOptions,
+    cleanup: FunctionCleanup,
+    stop: watch::Receiver<Stop>,
+) -> anyhow::Result<RunReport> {
+    let token = options.token.clone();
+    let created = Mutex::new(Vec::new());
+    let result = execute(options, &created, stop).await;
+    let created = created.into_inner().unwrap_or_else(PoisonError::into_inner);
+    match cleanup {
+        FunctionCleanup::Keep if !created.is_empty() => {
+            tracing::info!(functions = created.len(), "keeping the functions this run created");
+        }
+        FunctionCleanup::Keep => {}
+        FunctionCleanup::Delete { database } => delete_functions(&database, token, &created).await,
+    }
+    result
+}
+
+/// Deletes `ids` from the function store at `database`, logging what fails.
+/// A function already gone counts as deleted; an unreachable store ends the
+/// cleanup at once instead of timing out once per function.
+async fn delete_functions(database: &str, token: BearerToken, ids: &[FunctionId]) {
+    if ids.is_empty() {
+        return;
+    }
+    let client = match DatabaseClient::connect(database) {
+        Ok(client) => client.with_bearer(token),
+        Err(e) => {
+            tracing::warn!(functions = ids.len(), "cannot delete the functions this run created: {e:#}");
+            return;
+        }
+    };
+    let mut failed = 0usize;
+    for (done, id) in ids.iter().enumerate() {
+        match client.delete(id).await {
+            Ok(_) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) if e.is_unavailable() => {
+                let e = anyhow::Error::new(e);
+                tracing::warn!(
+                    left = ids.len() - done,
+                    "stopped deleting the functions this run created: {e:#}"
+                );
+                return;
+            }
+            Err(e) => {
+                failed += 1;
+                let e = anyhow::Error::new(e);
+                tracing::warn!(function = %id, "cannot delete a function this run created: {e:#}");
+            }
+        }
+    }
+    tracing::info!(deleted = ids.len() - failed, failed, database, "deleted the functions this run created");
+}
+
+/// The run itself; every function it creates is added to `created`.
+async fn execute(
+    options: RunOptions,
+    created: &Mutex<Vec<FunctionId>>,
+    stop: watch::Receiver<Stop>,
+) -> anyhow::Result<RunReport> {
     let RunOptions {
         workload,
         config_yaml,
@@ -154,7 +236,8 @@ pub async fn run(options: RunOptions, stop: watch::Receiver<Stop>) -> anyhow::Re
         }
     };
     let prepared =
-        prepare_target(&leaf_address, token, &workload, &conn, &run_id, progress, stop.clone()).await;
+        prepare_target(&leaf_address, token, &workload, &conn, &run_id, progress, created, stop.clone())
+            .await;
     let target = match prepared {
         Ok(target) => target,
         Err(e) => {
@@ -238,7 +321,8 @@ pub async fn run(options: RunOptions, stop: watch::Receiver<Stop>) -> anyhow::Re
 }
 
 /// Connects and creates the functions of every image (`copies` of each),
-/// recording each.
+/// recording each in the run database and in `created`.
+#[allow(clippy::too_many_arguments)]
 async fn prepare_target(
     leaf_address: &str,
     token: BearerToken,
@@ -246,6 +330,7 @@ async fn prepare_target(
     conn: &rusqlite::Connection,
     run_id: &str,
     progress: bool,
+    created: &Mutex<Vec<FunctionId>>,
     mut stop: watch::Receiver<Stop>,
 ) -> anyhow::Result<Target> {
     let work = async {
@@ -259,6 +344,7 @@ async fn prepare_target(
             let mut ids = Vec::with_capacity(spec.copies as usize);
             for copy in 0..spec.copies {
                 let function_id = create_function(&mut client, image_tag, &spec.config).await?;
+                created.lock().unwrap_or_else(PoisonError::into_inner).push(function_id.clone());
                 record::insert_function(
                     conn,
                     run_id,

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use hyperfake_core::config::RawConfig;
-use hyperfake_core::{ConfigError, FunctionConfig, FunctionId, ImageTag, InstanceId, Nanos};
+use hyperfake_core::{ConfigError, FunctionConfig, FunctionId, ImageRef, ImageTag, InstanceId, Nanos};
 
 use crate::common;
 
@@ -43,10 +43,11 @@ pub fn function_config(config: Option<&common::Config>) -> Result<FunctionConfig
     FunctionConfig::validate(config.into())
 }
 
-/// Validates an optional wire image tag (must be non-empty).
+/// Validates an optional wire image tag: present, non-empty, and a reference
+/// [`ImageRef::parse`] allows (a local `hyperfaas-<name>` image, no registry).
 pub fn image_tag(tag: Option<&common::ImageTag>) -> Result<ImageTag, ConfigError> {
     match tag {
-        Some(t) if !t.tag.trim().is_empty() => Ok(ImageTag::new(t.tag.trim())),
+        Some(t) if !t.tag.trim().is_empty() => Ok(ImageRef::parse(t.tag.trim())?.image_tag()),
         _ => Err(ConfigError::MissingImageTag),
     }
 }
@@ -114,6 +115,17 @@ pub fn duration_from_ns(ns: Option<i64>) -> Option<Nanos> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn image_tags_go_through_the_image_reference_parser() {
+        let tag = |t: &str| image_tag(Some(&common::ImageTag { tag: t.into() }));
+        assert_eq!(tag(" hyperfaas-echo:latest "), Ok(ImageTag::from("hyperfaas-echo:latest")));
+        assert_eq!(tag(""), Err(ConfigError::MissingImageTag));
+        assert_eq!(image_tag(None), Err(ConfigError::MissingImageTag));
+        let err = tag("hyperfaas-evil.example.com/x").unwrap_err();
+        assert!(matches!(err, ConfigError::ImageTag(hyperfake_core::ImageRefError::Path { .. })), "{err:?}");
+        assert!(err.to_string().starts_with("image_tag: image reference \"hyperfaas-evil.example.com/x\""));
+    }
 
     #[test]
     fn durations_round_trip_and_negative_is_absent() {

@@ -62,8 +62,67 @@ async fn a_row_edited_into_nonsense_is_reported_as_corrupt() {
     };
     let err = store.get(&function.id).await.unwrap_err();
     assert!(matches!(&err, StoreError::Corrupt(e) if *e == expected), "{err:?}");
-    assert!(matches!(store.list().await, Err(StoreError::Corrupt(_))));
+    // Listing leaves it out rather than failing as a whole.
+    let page = store.list_page(None, 10).await.unwrap();
+    assert_eq!((page.functions, page.skipped, page.next), (vec![], 1, None));
     // Deleting is how an operator gets rid of it.
     assert!(matches!(store.delete(&function.id).await, Err(StoreError::Corrupt(_))));
-    assert_eq!(store.list().await.unwrap(), vec![]);
+    assert_eq!(store.list_page(None, 10).await.unwrap(), Page::default());
+}
+
+#[tokio::test]
+async fn pages_follow_each_other_and_survive_deletes_between_them() {
+    let (_dir, _path, store) = open();
+    let mut created = Vec::new();
+    for _ in 0..5 {
+        created.push(store.create(ImageTag::from("hyperfaas-echo:latest"), config()).await.unwrap());
+    }
+    let first = store.list_page(None, 2).await.unwrap();
+    assert_eq!(first.functions, created[..2]);
+    let next = first.next.expect("more pages");
+    // Deleting the row the cursor points at does not lose or repeat others.
+    store.delete(&created[1].id).await.unwrap();
+    let second = store.list_page(Some(next), 2).await.unwrap();
+    assert_eq!(second.functions, created[2..4]);
+    let third = store.list_page(second.next, 2).await.unwrap();
+    assert_eq!((third.functions.as_slice(), third.next), (&created[4..], None));
+    // A page that ends exactly at the last row says so.
+    assert_eq!(store.list_page(None, 4).await.unwrap().next, None);
+    let all: Vec<_> = created.iter().filter(|f| f.id != created[1].id).cloned().collect();
+    assert_eq!(store.list().await.unwrap(), all);
+}
+
+#[tokio::test]
+async fn rows_that_do_not_validate_are_skipped_and_counted_the_others_listed() {
+    let (_dir, path, store) = open();
+    let good = store.create(ImageTag::from("hyperfaas-echo:latest"), config()).await.unwrap();
+    let insert = |id: &str, image: &str, created: i64| {
+        Connection::open(&path)
+            .unwrap()
+            .execute(
+                &format!("INSERT INTO functions ({COLUMNS}) VALUES (?1, ?2, 67108864, NULL, NULL, 0, 0, ?3)"),
+                params![id, image, created],
+            )
+            .unwrap();
+    };
+    insert("evil", "hyperfaas-evil.example.com/x:latest", 1);
+    insert("has space", "hyperfaas-echo:latest", 2);
+    insert(&"x".repeat(300), "hyperfaas-echo:latest", 3);
+    insert("before-epoch", "hyperfaas-echo:latest", -1);
+    let later = store.create(ImageTag::from("hyperfaas-bfs:latest"), config()).await.unwrap();
+
+    let page = store.list_page(None, 100).await.unwrap();
+    assert_eq!((page.functions, page.skipped), (vec![good.clone(), later.clone()], 4));
+    // Paging one row at a time steps over the bad rows too.
+    let (mut after, mut seen, mut skipped) = (None, Vec::new(), 0);
+    loop {
+        let page = store.list_page(after, 1).await.unwrap();
+        seen.extend(page.functions);
+        skipped += page.skipped;
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!((seen, skipped), (vec![good, later], 4));
 }

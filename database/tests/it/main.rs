@@ -7,6 +7,8 @@ mod common;
 mod auth;
 /// Create, get, list and delete, and what survives a restart.
 mod functions;
+/// Paged `List`, and rows that no longer validate.
+mod list;
 /// TCP_NODELAY on accepted and dialled connections.
 mod nodelay;
 /// Bad requests and unknown ids, as the client sees them.

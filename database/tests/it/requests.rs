@@ -81,3 +81,31 @@ async fn unknown_and_empty_ids() {
     let message = invalid_message(client.get(&FunctionId::from("")).await);
     assert!(message.starts_with("function_id"), "{message:?}");
 }
+
+/// Docker reads `hyperfaas-evil.example.com` as a registry: a prefix check let
+/// such images in. Every image and id goes through one parser now.
+#[tokio::test]
+async fn images_with_a_registry_or_path_and_unbounded_ids_are_refused() {
+    let db = TestDb::start().await;
+    let client = db.client();
+    for image in [
+        "hyperfaas-evil.example.com/x",
+        "hyperfaas-evil.example.com/x:latest",
+        "localhost:5000/hyperfaas-echo",
+        "hyperfaas-Echo:latest",
+        "nginx:latest",
+        "hyperfaas-echo:bad+tag",
+    ] {
+        let message = invalid_message(client.create(&ImageTag::from(image), &config()).await);
+        assert!(message.starts_with("image_tag: "), "{image}: {message:?}");
+        assert!(message.contains(image), "{message:?} should name {image}");
+    }
+    assert_eq!(client.list().await.unwrap(), vec![], "nothing invalid may be stored");
+
+    for id in ["a b".to_string(), "../x".to_string(), "x".repeat(129)] {
+        let message = invalid_message(client.get(&FunctionId::new(id.clone())).await);
+        assert!(message.starts_with("function_id: "), "{id}: {message:?}");
+        let message = invalid_message(client.delete(&FunctionId::new(id.clone())).await);
+        assert!(message.starts_with("function_id: "), "{id}: {message:?}");
+    }
+}
