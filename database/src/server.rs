@@ -3,19 +3,19 @@
 use std::error::Error as _;
 use std::future::Future;
 
-use hyperfake_core::ConfigError;
 use hyperfake_core::defaults::MAX_MESSAGE_SIZE;
+use hyperfake_core::{ConfigError, FunctionId, FunctionIdError};
 use proto::auth::RequireToken;
 use proto::database::function_store_server::{FunctionStore, FunctionStoreServer};
 use proto::database::{CreateRequest, FunctionRecord, ListRequest, ListResponse};
 use proto::{common, convert};
 use tokio::net::TcpListener;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Server;
 use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
 use crate::function::Function;
+use crate::page::{self, Cursor, InvalidPageToken};
 use crate::store::{Store, StoreError};
 
 /// Serves the function store (and `grpc.health.v1`) on `listener` until
@@ -41,7 +41,8 @@ pub async fn serve_with(
     health.set_serving::<FunctionStoreServer<FunctionStoreService>>().await;
     let service = FunctionStoreServer::new(FunctionStoreService::new(store))
         .max_decoding_message_size(MAX_MESSAGE_SIZE);
-    Server::builder()
+    // Stream limit, keepalive and a deadline for every call: `proto::server`.
+    proto::server::builder()
         .add_service(health_service)
         .add_service(InterceptedService::new(service, auth))
         .serve_with_incoming_shutdown(proto::net::incoming(listener), shutdown)
@@ -59,8 +60,10 @@ pub struct FunctionStoreService {
 enum Error {
     #[error(transparent)]
     Invalid(#[from] ConfigError),
-    #[error("function_id: must not be empty")]
-    MissingFunctionId,
+    #[error(transparent)]
+    FunctionId(#[from] FunctionIdError),
+    #[error(transparent)]
+    PageToken(#[from] InvalidPageToken),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -77,6 +80,17 @@ impl FunctionStoreService {
         let function = self.store.create(image_tag, config).await?;
         info!(id = %function.id, image = %function.image_tag, "created function");
         Ok(function)
+    }
+
+    async fn list(&self, request: ListRequest) -> Result<ListResponse, Error> {
+        let ListRequest { page_size, page_token } = request;
+        let after = Cursor::from_token(&page_token)?;
+        let page = self.store.list_page(after, page::page_size(page_size)).await?;
+        Ok(ListResponse {
+            functions: page.functions.iter().map(Into::into).collect(),
+            next_page_token: page.next.map(Cursor::token).unwrap_or_default(),
+            skipped: page.skipped,
+        })
     }
 
     async fn delete(&self, id: common::FunctionId) -> Result<Function, Error> {
@@ -97,13 +111,8 @@ impl FunctionStore for FunctionStoreService {
         respond(function.await)
     }
 
-    async fn list(&self, _: Request<ListRequest>) -> Result<Response<ListResponse>, Status> {
-        match self.store.list().await {
-            Ok(functions) => {
-                Ok(Response::new(ListResponse { functions: functions.iter().map(Into::into).collect() }))
-            }
-            Err(err) => Err(status(err.into())),
-        }
+    async fn list(&self, request: Request<ListRequest>) -> Result<Response<ListResponse>, Status> {
+        self.list(request.into_inner()).await.map(Response::new).map_err(status)
     }
 
     async fn delete(&self, request: Request<common::FunctionId>) -> Result<Response<FunctionRecord>, Status> {
@@ -111,8 +120,9 @@ impl FunctionStore for FunctionStoreService {
     }
 }
 
-fn function_id(id: common::FunctionId) -> Result<hyperfake_core::FunctionId, Error> {
-    convert::function_id(Some(&id)).ok_or(Error::MissingFunctionId)
+/// A requested id, bounded like every stored one ([`FunctionId::parse`]).
+fn function_id(id: common::FunctionId) -> Result<FunctionId, Error> {
+    Ok(FunctionId::parse(id.id)?)
 }
 
 fn respond(result: Result<Function, Error>) -> Result<Response<FunctionRecord>, Status> {
@@ -122,7 +132,9 @@ fn respond(result: Result<Function, Error>) -> Result<Response<FunctionRecord>, 
 /// The one place a failure becomes a gRPC status.
 fn status(error: Error) -> Status {
     match error {
-        Error::Invalid(_) | Error::MissingFunctionId => Status::invalid_argument(error.to_string()),
+        Error::Invalid(_) | Error::FunctionId(_) | Error::PageToken(_) => {
+            Status::invalid_argument(error.to_string())
+        }
         Error::Store(StoreError::NotFound(id)) => Status::not_found(format!("function {id} not found")),
         Error::Store(error) => {
             let mut chain = error.to_string();

@@ -13,6 +13,11 @@
 //! - A child whose `State` fails, or a call that could not connect, takes it
 //!   out of rotation until its next `State` answers; that call is retried on
 //!   another child.
+//! - **Bounded load**, as in a leaf: each function may have
+//!   `max_pending_calls` calls in this node; more are refused with
+//!   RESOURCE_EXHAUSTED instead of piling up on a slow child. And the
+//!   `CreateFunction` fan-out ends within [`DEFAULT_CREATE_TIMEOUT`] (or the
+//!   caller's deadline, if shorter), so one hung child cannot hold it forever.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,10 +38,86 @@ use tokio::task::JoinHandle;
 use tonic::metadata::AsciiMetadataValue;
 use tonic::{Code, Request, Response, Status};
 
-use crate::config::PoolSettings;
+use crate::config::{DEFAULT_MAX_PENDING_CALLS, PoolSettings};
 use crate::error::LeafError;
 use crate::metadata;
 use crate::workers::{channel, is_connection_lost, is_transport_failure};
+
+/// How long a `CreateFunction` through a load-balancer node may take, all
+/// children included, when the caller's deadline is not shorter. A child
+/// leaf's create is one database write and a registration one database read,
+/// each bounded by the database client's 5 s (`DATABASE_TIMEOUT`); a child
+/// that is itself a load-balancer node gets what is left, passed down as its
+/// deadline. So 20 s is room for a tree of a few levels, and a child that has
+/// not answered by then is hung, not slow.
+pub const DEFAULT_CREATE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// What a load-balancer node bounds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BalancerLimits {
+    /// Calls of one function in this node at once; more are refused with
+    /// RESOURCE_EXHAUSTED. Default: a leaf's [`DEFAULT_MAX_PENDING_CALLS`]
+    /// (a node uses its `max_pending_calls` setting).
+    pub max_pending_calls: u32,
+    /// Default: [`DEFAULT_CREATE_TIMEOUT`].
+    pub create_timeout: Duration,
+}
+
+impl Default for BalancerLimits {
+    fn default() -> Self {
+        BalancerLimits {
+            max_pending_calls: DEFAULT_MAX_PENDING_CALLS,
+            create_timeout: DEFAULT_CREATE_TIMEOUT,
+        }
+    }
+}
+
+/// Calls this node has in flight, by function. A count per function rather
+/// than a semaphore per function (as a leaf has): a node does not know which
+/// function ids exist, so entries must go when their last call ends.
+#[derive(Debug)]
+struct Pending {
+    limit: u32,
+    calls: Mutex<HashMap<FunctionId, u32>>,
+}
+
+/// One call counted in [`Pending`]; uncounted when dropped (the call ended,
+/// or its caller went away).
+struct PendingCall<'a> {
+    pending: &'a Pending,
+    function: FunctionId,
+}
+
+impl Pending {
+    fn begin(&self, function: &FunctionId) -> Result<PendingCall<'_>, LeafError> {
+        let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+        let n = calls.entry(function.clone()).or_default();
+        if *n >= self.limit {
+            if *n == 0 {
+                calls.remove(function);
+            }
+            return Err(LeafError::Overloaded { function: function.clone(), limit: self.limit });
+        }
+        *n += 1;
+        Ok(PendingCall { pending: self, function: function.clone() })
+    }
+
+    fn count(&self, function: &FunctionId) -> u32 {
+        self.calls.lock().unwrap_or_else(|e| e.into_inner()).get(function).copied().unwrap_or(0)
+    }
+}
+
+impl Drop for PendingCall<'_> {
+    fn drop(&mut self) {
+        let mut calls = self.pending.calls.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = calls.get_mut(&self.function) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                calls.remove(&self.function);
+            }
+        }
+    }
+}
 
 /// One child of a load-balancer node.
 #[derive(Debug)]
@@ -112,6 +193,8 @@ impl Child {
 pub struct Balancer {
     children: Vec<Arc<Child>>,
     settings: PoolSettings,
+    limits: BalancerLimits,
+    pending: Pending,
 }
 
 /// FNV-1a: a hash that is the same on every node and every run, so every
@@ -132,6 +215,7 @@ impl Balancer {
     pub fn new(
         addresses: &[String],
         settings: PoolSettings,
+        limits: BalancerLimits,
         token: &BearerToken,
     ) -> Result<Arc<Self>, tonic::transport::Error> {
         let children = addresses
@@ -152,11 +236,17 @@ impl Balancer {
                 }))
             })
             .collect::<Result<_, _>>()?;
-        Ok(Arc::new(Balancer { children, settings }))
+        let pending = Pending { limit: limits.max_pending_calls, calls: Mutex::default() };
+        Ok(Arc::new(Balancer { children, settings, limits, pending }))
     }
 
     pub fn children(&self) -> &[Arc<Child>] {
         &self.children
+    }
+
+    /// Calls of `function` in this node now.
+    pub fn pending_calls(&self, function: &FunctionId) -> u32 {
+        self.pending.count(function)
     }
 
     fn state_timeout(&self) -> Duration {
@@ -211,6 +301,7 @@ impl Balancer {
     ) -> Result<Response<ScheduleCallResponse>, LeafError> {
         let got_request_at = now_unix();
         let expires = deadline.map(|d| Instant::now() + d);
+        let _pending = self.pending.begin(function)?;
         let mut excluded = HashSet::new();
         loop {
             let child = self.route(function, &excluded).ok_or(LeafError::NoChild)?;
@@ -260,10 +351,17 @@ impl Balancer {
         }
     }
 
-    /// Creates at one child, then registers the id at all others.
-    pub async fn create(&self, request: CreateFunctionRequest) -> Result<FunctionId, LeafError> {
+    /// Creates at one child, then registers the id at all others, within
+    /// `deadline` or the node's create timeout, whichever is shorter.
+    pub async fn create(
+        &self,
+        request: CreateFunctionRequest,
+        deadline: Option<Duration>,
+    ) -> Result<FunctionId, LeafError> {
+        let budget = deadline.map_or(self.limits.create_timeout, |d| d.min(self.limits.create_timeout));
+        let expires = Instant::now() + budget;
         if let Some(id) = proto::convert::function_id(request.function_id.as_ref()) {
-            return self.register_everywhere(&id, None).await.map(|()| id);
+            return self.register_everywhere(&id, None, expires).await.map(|()| id);
         }
         // Refuse malformed requests here, with the same messages a leaf gives.
         proto::convert::image_tag(request.image_tag.as_ref())?;
@@ -272,14 +370,22 @@ impl Balancer {
         order.sort_by_key(|c| (!c.in_rotation(), c.index));
         let mut last = None;
         for child in order {
-            match child.client.clone().create_function(request.clone()).await {
+            match create_at(child, request.clone(), expires).await {
                 Ok(response) => {
                     let id = proto::convert::function_id(response.get_ref().function_id.as_ref())
                         .ok_or_else(|| {
                             LeafError::Downstream(Status::internal("child returned no function id"))
                         })?;
-                    self.register_everywhere(&id, Some(child.index)).await?;
+                    self.register_everywhere(&id, Some(child.index), expires).await?;
                     return Ok(id);
+                }
+                // The child may have stored the function: trying another
+                // would create a second one, so the caller hears it.
+                Err(status) if crate::deadline::is_expired(&status) => {
+                    return Err(LeafError::Downstream(Status::deadline_exceeded(format!(
+                        "CreateFunction at child {} did not answer within {budget:?}",
+                        child.address
+                    ))));
                 }
                 Err(status) if is_transport_failure(&status) || status.code() == Code::Unavailable => {
                     child.mark_down(&format!("CreateFunction failed: {}", status.message()));
@@ -291,12 +397,17 @@ impl Balancer {
         Err(last.map_or(LeafError::NoChild, LeafError::Downstream))
     }
 
-    async fn register_everywhere(&self, id: &FunctionId, skip: Option<usize>) -> Result<(), LeafError> {
+    async fn register_everywhere(
+        &self,
+        id: &FunctionId,
+        skip: Option<usize>,
+        expires: Instant,
+    ) -> Result<(), LeafError> {
         let request = CreateFunctionRequest { function_id: Some(id.into()), ..Default::default() };
         let results =
             futures::future::join_all(self.children.iter().filter(|c| Some(c.index) != skip).map(|c| {
                 let request = request.clone();
-                async move { (c, c.client.clone().create_function(request).await) }
+                async move { (c, create_at(c, request, expires).await) }
             }))
             .await;
         let mut registered = usize::from(skip.is_some());
@@ -336,6 +447,21 @@ impl Balancer {
     }
 }
 
+/// `CreateFunction` at `child`, ending with DEADLINE_EXCEEDED at `expires`
+/// (the child is told how long it has).
+async fn create_at(
+    child: &Child,
+    request: CreateFunctionRequest,
+    expires: Instant,
+) -> Result<Response<CreateFunctionResponse>, Status> {
+    let remaining = expires.saturating_duration_since(Instant::now());
+    crate::deadline::call_within(remaining, Request::new(request), |r| {
+        let mut client = child.client.clone();
+        async move { client.create_function(r).await }
+    })
+    .await
+}
+
 /// `leaf.Leaf` over a [`Balancer`].
 #[derive(Debug, Clone)]
 pub struct BalancerService {
@@ -366,7 +492,8 @@ impl Leaf for BalancerService {
         &self,
         request: Request<CreateFunctionRequest>,
     ) -> Result<Response<CreateFunctionResponse>, Status> {
-        let id = self.balancer.create(request.into_inner()).await?;
+        let deadline = proto::deadline::from_metadata(request.metadata());
+        let id = self.balancer.create(request.into_inner(), deadline).await?;
         Ok(Response::new(CreateFunctionResponse { function_id: Some((&id).into()) }))
     }
 
@@ -381,7 +508,8 @@ mod tests {
 
     fn balancer(n: usize) -> Arc<Balancer> {
         let addresses: Vec<_> = (0..n).map(|i| format!("127.0.0.1:{}", 1000 + i)).collect();
-        let b = Balancer::new(&addresses, PoolSettings::default(), &BearerToken::default()).unwrap();
+        let limits = BalancerLimits { max_pending_calls: 2, ..BalancerLimits::default() };
+        let b = Balancer::new(&addresses, PoolSettings::default(), limits, &BearerToken::default()).unwrap();
         for c in b.children() {
             c.healthy.store(true, Ordering::Release);
         }
@@ -435,5 +563,24 @@ mod tests {
         assert_eq!(b.route(&f, &none).unwrap().index, other);
         b.children()[other].mark_down("test");
         assert_eq!(b.route(&f, &none).unwrap().index, hashed, "never a child out of rotation");
+    }
+
+    #[tokio::test]
+    async fn pending_calls_beyond_the_limit_are_refused_and_counted_down_when_they_end() {
+        let b = balancer(1);
+        let (f, g) = (FunctionId::from("f"), FunctionId::from("g"));
+        let first = b.pending.begin(&f).unwrap();
+        let second = b.pending.begin(&f).unwrap();
+        let refused = b.pending.begin(&f).map(|_| ()).unwrap_err();
+        assert!(matches!(refused, LeafError::Overloaded { ref function, limit: 2 } if *function == f));
+        assert_eq!(Status::from(refused).code(), Code::ResourceExhausted);
+        // Another function has its own bound.
+        let other = b.pending.begin(&g).unwrap();
+        assert_eq!((b.pending_calls(&f), b.pending_calls(&g)), (2, 1));
+        drop(first);
+        let third = b.pending.begin(&f).unwrap();
+        drop((second, third, other));
+        assert_eq!((b.pending_calls(&f), b.pending_calls(&g)), (0, 0));
+        assert!(b.pending.calls.lock().unwrap().is_empty(), "no entry outlives its last call");
     }
 }

@@ -41,4 +41,4 @@ pub use config::{NodeSettings, PoolSettings, Role, SchedulerSettings};
 pub use error::{LeafError, StartError};
 pub use lb::Balancer;
 pub use scheduler::Scheduler;
-pub use server::{Node, NodeKind, StartupError};
+pub use server::{Node, NodeKind, NodeLimits, StartupError};

@@ -8,13 +8,14 @@ use database::DatabaseClient;
 use hyperfake_core::defaults::MAX_MESSAGE_SIZE;
 use proto::auth::{BearerToken, RequireToken};
 use proto::leaf::leaf_server::LeafServer;
+use proto::server::ServerLimits;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tonic::service::interceptor::InterceptedService;
 
 use crate::config::{NodeSettings, Role};
 use crate::error::LeafError;
-use crate::lb::{Balancer, BalancerService};
+use crate::lb::{Balancer, BalancerLimits, BalancerService, DEFAULT_CREATE_TIMEOUT};
 use crate::scheduler::Scheduler;
 use crate::service::LeafService;
 use crate::workers::WorkerPool;
@@ -43,6 +44,24 @@ pub enum StartupError {
     },
 }
 
+/// Bounds a node keeps that its settings do not name: the defaults, which
+/// tests shorten.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeLimits {
+    /// The gRPC server's: streams per connection, keepalive, and the
+    /// deadline a call without one gets (`proto::server`).
+    pub server: ServerLimits,
+    /// A load-balancer node's `CreateFunction` fan-out. Default:
+    /// [`DEFAULT_CREATE_TIMEOUT`].
+    pub create_timeout: Duration,
+}
+
+impl Default for NodeLimits {
+    fn default() -> Self {
+        NodeLimits { server: ServerLimits::default(), create_timeout: DEFAULT_CREATE_TIMEOUT }
+    }
+}
+
 /// A running node: a leaf or a load-balancer node, with its background tasks
 /// (aborted when dropped).
 #[derive(Debug)]
@@ -50,6 +69,7 @@ pub struct Node {
     pub kind: NodeKind,
     /// Checks every request's shared token (a no-op without one).
     auth: RequireToken,
+    server: ServerLimits,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -71,6 +91,12 @@ impl Node {
     /// Connects to the nodes below and (for a leaf) loads every function from
     /// the database, waiting up to `database_wait` for it to answer.
     pub async fn start(settings: &NodeSettings) -> Result<Node, StartupError> {
+        Self::start_with(settings, NodeLimits::default()).await
+    }
+
+    /// [`Node::start`] with other [`NodeLimits`] than the defaults.
+    pub async fn start_with(settings: &NodeSettings, limits: NodeLimits) -> Result<Node, StartupError> {
+        let NodeLimits { server, create_timeout } = limits;
         let token = settings.token.as_ref();
         let (auth, bearer) = (RequireToken::from_token(token), BearerToken::from_token(token));
         match &settings.role {
@@ -110,14 +136,19 @@ impl Node {
                 while scheduler.pool().in_rotation_count() < workers.len() && Instant::now() < until {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
-                Ok(Node { kind: NodeKind::Leaf(scheduler), auth, tasks })
+                Ok(Node { kind: NodeKind::Leaf(scheduler), auth, server, tasks })
             }
             Role::Balancer { children } => {
-                let balancer = Balancer::new(children, settings.pool.clone(), &bearer)
+                // The same bound on pending calls as a leaf's, from the same setting.
+                let balancer_limits = BalancerLimits {
+                    max_pending_calls: settings.scheduler.max_pending_calls,
+                    create_timeout,
+                };
+                let balancer = Balancer::new(children, settings.pool.clone(), balancer_limits, &bearer)
                     .map_err(|source| StartupError::Address { address: children.join(","), source })?;
                 balancer.refresh().await;
                 let tasks = balancer.spawn();
-                Ok(Node { kind: NodeKind::Balancer(balancer), auth, tasks })
+                Ok(Node { kind: NodeKind::Balancer(balancer), auth, server, tasks })
             }
         }
     }
@@ -125,13 +156,15 @@ impl Node {
     /// Serves `leaf.Leaf` (and `grpc.health.v1`) on `listener` until `shutdown`.
     /// With a shared token, every `leaf.Leaf` request must carry it; health
     /// checks stay open, as the database's do, so probes need no secret.
+    /// A call without a deadline gets the server's maximum, so it ends with
+    /// DEADLINE_EXCEEDED and frees its pending slot (see `proto::server`).
     pub async fn serve(
         &self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), tonic::transport::Error> {
         let (reporter, health) = tonic_health::server::health_reporter();
-        let builder = tonic::transport::Server::builder().add_service(health);
+        let builder = self.server.builder().add_service(health);
         let auth = self.auth.clone();
         // TCP_NODELAY on every accepted socket (the builder's `tcp_nodelay`
         // is ignored by `serve_with_incoming*`): see `proto::net`.

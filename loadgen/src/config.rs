@@ -65,6 +65,10 @@ pub struct RawWorkload {
     /// Extension: calls in flight at most; a call due when the cap is reached
     /// is recorded as `NOT_SENT` instead of being queued.
     pub max_in_flight: Option<i64>,
+    /// Extension: most calls the phases may schedule (default
+    /// `schedule::DEFAULT_MAX_SCHEDULED_CALLS`); more is refused before
+    /// anything is built.
+    pub max_scheduled_calls: Option<i64>,
 }
 
 /// `workload:`: phases, plus the fields HyperFaaS's `Workload` struct also has.
@@ -413,6 +417,12 @@ pub enum Problem {
     /// A payload feature declaration that is not valid (`function_config.<image>.features`).
     #[error("{0}")]
     Feature(String),
+    /// The phases would schedule more calls than `max_scheduled_calls`.
+    #[error(
+        "the phases schedule about {planned} calls, more than max_scheduled_calls ({cap}); \
+         largest: {largest}. Lower their rates or durations, or raise max_scheduled_calls"
+    )]
+    TooManyCalls { planned: u64, cap: u64, largest: String },
 }
 
 /// Every problem found in a workload file (never empty).
@@ -508,6 +518,7 @@ impl Workload {
             data_providers,
             arrival,
             max_in_flight,
+            max_scheduled_calls,
         } = raw;
         let mut p = Problems { text, errors: Vec::new() };
         let root = YamlPath::root();
@@ -535,6 +546,12 @@ impl Workload {
         let max_in_flight = match max_in_flight {
             None => None,
             Some(n) => p.check(&root.key("max_in_flight"), positive_usize(n)).map(Some).unwrap_or(None),
+        };
+        let max_scheduled_calls = match max_scheduled_calls {
+            None => Some(crate::schedule::DEFAULT_MAX_SCHEDULED_CALLS),
+            Some(n) => p
+                .check(&root.key("max_scheduled_calls"), positive_usize(n))
+                .map(|n| u64::try_from(n).unwrap_or(u64::MAX)),
         };
 
         // `workload:` may repeat the top-level fields (HyperFaaS's struct has
@@ -656,19 +673,35 @@ impl Workload {
         if !p.errors.is_empty() {
             return Err(ConfigErrors(p.errors));
         }
-        let (Some(max_duration), Some(call_timeout)) = (max_duration, call_timeout) else {
-            unreachable!("a missing duration was reported above; this is a bug")
+        let (Some(max_duration), Some(call_timeout), Some(max_scheduled_calls)) =
+            (max_duration, call_timeout, max_scheduled_calls)
+        else {
+            unreachable!("a missing duration or bad cap was reported above; this is a bug")
         };
-        Ok(Workload {
-            leaf_address,
-            max_duration,
-            call_timeout,
-            // Go's int64 seed, reinterpreted: negative seeds stay distinct.
-            seed: seed.map_or(0, |s| u64::from_ne_bytes(s.to_ne_bytes())),
-            max_in_flight,
-            phases,
-            functions,
-        })
+        // Go's int64 seed, reinterpreted: negative seeds stay distinct.
+        let seed = seed.map_or(0, |s| u64::from_ne_bytes(s.to_ne_bytes()));
+        // Counted from the phases, before anything is built.
+        let (resolved, generated) = crate::schedule::resolve_phases(&phases, seed, max_duration);
+        let mut planned: Vec<(&str, u64)> = resolved
+            .iter()
+            .map(|ph| (ph.name.as_str(), crate::schedule::planned_calls(ph, max_duration)))
+            .collect();
+        let total = planned.iter().fold(0u64, |sum, (_, n)| sum.saturating_add(*n));
+        if total > max_scheduled_calls {
+            planned.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+            let largest = planned.iter().take(3).map(|(name, n)| format!("{name} ({n})")).collect::<Vec<_>>();
+            let path = if generated { root.key("patterns") } else { wpath.key("phases") };
+            p.push(
+                &path,
+                Problem::TooManyCalls {
+                    planned: total,
+                    cap: max_scheduled_calls,
+                    largest: largest.join(", "),
+                },
+            );
+            return Err(ConfigErrors(p.errors));
+        }
+        Ok(Workload { leaf_address, max_duration, call_timeout, seed, max_in_flight, phases, functions })
     }
 
     /// Images the workload calls.
@@ -960,7 +993,9 @@ fn validate_function_config(
                 }
                 FunctionConfigError::Timeout(_) => path.key("timeout"),
                 FunctionConfigError::MaxConcurrency(_) => path.key("max_concurrency"),
-                FunctionConfigError::MissingImageTag | FunctionConfigError::MissingConfig => path.clone(),
+                FunctionConfigError::MissingImageTag
+                | FunctionConfigError::ImageTag(_)
+                | FunctionConfigError::MissingConfig => path.clone(),
             };
             p.push(&field, Problem::Function(e));
             None

@@ -3,17 +3,29 @@
 //! call that came due, written by a dedicated thread fed through a bounded
 //! channel, so sending calls never waits on disk.
 //!
+//! A commit that fails (the collector or a reader holding the lock past the
+//! busy timeout, a full disk) is retried as the collector's writer does: the
+//! batch is kept and tried again every [`WriterSettings::retry_interval`],
+//! while new records wait in the channel. A batch still failing after
+//! [`WriterSettings::give_up_after`] ends the writer with
+//! [`WriterError::GaveUp`], naming the database and the SQLite error; it
+//! closes the channel first, so the dispatcher stops sending calls whose
+//! rows could not be kept.
+//!
 //! Column-by-column documentation: `configs/README.md`, "The run database".
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use hyperfake_core::trailers;
 use rundb::calls::{CallRow, ScheduleRow};
 pub use rundb::calls::{finish_run, insert_function};
 pub use rundb::{CallStatus, RunStatus};
-use rusqlite::Connection;
+use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::mpsc;
 
 use crate::schedule::{RequestParams, Schedule};
@@ -111,11 +123,65 @@ pub fn insert_run(conn: &mut Connection, run: &RunRow<'_>) -> rusqlite::Result<(
 
 // === writer thread ===
 
+/// Time between attempts at a batch whose commit failed: the collector's
+/// batch interval, after which its own retry comes too. Each attempt may
+/// itself wait the connection's busy timeout for a lock.
+pub const DEFAULT_RETRY_INTERVAL: Duration = Duration::from_millis(500);
+/// How long a batch may keep failing before the writer gives up and the run
+/// stops. Six busy timeouts (`rundb::BUSY_TIMEOUT`, 10 s): far longer than
+/// any transaction the collector or processing holds, so a lock this old or
+/// a disk full this long will not clear while the run goes on losing rows.
+pub const DEFAULT_GIVE_UP_AFTER: Duration = Duration::from_secs(60);
+
+/// How the writer rides out a run database it cannot write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WriterSettings {
+    /// Default: [`DEFAULT_RETRY_INTERVAL`].
+    pub retry_interval: Duration,
+    /// Default: [`DEFAULT_GIVE_UP_AFTER`].
+    pub give_up_after: Duration,
+}
+
+impl Default for WriterSettings {
+    fn default() -> Self {
+        WriterSettings { retry_interval: DEFAULT_RETRY_INTERVAL, give_up_after: DEFAULT_GIVE_UP_AFTER }
+    }
+}
+
+/// Why the writer stopped before writing every record.
+#[derive(Debug, thiserror::Error)]
+pub enum WriterError {
+    #[error(
+        "cannot write calls to the run database {}: still failing after {waited:?} ({attempts} attempts); \
+         {rows} rows not written and the run stopped",
+        .path.display()
+    )]
+    GaveUp {
+        path: PathBuf,
+        waited: Duration,
+        attempts: u32,
+        /// Rows of the failing batch plus those still queued.
+        rows: u64,
+        #[source]
+        source: rusqlite::Error,
+    },
+}
+
+/// Counters the writer keeps, readable while it runs.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    /// Rows in committed transactions.
+    pub committed_rows: AtomicU64,
+    /// Commits that failed (each retried, until the writer gives up).
+    pub failed_commits: AtomicU64,
+}
+
 /// The thread that writes `calls` rows. Dropping every [`mpsc::Sender`] ends
 /// it; [`Recorder::finish`] then returns how many rows it wrote.
 #[derive(Debug)]
 pub struct Recorder {
-    handle: JoinHandle<rusqlite::Result<u64>>,
+    handle: JoinHandle<Result<u64, WriterError>>,
+    stats: Arc<WriterStats>,
 }
 
 impl Recorder {
@@ -123,17 +189,39 @@ impl Recorder {
     /// Records queue in a channel of `capacity`; a full channel makes the
     /// finished call's task wait, never the dispatcher.
     pub fn start(conn: Connection, run_id: String, capacity: usize) -> (Recorder, mpsc::Sender<CallRecord>) {
-        let (tx, rx) = mpsc::channel(capacity);
+        Self::start_with(conn, run_id, capacity, WriterSettings::default())
+    }
+
+    /// [`Recorder::start`] with other [`WriterSettings`] than the defaults.
+    pub fn start_with(
+        conn: Connection,
+        run_id: String,
+        capacity: usize,
+        settings: WriterSettings,
+    ) -> (Recorder, mpsc::Sender<CallRecord>) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let stats = Arc::new(WriterStats::default());
+        let writer = Writer {
+            path: PathBuf::from(conn.path().unwrap_or(":memory:")),
+            conn,
+            run_id,
+            settings,
+            stats: Arc::clone(&stats),
+        };
         let handle = std::thread::Builder::new()
             .name("loadgen-recorder".into())
-            .spawn(move || write_all(conn, &run_id, rx))
+            .spawn(move || writer.write_all(rx))
             .expect("spawning a thread only fails when the process is out of resources");
-        (Recorder { handle }, tx)
+        (Recorder { handle, stats }, tx)
+    }
+
+    pub fn stats(&self) -> &Arc<WriterStats> {
+        &self.stats
     }
 
     /// Waits until every record sent before the last sender was dropped is
     /// committed. Blocking: call from `spawn_blocking` in async code.
-    pub fn finish(self) -> rusqlite::Result<u64> {
+    pub fn finish(self) -> Result<u64, WriterError> {
         match self.handle.join() {
             Ok(result) => result,
             Err(panic) => std::panic::resume_unwind(panic),
@@ -141,33 +229,96 @@ impl Recorder {
     }
 }
 
-fn write_all(
-    mut conn: Connection,
-    run_id: &str,
-    mut rx: mpsc::Receiver<CallRecord>,
-) -> rusqlite::Result<u64> {
-    let mut written = 0u64;
-    let mut batch = Vec::with_capacity(BATCH);
-    while let Some(first) = rx.blocking_recv() {
-        batch.push(first);
-        // Take whatever else is queued: batches grow with the load.
-        while batch.len() < BATCH {
-            match rx.try_recv() {
-                Ok(record) => batch.push(record),
-                Err(_) => break,
+struct Writer {
+    conn: Connection,
+    /// For errors: where the rows were going.
+    path: PathBuf,
+    run_id: String,
+    settings: WriterSettings,
+    stats: Arc<WriterStats>,
+}
+
+impl Writer {
+    fn write_all(mut self, mut rx: mpsc::Receiver<CallRecord>) -> Result<u64, WriterError> {
+        let mut written = 0u64;
+        let mut batch = Vec::with_capacity(BATCH);
+        while let Some(first) = rx.blocking_recv() {
+            batch.push(first);
+            // Take whatever else is queued: batches grow with the load.
+            while batch.len() < BATCH {
+                match rx.try_recv() {
+                    Ok(record) => batch.push(record),
+                    Err(_) => break,
+                }
             }
+            self.commit_retrying(&batch, &mut rx)?;
+            written += batch.len() as u64;
+            batch.clear();
         }
-        let tx = conn.transaction()?;
+        Ok(written)
+    }
+
+    /// Commits `batch`, keeping it and trying again while the failures last
+    /// less than `give_up_after`. Giving up closes `rx` first, so senders see
+    /// the writer is gone.
+    fn commit_retrying(
+        &mut self,
+        batch: &[CallRecord],
+        rx: &mut mpsc::Receiver<CallRecord>,
+    ) -> Result<(), WriterError> {
+        let started = Instant::now();
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            let source = match self.commit(batch) {
+                Ok(()) => {
+                    if attempts > 1 {
+                        tracing::info!(attempts, db = %self.path.display(), "call rows written after retrying");
+                    }
+                    self.stats.committed_rows.fetch_add(batch.len() as u64, Ordering::AcqRel);
+                    return Ok(());
+                }
+                Err(e) => e,
+            };
+            self.stats.failed_commits.fetch_add(1, Ordering::AcqRel);
+            let waited = started.elapsed();
+            if waited >= self.settings.give_up_after {
+                rx.close();
+                let mut queued = 0u64;
+                while rx.try_recv().is_ok() {
+                    queued += 1;
+                }
+                return Err(WriterError::GaveUp {
+                    path: self.path.clone(),
+                    waited,
+                    attempts,
+                    rows: batch.len() as u64 + queued,
+                    source,
+                });
+            }
+            tracing::warn!(
+                db = %self.path.display(),
+                rows = batch.len(),
+                attempts,
+                "cannot write call rows, keeping them and retrying: {source}"
+            );
+            std::thread::sleep(self.settings.retry_interval);
+        }
+    }
+
+    /// Writes `batch` in one transaction, or nothing.
+    fn commit(&mut self, batch: &[CallRecord]) -> rusqlite::Result<()> {
+        // IMMEDIATE: a lock held elsewhere is waited for (busy timeout) at
+        // BEGIN, before any row is written.
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         {
             let mut insert = tx.prepare_cached(rundb::calls::INSERT_CALL)?;
-            for record in batch.drain(..) {
-                rundb::calls::insert_call(&mut insert, run_id, &record.to_row())?;
-                written += 1;
+            for record in batch {
+                rundb::calls::insert_call(&mut insert, &self.run_id, &record.to_row())?;
             }
         }
-        tx.commit()?;
+        tx.commit()
     }
-    Ok(written)
 }
 
 impl CallRecord {

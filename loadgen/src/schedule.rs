@@ -25,6 +25,15 @@ use crate::config::{Arrival, DataProvider, Pattern, Phase, PhaseKind, PhaseSourc
 
 const NANOS_PER_SEC: u64 = 1_000_000_000;
 
+/// Most calls a workload may schedule unless its file raises
+/// `max_scheduled_calls`. The whole schedule is built in memory before the
+/// first call: about 150 bytes a call at its peak (the call with its image
+/// tag and request parameters, the arrival times being sorted), so 20 M calls
+/// is about 3 GB. That is an hour at 5 000 calls/s, beyond this generator's
+/// target; a typo such as 100 000 calls/s for an hour (360 M calls) is
+/// refused as a config error instead of ending in an out-of-memory kill.
+pub const DEFAULT_MAX_SCHEDULED_CALLS: u64 = 20_000_000;
+
 /// Random streams: each purpose draws from its own ChaCha8 stream.
 pub(crate) mod stream {
     pub(crate) const GENERATED_PHASES: u64 = 1;
@@ -108,12 +117,7 @@ pub struct Summary {
 impl Schedule {
     /// Expands the workload into calls. Pure: same workload, same schedule.
     pub fn resolve(workload: &Workload) -> Schedule {
-        let (phases, generated) = match &workload.phases {
-            PhaseSource::Manual(phases) => (phases.clone(), false),
-            PhaseSource::Generated(patterns) => {
-                (generate_phases(patterns, workload.seed, workload.max_duration), true)
-            }
-        };
+        let (phases, generated) = resolve_phases(&workload.phases, workload.seed, workload.max_duration);
         let max_ns = u64::try_from(workload.max_duration.as_nanos()).unwrap_or(u64::MAX);
         let mut arrivals: Vec<(u64, u32, u64)> = Vec::new();
         let mut past_max_duration = 0;
@@ -214,6 +218,41 @@ impl Schedule {
             last_call_at: Duration::from_nanos(self.calls.last().map_or(0, |c| c.offset_ns)),
         }
     }
+}
+
+/// The phases a workload runs: its own, or those generated from its patterns
+/// (then `true`).
+pub fn resolve_phases(source: &PhaseSource, seed: u64, max_duration: Duration) -> (Vec<Phase>, bool) {
+    match source {
+        PhaseSource::Manual(phases) => (phases.clone(), false),
+        PhaseSource::Generated(patterns) => (generate_phases(patterns, seed, max_duration), true),
+    }
+}
+
+/// How many calls `phase` asks for before `max_duration`, counted without
+/// making them: its rate summed over its seconds, in closed form, so a phase
+/// of a year costs no more than one of a second. A final partial second
+/// counts whole, so this is at most one second's rate above what
+/// [`Schedule::resolve`] schedules (for Poisson arrivals, above the expected
+/// count).
+pub fn planned_calls(phase: &Phase, max_duration: Duration) -> u64 {
+    let Some(left) = max_duration.checked_sub(phase.start_time).filter(|d| !d.is_zero()) else { return 0 };
+    let span = u128::from(u64::try_from(phase.duration.min(left).as_nanos()).unwrap_or(u64::MAX));
+    let seconds = span.div_ceil(u128::from(NANOS_PER_SEC));
+    let (start, end, step) = (u128::from(phase.start_rps), u128::from(phase.end_rps), u128::from(phase.step));
+    let total = match phase.kind {
+        PhaseKind::Constant => seconds * start,
+        PhaseKind::Variable if step == 0 => seconds * start,
+        PhaseKind::Variable => {
+            // Seconds before the rate reaches `end_rps` (then it holds there).
+            let ramp = start.abs_diff(end).div_ceil(step).min(seconds);
+            // Σ_{k<ramp} (start ± k·step), then the rest at `end_rps`.
+            let moved = step * ramp * ramp.saturating_sub(1) / 2;
+            let ramping = if end >= start { ramp * start + moved } else { ramp * start - moved };
+            ramping + (seconds - ramp) * end
+        }
+    };
+    u64::try_from(total).unwrap_or(u64::MAX)
 }
 
 /// Generates phases from patterns the way HyperFaaS's generator does: per
@@ -402,5 +441,31 @@ mod tests {
         // 10_000 expected; a Poisson count has sd 100, so ±500 cannot fail by chance.
         assert!((9_500..=10_500).contains(&calls.len()), "{}", calls.len());
         assert!(calls.windows(2).all(|w| w[0] <= w[1]));
+    }
+
+    #[test]
+    fn planned_calls_match_the_schedule_without_making_it() {
+        let cases = [
+            phase(PhaseKind::Constant, 5, 5, 0, 10.0, Arrival::Uniform),
+            phase(PhaseKind::Constant, 3, 3, 0, 4.0, Arrival::Burst),
+            phase(PhaseKind::Variable, 1, 8, 3, 10.0, Arrival::Uniform),
+            phase(PhaseKind::Variable, 10, 4, 4, 10.0, Arrival::Burst),
+            phase(PhaseKind::Variable, 2, 50, 5, 6.0, Arrival::Uniform),
+        ];
+        for p in &cases {
+            let made = phase_arrivals(p, &mut rng(1, 0)).len() as u64;
+            assert_eq!(planned_calls(p, Duration::from_secs(3600)), made, "{p:?}");
+        }
+        // A partial last second counts whole: an upper bound by under one second's rate.
+        let partial = phase(PhaseKind::Constant, 4, 4, 0, 2.5, Arrival::Uniform);
+        let made = phase_arrivals(&partial, &mut rng(1, 0)).len() as u64;
+        assert_eq!((made, planned_calls(&partial, Duration::from_secs(3600))), (10, 12));
+        // Only what starts before max_duration (the phases start at 10 s).
+        let p = &cases[0];
+        assert_eq!(planned_calls(p, Duration::from_secs(12)), 10);
+        assert_eq!(planned_calls(p, Duration::from_secs(10)), 0);
+        // A year at the largest rate is counted at once, without overflow.
+        let huge = phase(PhaseKind::Variable, 1, u32::MAX, 1, 3.2e7, Arrival::Poisson);
+        assert!(planned_calls(&huge, Duration::from_secs(40_000_000)) > 1_000_000_000_000);
     }
 }

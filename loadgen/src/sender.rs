@@ -194,6 +194,11 @@ async fn dispatch(
             interrupted = true;
             break;
         }
+        // The writer gave up (it says why): no more calls whose rows would be lost.
+        if records.is_closed() {
+            tracing::error!("the call writer stopped; sending no more calls");
+            break;
+        }
         let Some((i, body, features)) = ready_rx.recv().await else { break };
         let call = &schedule.calls[i];
         let at = clock.instant + Duration::from_nanos(call.offset_ns);
@@ -206,6 +211,10 @@ async fn dispatch(
                 biased;
                 () = reaches(&mut stop, Stop::Drain) => {
                     interrupted = true;
+                    break;
+                }
+                () = records.closed() => {
+                    tracing::error!("the call writer stopped; sending no more calls");
                     break;
                 }
                 () = tokio::time::sleep_until(at - COARSE_WAIT_MARGIN) => {}

@@ -26,6 +26,7 @@ pub mod auth;
 pub mod convert;
 pub mod deadline;
 pub mod net;
+pub mod server;
 
 /// The endpoint for a service address as users write it: `host:port`, or a
 /// URI with its scheme (`http://host:port`). Every client dials through this,

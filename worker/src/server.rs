@@ -55,8 +55,9 @@ pub async fn serve_with(
         .max_decoding_message_size(MAX_MESSAGE_SIZE)
         .max_encoding_message_size(MAX_MESSAGE_SIZE);
     // `proto::net::incoming` sets TCP_NODELAY on accepted sockets: the
-    // builder's `tcp_nodelay` is ignored by `serve_with_incoming*`.
-    let result = tonic::transport::Server::builder()
+    // builder's `tcp_nodelay` is ignored by `serve_with_incoming*`. The
+    // builder's limits give every call a deadline (see `proto::server`).
+    let result = proto::server::builder()
         .layer(auth.layer())
         .add_service(service)
         .serve_with_incoming_shutdown(proto::net::incoming(listener), shutdown)

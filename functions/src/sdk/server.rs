@@ -13,7 +13,6 @@ use hyperfake_core::defaults::{FUNCTION_HEALTH_SERVICE, FUNCTION_PORT, MAX_MESSA
 use proto::function::function_service_server::FunctionServiceServer;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
-use tonic::transport::Server;
 use tonic_health::ServingStatus;
 use tower::util::MapResponseLayer;
 use tracing::{error, info};
@@ -111,7 +110,8 @@ impl FunctionServer {
                 health.set_service_status(FUNCTION_HEALTH_SERVICE, ServingStatus::NotServing).await;
             }
         };
-        Server::builder()
+        // Stream limit, keepalive and an outer bound on every call: `proto::server`.
+        proto::server::builder()
             .layer(MapResponseLayer::new(resource_exhausted_for_oversized))
             .add_service(health_service)
             .add_service(call_service)

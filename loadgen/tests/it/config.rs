@@ -321,3 +321,41 @@ fn payload_features_that_are_not_a_list_or_of_an_unused_image_are_checked_too() 
     );
     expect(&yaml, "function_config.unused:latest.features[0]", Some(30), "not a JSON pointer");
 }
+
+/// `BASE` with its phases replaced by `phases` (YAML list items).
+fn with_phases(phases: &str, extra: &str) -> String {
+    let start = BASE.find("  phases:\n").unwrap();
+    let end = BASE.find("function_config:").unwrap();
+    format!("{extra}{}  phases:\n{phases}{}", &BASE[..start], &BASE[end..])
+}
+
+#[test]
+fn a_schedule_too_large_to_build_is_refused_naming_the_phases_and_the_count() {
+    // 100 000 calls/s for an hour: 360 M calls, an out-of-memory kill if built.
+    let yaml = with_phases(
+        "    - {name: typo, type: constant, duration: 1h, start_rps: 100000, image_tag: hyperfaas-echo:latest}\n\
+         \x20   - {name: fine, type: constant, duration: 10s, start_rps: 2, image_tag: hyperfaas-echo:latest}\n",
+        "",
+    )
+    .replace("max_duration: 1m", "max_duration: 2h");
+    // Counted from the phases: refused without building 360 M calls.
+    let all = errors(&yaml);
+    let e = all.at("workload.phases").unwrap_or_else(|| panic!("no error at workload.phases; got:\n{all}"));
+    assert!(
+        matches!(e.problem, Problem::TooManyCalls { planned: 360_000_020, cap: 20_000_000, .. }),
+        "{e:?}"
+    );
+    let text = e.to_string();
+    assert!(text.contains("360000020 calls") && text.contains("typo (360000000)"), "{text}");
+    assert!(text.contains("max_scheduled_calls"), "says how to allow it: {text}");
+
+    // The cap is the file's to raise; and a normal workload is far below it.
+    let raised = format!("max_scheduled_calls: 400000000\n{yaml}");
+    let yaml_ok = Workload::from_yaml(&raised).map(|_| ());
+    assert!(yaml_ok.is_ok(), "{yaml_ok:?}");
+    let lowered = format!("max_scheduled_calls: 100\n{BASE}");
+    assert!(Workload::from_yaml(BASE).is_ok());
+    let e = errors(&lowered);
+    assert!(e.at("workload.phases").is_some(), "BASE schedules more than 100 calls: {e}");
+    expect("max_scheduled_calls: 0\n", "max_scheduled_calls", Some(1), "at least 1");
+}

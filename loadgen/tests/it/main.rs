@@ -3,6 +3,8 @@
 // The harness in `common` is shared by sibling modules of this one binary.
 #![allow(unreachable_pub)]
 
+/// Functions a run created are deleted at its end unless kept; no row is lost either way.
+mod cleanup;
 /// Shared harness: an in-process leaf stand-in, workload builders, temp dirs.
 mod common;
 /// Workload files: the shipped examples parse, every error names its path and line.
@@ -11,3 +13,5 @@ mod config;
 mod run;
 /// Seeds: same seed, same schedule and bodies, byte for byte; different seed, different.
 mod schedule;
+/// The call writer under a locked run database: retries lose no row; giving up stops the sending.
+mod writer;

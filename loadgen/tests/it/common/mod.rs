@@ -83,6 +83,8 @@ pub struct Seen {
     pub function_ids: Mutex<Vec<String>>,
     /// Calls received, by function id.
     pub calls_by_function: Mutex<HashMap<String, u64>>,
+    /// With a database: the `fn-<tag>` name behind each id it handed out.
+    pub names: Mutex<HashMap<String, String>>,
 }
 
 #[derive(Debug, Clone)]
@@ -90,11 +92,24 @@ pub struct TestLeaf {
     pub seen: Arc<Seen>,
     pub echo_delay: Duration,
     pub slow_delay: Duration,
+    /// When set, CreateFunction registers the function in this real function
+    /// store, as the real leaf does, and hands out the store's id.
+    pub database: Option<database::DatabaseClient>,
 }
 
 impl TestLeaf {
     pub fn new() -> Self {
-        TestLeaf { seen: Arc::default(), echo_delay: Duration::ZERO, slow_delay: Duration::from_millis(1500) }
+        TestLeaf {
+            seen: Arc::default(),
+            echo_delay: Duration::ZERO,
+            slow_delay: Duration::from_millis(1500),
+            database: None,
+        }
+    }
+
+    pub fn with_database(mut self, client: database::DatabaseClient) -> Self {
+        self.database = Some(client);
+        self
     }
 
     pub fn with_echo_delay(mut self, d: Duration) -> Self {
@@ -151,6 +166,7 @@ impl Leaf for TestLeaf {
         self.seen.request_ids.lock().unwrap().push(request_id.clone());
         let request = request.into_inner();
         let function = request.function_id.map(|f| f.id).unwrap_or_default();
+        let function = self.seen.names.lock().unwrap().get(&function).cloned().unwrap_or(function);
         *self.seen.calls_by_function.lock().unwrap().entry(function.clone()).or_default() += 1;
         let data = if function.contains("echo") {
             tokio::time::sleep(self.echo_delay).await;
@@ -178,14 +194,34 @@ impl Leaf for TestLeaf {
         request: Request<CreateFunctionRequest>,
     ) -> Result<Response<CreateFunctionResponse>, Status> {
         let request = request.into_inner();
+        let stored = match &self.database {
+            Some(db) => {
+                let image = proto::convert::image_tag(request.image_tag.as_ref())
+                    .map_err(|e| Status::invalid_argument(e.to_string()))?;
+                let config = proto::convert::function_config(request.config.as_ref())
+                    .map_err(|e| Status::invalid_argument(e.to_string()))?;
+                let function =
+                    db.create(&image, &config).await.map_err(|e| Status::unavailable(e.to_string()))?;
+                Some(function.id.to_string())
+            }
+            None => None,
+        };
         let tag = request.image_tag.map(|t| t.tag).unwrap_or_default();
         self.seen.created.lock().unwrap().insert(tag.clone(), request.config.unwrap_or_default());
         // `fn-<tag>` for the first function of an image, `fn-<tag>-<k>` for
         // later copies: distinct ids that still name the image.
         let mut ids = self.seen.function_ids.lock().unwrap();
         let earlier = ids.iter().filter(|id| id.starts_with(&format!("fn-{tag}"))).count();
-        let id = if earlier == 0 { format!("fn-{tag}") } else { format!("fn-{tag}-{earlier}") };
-        ids.push(id.clone());
+        let name = if earlier == 0 { format!("fn-{tag}") } else { format!("fn-{tag}-{earlier}") };
+        ids.push(name.clone());
+        // With a database, the store's id stands for the name.
+        let id = match stored {
+            Some(id) => {
+                self.seen.names.lock().unwrap().insert(id.clone(), name);
+                id
+            }
+            None => name,
+        };
         Ok(Response::new(CreateFunctionResponse { function_id: Some(proto::common::FunctionId { id }) }))
     }
 

@@ -1,0 +1,153 @@
+//! The limits, seen from a client on loopback: a real tonic server built by
+//! [`ServerLimits::builder`], and a real client (tonic's, or a few raw
+//! HTTP/2 frames where tonic hides what the server announced).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tonic::{Code, Request, Response, Status};
+
+use super::*;
+use crate::common::{CallRequest, CallResponse};
+use crate::function::function_service_client::FunctionServiceClient;
+use crate::function::function_service_server::{FunctionService, FunctionServiceServer};
+
+/// Longest a test waits for something that must happen; only a broken limit
+/// gets there (the call, or the connection, would otherwise wait forever).
+const HANG_GUARD: Duration = Duration::from_secs(30);
+
+/// Answers with the deadline its handler was given, in ms (`none` without
+/// one); a call with data `hang` never answers and ignores its deadline.
+struct Probe;
+
+#[tonic::async_trait]
+impl FunctionService for Probe {
+    async fn call(&self, request: Request<CallRequest>) -> Result<Response<CallResponse>, Status> {
+        if request.get_ref().data == b"hang" {
+            std::future::pending::<()>().await;
+        }
+        let deadline = crate::deadline::from_metadata(request.metadata());
+        let text = deadline.map_or_else(|| "none".to_string(), |d| d.as_millis().to_string());
+        Ok(Response::new(CallResponse { data: text.into_bytes(), ..Default::default() }))
+    }
+}
+
+/// A probe server on 127.0.0.1:0, stopped when dropped.
+struct Served {
+    address: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn serve(limits: ServerLimits) -> Served {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        limits
+            .builder()
+            .add_service(FunctionServiceServer::new(Probe))
+            .serve_with_incoming(crate::net::incoming(listener))
+            .await
+            .unwrap();
+    });
+    Served { address, task }
+}
+
+async fn call(served: &Served, data: &[u8]) -> Result<String, Status> {
+    let channel = crate::endpoint(&served.address.to_string()).unwrap().connect().await.unwrap();
+    let request = CallRequest { data: data.to_vec(), ..Default::default() };
+    let response = FunctionServiceClient::new(channel).call(request).await?;
+    Ok(String::from_utf8(response.into_inner().data).unwrap())
+}
+
+#[tokio::test]
+async fn a_call_without_a_deadline_reaches_its_handler_with_the_maximum() {
+    let limits = ServerLimits { max_call_duration: Duration::from_secs(7), ..ServerLimits::default() };
+    let served = serve(limits).await;
+    let seen: u128 = call(&served, b"").await.unwrap().parse().expect("a deadline, not `none`");
+    let expected = (limits.max_call_duration - crate::deadline::SERVER_MARGIN).as_millis();
+    assert_eq!(seen, expected);
+}
+
+#[tokio::test]
+async fn a_handler_that_ignores_its_deadline_is_ended_by_the_outer_bound() {
+    let limits = ServerLimits {
+        max_call_duration: Duration::from_millis(100),
+        transport_timeout_margin: Duration::from_millis(100),
+        ..ServerLimits::default()
+    };
+    let served = serve(limits).await;
+    let status = tokio::time::timeout(HANG_GUARD, call(&served, b"hang"))
+        .await
+        .expect("the server's timeout ends the call")
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Cancelled, "{status:?}");
+    assert!(status.message().contains("Timeout expired"), "{status:?}");
+}
+
+// === raw HTTP/2 ===
+
+const FRAME_SETTINGS: u8 = 0x4;
+const FRAME_PING: u8 = 0x6;
+const FLAG_ACK: u8 = 0x1;
+const SETTINGS_MAX_CONCURRENT_STREAMS: u16 = 0x3;
+
+async fn write_frame(stream: &mut TcpStream, kind: u8, flags: u8, payload: &[u8]) {
+    let len = u32::try_from(payload.len()).unwrap().to_be_bytes();
+    let mut frame = vec![len[1], len[2], len[3], kind, flags, 0, 0, 0, 0];
+    frame.extend_from_slice(payload);
+    stream.write_all(&frame).await.unwrap();
+}
+
+/// The next frame: its type, flags and payload.
+async fn read_frame(stream: &mut TcpStream) -> (u8, u8, Vec<u8>) {
+    let mut header = [0u8; 9];
+    stream.read_exact(&mut header).await.unwrap();
+    let len = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
+    let mut payload = vec![0; len];
+    stream.read_exact(&mut payload).await.unwrap();
+    (header[3], header[4], payload)
+}
+
+#[tokio::test]
+async fn the_server_announces_its_stream_limit_and_pings_an_idle_connection() {
+    let limits = ServerLimits {
+        max_concurrent_streams: 3,
+        keepalive_interval: Duration::from_millis(100),
+        ..ServerLimits::default()
+    };
+    let served = serve(limits).await;
+    let mut stream = TcpStream::connect(served.address).await.unwrap();
+    stream.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.unwrap();
+    write_frame(&mut stream, FRAME_SETTINGS, 0, &[]).await;
+
+    // The server's first frame is its SETTINGS: 6-byte (id, value) entries.
+    let (kind, flags, payload) = read_frame(&mut stream).await;
+    assert_eq!((kind, flags), (FRAME_SETTINGS, 0));
+    let settings: Vec<(u16, u32)> = payload
+        .chunks_exact(6)
+        .map(|e| (u16::from_be_bytes([e[0], e[1]]), u32::from_be_bytes([e[2], e[3], e[4], e[5]])))
+        .collect();
+    assert!(settings.contains(&(SETTINGS_MAX_CONCURRENT_STREAMS, 3)), "{settings:?}");
+    write_frame(&mut stream, FRAME_SETTINGS, FLAG_ACK, &[]).await;
+
+    // Nothing else is sent on the connection: the keepalive PING comes.
+    let ping = tokio::time::timeout(HANG_GUARD, async {
+        loop {
+            let (kind, flags, _) = read_frame(&mut stream).await;
+            if kind == FRAME_PING && flags & FLAG_ACK == 0 {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(ping.is_ok(), "no keepalive PING on an idle connection");
+}
