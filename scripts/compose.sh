@@ -10,8 +10,15 @@
 #                                  # remove it; leaves the swarm if it initialised it
 #
 # Environment: HYPERFAKE_LEAF_PORT (50050), the host port the leaf is published
-# on; SKIP_BUILD=1 to reuse built images and binaries (leafctl: the dev profile's,
-# in CARGO_TARGET_DIR, default ~/.cache/hyperfake/target).
+# on; HYPERFAKE_PUBLISH_ADDR (127.0.0.1), the host address it is published on
+# (0.0.0.0: every interface; read README.md, "Security", first);
+# HYPERFAKE_TOKEN_FILE, the shared token file (default: ~/.cache/hyperfake/token,
+# generated with a random token, mode 0600, if missing; HYPERFAKE_TOKEN is
+# written to a file first); SKIP_BUILD=1 to reuse built images and binaries
+# (leafctl: the dev profile's, in CARGO_TARGET_DIR, default ~/.cache/hyperfake/target).
+#
+# Every service requires the token; clients send it with
+# `export HYPERFAKE_TOKEN_FILE=<the file printed>`.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -48,18 +55,22 @@ smoke() {
 
 up() {
     build
+    use_token_file
     "${compose[@]}" up -d
     wait_for_leaf "$leafctl" "127.0.0.1:${HYPERFAKE_LEAF_PORT:-50050}"
 }
 
 down() {
-    "${compose[@]}" down --volumes --rmi all --remove-orphans --timeout 20
+    # compose.yaml requires the variable; removing needs no token.
+    HYPERFAKE_TOKEN_FILE="${HYPERFAKE_TOKEN_FILE:-$hyperfake_cache/token}" \
+        "${compose[@]}" down --volumes --rmi all --remove-orphans --timeout 20
     remove_deployment "$deployment"
-    echo "removed containers, images (${images[*]}), volume and network of project $project"
+    echo "removed containers, images (${images[*]}), volume and networks of project $project"
 }
 
 swarm_test() {
     build
+    use_token_file
     initialised=0
     if [[ "$(docker info --format '{{.Swarm.LocalNodeState}}')" != active ]]; then
         docker swarm init --advertise-addr 127.0.0.1 >/dev/null
@@ -77,10 +88,14 @@ swarm_test() {
             sleep 1
         done
         remove_deployment "$deployment"
-        local deadline=$((SECONDS + 30))
-        while docker network inspect hyperfake >/dev/null 2>&1 && (( SECONDS < deadline )); do
-            docker network rm hyperfake >/dev/null 2>&1 || sleep 1
+        local network deadline
+        for network in hyperfake hyperfake-functions; do
+            deadline=$((SECONDS + 30))
+            while docker network inspect "$network" >/dev/null 2>&1 && (( SECONDS < deadline )); do
+                docker network rm "$network" >/dev/null 2>&1 || sleep 1
+            done
         done
+        rm -f "$swarm_file"
         docker volume rm "${stack}_database" >/dev/null 2>&1 || true
         if [[ $initialised == 1 ]]; then
             docker swarm leave --force >/dev/null
@@ -89,9 +104,18 @@ swarm_test() {
             echo "left the swarm"
         fi
     }
+    # A swarm cannot publish on one address, and its ingress routing mesh needs
+    # IPVS, which not every kernel has: the leaf's port line, rewritten to host
+    # mode (every interface of the node running the leaf; the token guards it).
+    swarm_file="$(mktemp -t hyperfake-swarm.XXXXXX.yaml)"
     trap cleanup EXIT
-    HYPERFAKE_NETWORK_DRIVER=overlay HYPERFAKE_LEAF_PORT="$port" \
-        docker stack deploy --resolve-image never -c "$repo/compose.yaml" "$stack"
+    local published='      - "${HYPERFAKE_PUBLISH_ADDR:-127.0.0.1}:${HYPERFAKE_LEAF_PORT:-50050}:50050"'
+    grep -qxF "$published" "$repo/compose.yaml" || die "compose.yaml: the leaf's port line changed; update swarm_test"
+    awk -v line="$published" -v port="$port" \
+        '$0 == line { print "      - { target: 50050, published: " port ", protocol: tcp, mode: host }"; next } { print }' \
+        "$repo/compose.yaml" >"$swarm_file"
+    HYPERFAKE_NETWORK_DRIVER=overlay \
+        docker stack deploy --resolve-image never -c "$swarm_file" "$stack"
     if ! wait_for_leaf "$leafctl" "127.0.0.1:$port"; then
         docker stack ps "$stack" --no-trunc
         docker service logs --tail 20 "${stack}_leaf" 2>&1 || true
@@ -105,7 +129,7 @@ swarm_test() {
 case "${1:-}" in
     up) up ;;
     down) down ;;
-    smoke) smoke "${2:-127.0.0.1:${HYPERFAKE_LEAF_PORT:-50050}}" ;;
+    smoke) use_token_file && smoke "${2:-127.0.0.1:${HYPERFAKE_LEAF_PORT:-50050}}" ;;
     swarm-test) swarm_test ;;
     *) die "usage: $0 up|smoke|down|swarm-test" ;;
 esac

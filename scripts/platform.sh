@@ -21,6 +21,13 @@
 #   FAKE_MODELS=<repo>/models/deployed   models directory of the fake workers
 #   FAKE_SEED=<n>                         seed of the fake workers' draws (worker i gets n + i)
 #   FAKEWORKER_ARGS=""   extra flags for each fake worker
+#   HYPERFAKE_TOKEN_FILE the shared token file every process requires (default:
+#                        ~/.cache/hyperfake/token, generated with a random token,
+#                        mode 0600, if missing; HYPERFAKE_TOKEN is written to a
+#                        file first). Clients: export HYPERFAKE_TOKEN_FILE=<it>.
+#
+# Every process listens on 127.0.0.1 only and requires the token (README.md,
+# "Security"): other users of this host cannot use the platform.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -65,6 +72,8 @@ up() {
         echo "building the workspace (profile $profile) into $CARGO_TARGET_DIR"
         build_workspace "$profile"
     fi
+    # Exported: every process below reads it (never a --token on a command line).
+    use_token_file
     local worker_addresses=()
     start database "$bin_dir/database" --address "127.0.0.1:$database_port" --db "$run_dir/functions.db"
     for ((i = 0; i < workers; i++)); do
@@ -93,7 +102,7 @@ up() {
     fi
     trap - EXIT
     echo "platform up: call leaf.Leaf at $entry (logs in $run_dir)"
-    echo "  try: $bin_dir/leafctl --address $entry create hyperfaas-echo:latest"
+    echo "  try: HYPERFAKE_TOKEN_FILE=$HYPERFAKE_TOKEN_FILE $bin_dir/leafctl --address $entry create hyperfaas-echo:latest"
 }
 
 down() {

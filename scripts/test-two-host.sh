@@ -4,10 +4,10 @@
 # pulled) on a private Docker network of its own; the client "host" is this
 # machine's network namespace, which runs scripts/run-full-pipeline.sh against
 # the containers' addresses on that network (the leaf and both workers by
-# container IP). Every service requires a shared token (HYPERFAKE_TOKEN, as
-# across real hosts), which the client side sends; a client without it must be
-# refused. Then it checks the run database and tears everything down, on
-# failure too, leaving the engine as it found it.
+# container IP). Every service requires a shared token (a file,
+# HYPERFAKE_TOKEN_FILE, as across real hosts), which the client side sends; a
+# client without it must be refused. Then it checks the run database and
+# tears everything down, on failure too, leaving the engine as it found it.
 #
 #   scripts/test-two-host.sh [config]     # default configs/two-host-smoke.yaml
 #
@@ -30,9 +30,11 @@ suffix="$(od -An -N4 -tx4 /dev/urandom | tr -d ' ')"
 project="hftwohost$suffix"
 export HYPERFAKE_NETWORK="$project"
 export HYPERFAKE_DEPLOYMENT="$project"
-# compose passes it to every service; loadgen, collector and leafctl read it.
-HYPERFAKE_TOKEN="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
-export HYPERFAKE_TOKEN
+# compose mounts it into every service; loadgen, collector and leafctl read it.
+token_dir="$(mktemp -d -t hyperfake-token.XXXXXX)"
+write_token_file "$token_dir/token" "$(new_token)"
+unset HYPERFAKE_TOKEN
+export HYPERFAKE_TOKEN_FILE="$token_dir/token"
 compose=(docker-compose -p "$project" -f "$repo/compose.yaml")
 images=(hyperfake-database:latest hyperfake-worker:latest hyperfake-leaf:latest)
 leafctl="$(profile_dir dev)/leafctl"
@@ -72,6 +74,7 @@ teardown() {
         docker image rm "${missing_images[@]}" >/dev/null 2>&1
         echo "removed the images this test built: ${missing_images[*]}"
     fi
+    rm -rf "$token_dir"
     if [[ $own_out == 1 && $passed == 1 ]]; then
         rm -rf "$OUT_DIR"
     else
@@ -108,7 +111,7 @@ worker_1="$(ip_of worker-1):50051"
 worker_2="$(ip_of worker-2):50051"
 echo "leaf $leaf_ip:50050, workers $worker_1 $worker_2"
 wait_for_leaf "$leafctl" "$leaf_ip:50050"
-refused="$(env -u HYPERFAKE_TOKEN "$leafctl" --address "$leaf_ip:50050" --deadline 5s state 2>&1)" &&
+refused="$(env -u HYPERFAKE_TOKEN_FILE "$leafctl" --address "$leaf_ip:50050" --deadline 5s state 2>&1)" &&
     die "the leaf answered a client without the token: $refused"
 [[ "$refused" == *"missing token"* ]] || die "a client without the token got: $refused"
 echo "a client without the token is refused: ${refused##*message: }"

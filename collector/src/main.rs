@@ -44,8 +44,13 @@ struct Args {
     #[arg(long)]
     record_call_events: bool,
     /// Shared token the workers require (sent as `authorization: Bearer <token>`).
+    /// Shows in `ps`: prefer --token-file.
     #[arg(long, env = env::TOKEN, hide_env_values = true)]
     token: Option<String>,
+    /// Read the shared token from this file (one line; readable by its owner
+    /// only, e.g. mode 0600). Conflicts with --token / HYPERFAKE_TOKEN.
+    #[arg(long, value_name = "PATH", env = proto::auth::TOKEN_FILE_ENV, conflicts_with = "token")]
+    token_file: Option<PathBuf>,
     /// Commit at least this often; a crash loses at most this much data.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "500ms")]
     batch_interval: Duration,
@@ -96,6 +101,7 @@ async fn run(args: Args, multi: MultiProgress) -> anyhow::Result<()> {
         interval,
         record_call_events,
         token,
+        token_file,
         batch_interval,
         batch_rows,
         no_progress: _,
@@ -104,7 +110,9 @@ async fn run(args: Args, multi: MultiProgress) -> anyhow::Result<()> {
     let mut settings = CollectorSettings::new(workers, &db, &run_id);
     settings.interval = interval;
     settings.record_call_events = record_call_events;
-    settings.token = token;
+    let token = proto::auth::Token::from_flags(token.as_deref(), token_file.as_deref())
+        .context("invalid --token / --token-file")?;
+    settings.token = token.map(|t| t.as_str().to_string());
     settings.batch = BatchSettings { interval: batch_interval, rows: batch_rows, ..BatchSettings::default() };
     let auth = if settings.token.is_some() { " with a token" } else { "" };
 

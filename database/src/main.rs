@@ -23,9 +23,13 @@ struct Args {
     #[arg(long, default_value = "hyperfake-functions.db")]
     db: PathBuf,
     /// Require this shared token (`authorization: Bearer <token>`) on every
-    /// call; health checks stay open.
+    /// call; health checks stay open. Shows in `ps`: prefer --token-file.
     #[arg(long, env = defaults::env::TOKEN, hide_env_values = true)]
     token: Option<String>,
+    /// Read the shared token from this file (one line; readable by its owner
+    /// only, e.g. mode 0600). Conflicts with --token / HYPERFAKE_TOKEN.
+    #[arg(long, value_name = "PATH", env = proto::auth::TOKEN_FILE_ENV, conflicts_with = "token")]
+    token_file: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -36,7 +40,9 @@ fn main() -> ExitCode {
 
 #[tokio::main]
 async fn run(args: Args) -> anyhow::Result<()> {
-    let auth = proto::auth::RequireToken::new(args.token.as_deref()).context("invalid --token")?;
+    let token = proto::auth::Token::from_flags(args.token.as_deref(), args.token_file.as_deref())
+        .context("invalid --token / --token-file")?;
+    let auth = proto::auth::RequireToken::from_token(token.as_ref());
     let store = Store::open(&args.db)?;
     let listener = tokio::net::TcpListener::bind(args.address)
         .await

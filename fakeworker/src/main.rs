@@ -75,9 +75,13 @@ struct Args {
     allowed_image_prefixes: Vec<String>,
     /// Require this shared token (`authorization: Bearer <token>`) on every
     /// request; clients without it are refused with UNAUTHENTICATED. Also sent
-    /// to the database.
+    /// to the database. Shows in `ps`: prefer --token-file.
     #[arg(long, env = defaults::env::TOKEN, hide_env_values = true)]
     token: Option<String>,
+    /// Read the shared token from this file (one line; readable by its owner
+    /// only, e.g. mode 0600). Conflicts with --token / HYPERFAKE_TOKEN.
+    #[arg(long, value_name = "PATH", env = proto::auth::TOKEN_FILE_ENV, conflicts_with = "token")]
+    token_file: Option<PathBuf>,
 }
 
 fn parse_size(s: &str) -> Result<Bytes, String> {
@@ -91,6 +95,9 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    let token = proto::auth::Token::from_flags(args.token.as_deref(), args.token_file.as_deref())
+        .context("invalid --token / --token-file")?;
+    let token = token.as_ref().map(proto::auth::Token::as_str);
     let explicit = args
         .model
         .chunks(2)
@@ -125,7 +132,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let worker_id = args.worker_id.unwrap_or_else(|| format!("fakeworker-{}", bound.port()));
     let database = database::DatabaseClient::connect(&args.database)
         .with_context(|| format!("database at {}", args.database))?
-        .with_token(args.token.as_deref())
+        .with_token(token)
         .context("invalid --token")?;
     let mut settings = WorkerSettings::new(&worker_id);
     settings.allowed_image_prefixes = args.allowed_image_prefixes;
@@ -134,7 +141,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     let names: Vec<&str> = images.iter().map(|i| i.as_str()).collect();
     println!("fakeworker {worker_id} listening on {bound} with models for {}", names.join(", "));
-    let options = worker::ServeOptions { token: args.token };
+    let options = worker::ServeOptions { token: token.map(str::to_string) };
     let shutdown = hyperfake_cli::shutdown_signal().context("cannot listen for signals")?;
     worker::serve_with(Arc::clone(&worker), listener, shutdown, options).await?;
     worker.stop_all().await;

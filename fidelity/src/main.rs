@@ -60,9 +60,14 @@ enum Command {
         /// Directory for the report.
         #[arg(long, default_value = "fidelity")]
         out: PathBuf,
-        /// Shared token sent to both platforms (`HYPERFAKE_TOKEN`). Default: none.
+        /// Shared token sent to both platforms (`HYPERFAKE_TOKEN`). Default:
+        /// none. Shows in `ps`: prefer --token-file.
         #[arg(long, env = hyperfake_core::defaults::env::TOKEN, hide_env_values = true)]
         token: Option<String>,
+        /// Read the shared token from this file (one line; readable by its
+        /// owner only, e.g. mode 0600). Conflicts with --token / HYPERFAKE_TOKEN.
+        #[arg(long, value_name = "PATH", env = proto::auth::TOKEN_FILE_ENV, conflicts_with = "token")]
+        token_file: Option<PathBuf>,
         #[command(flatten)]
         sample: SampleArgs,
     },
@@ -112,8 +117,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let fake = RunData::load(&fake, fake_run.as_deref())?;
             report(&real, &fake, &out, sample)
         }
-        Command::Run { config, real, fake, db_dir, out, token, sample } => {
-            let token = proto::auth::BearerToken::new(token.as_deref()).context("invalid --token")?;
+        Command::Run { config, real, fake, db_dir, out, token, token_file, sample } => {
+            let token = proto::auth::Token::from_flags(token.as_deref(), token_file.as_deref())
+                .context("invalid --token / --token-file")?;
+            let token = proto::auth::BearerToken::from_token(token.as_ref());
             let text =
                 std::fs::read_to_string(&config).with_context(|| format!("reading {}", config.display()))?;
             let workload =

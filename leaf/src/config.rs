@@ -113,9 +113,15 @@ pub struct Args {
     #[arg(long, value_parser = humantime::parse_duration)]
     pub database_wait: Option<Duration>,
     /// Shared token: required from clients (`authorization: Bearer <token>`),
-    /// and sent to the database, workers and children. Default: none.
+    /// and sent to the database, workers and children. Default: none. Shows
+    /// in `ps`: prefer --token-file.
     #[arg(long, env = defaults::env::TOKEN, hide_env_values = true)]
     pub token: Option<String>,
+    /// Read the shared token from this file (one line; readable by its owner
+    /// only, e.g. mode 0600). Conflicts with --token / HYPERFAKE_TOKEN; wins
+    /// over `token` in the config file.
+    #[arg(long, value_name = "PATH", env = proto::auth::TOKEN_FILE_ENV, conflicts_with = "token")]
+    pub token_file: Option<PathBuf>,
 }
 
 /// The config file: the same settings as [`Args`]; durations as `"250ms"`, `"2s"`.
@@ -301,6 +307,7 @@ pub fn merge(args: Args, file: FileConfig) -> Result<NodeSettings, ConfigErrors>
         state_interval,
         database_wait,
         token,
+        token_file,
     } = args;
     let FileConfig {
         address: f_address,
@@ -375,7 +382,12 @@ pub fn merge(args: Args, file: FileConfig) -> Result<NodeSettings, ConfigErrors>
     if reconnect_min > reconnect_max {
         errors.push(ConfigError::Backoff { min: reconnect_min, max: reconnect_max });
     }
-    let token = match token.or(f_token).map(|t| Token::new(&t)).transpose() {
+    // Flag or env (token or token file) > the file's `token`.
+    let token = match Token::from_flags(token.as_deref(), token_file.as_deref())
+        .transpose()
+        .or_else(|| f_token.map(|t| Token::new(&t)))
+        .transpose()
+    {
         Ok(token) => token,
         Err(e) => {
             errors.push(ConfigError::Token(e));
@@ -484,6 +496,28 @@ mod tests {
         let err =
             merge(args(&["--worker", "w:1", "--token", "two words"]), FileConfig::default()).unwrap_err();
         assert_eq!(err.0, vec![ConfigError::Token(TokenError::NotPrintable)]);
+    }
+
+    #[test]
+    fn the_token_file_flag_is_read_and_conflicts_with_the_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "from-token-file\n").unwrap();
+        #[cfg(unix)]
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        let path = path.to_str().unwrap();
+        let file = FileConfig { token: Some("from-config".into()), ..Default::default() };
+        let s = merge(args(&["--worker", "w:1", "--token-file", path]), file).unwrap();
+        assert_eq!(s.token.as_ref().map(Token::as_str), Some("from-token-file"));
+        let both = Args::try_parse_from(["leaf", "--worker", "w:1", "--token", "t", "--token-file", path]);
+        assert_eq!(both.unwrap_err().kind(), clap::error::ErrorKind::ArgumentConflict);
+        let missing = dir.path().join("missing");
+        let err = merge(
+            args(&["--worker", "w:1", "--token-file", missing.to_str().unwrap()]),
+            FileConfig::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains(missing.to_str().unwrap()), "{err}");
     }
 
     #[test]

@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use hyperfake_core::defaults::env;
+use hyperfake_core::defaults::{self, env};
 use loadgen::bench::{BenchOptions, bench};
 use loadgen::record::RunStatus;
-use loadgen::run::{RunOptions, run};
+use loadgen::run::{FunctionCleanup, RunOptions, run_with_cleanup};
 use loadgen::{Schedule, Stop, Workload};
-use proto::auth::BearerToken;
+use proto::auth::{BearerToken, Token};
 use tokio::sync::watch;
 
 /// Open-loop load generator for a HyperFaaS-style leaf. Reads a HyperFaaS
@@ -45,12 +45,25 @@ enum Command {
         #[arg(long, value_name = "N")]
         max_in_flight: Option<usize>,
         /// Shared token sent with every request, for a platform started with
-        /// --token. Default: none.
+        /// --token. Default: none. Shows in `ps`: prefer --token-file.
         #[arg(long, env = env::TOKEN, hide_env_values = true)]
         token: Option<String>,
+        /// Read the shared token from this file (one line; readable by its owner
+        /// only, e.g. mode 0600). Conflicts with --token / HYPERFAKE_TOKEN.
+        #[arg(long, value_name = "PATH", env = proto::auth::TOKEN_FILE_ENV, conflicts_with = "token")]
+        token_file: Option<PathBuf>,
         /// Do not draw the progress bar.
         #[arg(long)]
         no_progress: bool,
+        /// Leave the functions this run created registered. By default they
+        /// are deleted from the function store (--database) when the run ends,
+        /// whether it completed, failed or was interrupted.
+        #[arg(long)]
+        keep_functions: bool,
+        /// The platform's function store, where the run's functions are
+        /// deleted at the end (the leaf has no delete call).
+        #[arg(long, value_name = "ADDR", env = env::DATABASE_ADDRESS, default_value = defaults::DATABASE_ADDRESS)]
+        database: String,
     },
     /// Parse and resolve a workload and print a summary of its schedule. Sends nothing.
     Validate {
@@ -147,14 +160,29 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             json.push('\n');
             Ok(print_out(&json))
         }
-        Command::Run { config, out, leaf, run_id, max_in_flight, token, no_progress } => {
+        Command::Run {
+            config,
+            out,
+            leaf,
+            run_id,
+            max_in_flight,
+            token,
+            token_file,
+            no_progress,
+            keep_functions,
+            database,
+        } => {
             let (workload, config_yaml) = match load(&config) {
                 Ok(w) => w,
                 Err(code) => return Ok(code),
             };
-            let token = BearerToken::new(token.as_deref()).context("invalid --token / HYPERFAKE_TOKEN")?;
+            let token = Token::from_flags(token.as_deref(), token_file.as_deref())
+                .context("invalid --token / --token-file")?;
+            let token = BearerToken::from_token(token.as_ref());
             let stop = stop_on_signal(workload.call_timeout);
-            let report = run(
+            let cleanup =
+                if keep_functions { FunctionCleanup::Keep } else { FunctionCleanup::Delete { database } };
+            let report = run_with_cleanup(
                 RunOptions {
                     workload,
                     config_yaml,
@@ -166,6 +194,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                     token,
                     progress: !no_progress,
                 },
+                cleanup,
                 stop,
             )
             .await?;

@@ -7,6 +7,13 @@
 //! `UNAUTHENTICATED`, naming whether the token was missing, malformed or wrong.
 //! Both are no-ops without a token, so callers need a single code path.
 //!
+//! Every binary that takes `--token` also takes `--token-file PATH` (env
+//! [`TOKEN_FILE_ENV`]), read by [`Token::from_file`]: a token on the command
+//! line shows in `ps` to every user of the host, a file does not. The file
+//! must be readable by its owner only (mode 0600 or 0400, like an SSH key);
+//! one trailing newline is ignored. [`Token::from_flags`] is the one place the
+//! two flags are turned into a token.
+//!
 //! ```
 //! use proto::auth::{BearerToken, RequireToken};
 //! use tonic::service::Interceptor;
@@ -20,6 +27,7 @@
 //! ```
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tonic::metadata::{AsciiMetadataValue, MetadataMap};
@@ -36,6 +44,11 @@ pub type AuthChannel = InterceptedService<Channel, BearerToken>;
 pub const AUTHORIZATION: &str = "authorization";
 /// The scheme in front of the token in [`AUTHORIZATION`].
 const SCHEME: &str = "Bearer ";
+/// The environment variable `--token-file` reads (`HYPERFAKE_TOKEN` holds the
+/// token itself; give one of the two).
+pub const TOKEN_FILE_ENV: &str = "HYPERFAKE_TOKEN_FILE";
+/// The largest token file read: a token is a line, not a document.
+const MAX_TOKEN_FILE_BYTES: u64 = 4096;
 
 /// A token that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -46,6 +59,28 @@ pub enum TokenError {
     /// The token cannot travel in a header.
     #[error("the token must be printable ASCII without spaces")]
     NotPrintable,
+    /// Both a token and a token file were given.
+    #[error("give either --token (HYPERFAKE_TOKEN) or --token-file (HYPERFAKE_TOKEN_FILE), not both")]
+    TokenAndFile,
+    /// The token file cannot be read.
+    #[error("cannot read the token file {}: {reason}", path.display())]
+    FileUnreadable { path: PathBuf, reason: String },
+    /// The token file is empty (or holds only a newline).
+    #[error("the token file {} is empty", path.display())]
+    FileEmpty { path: PathBuf },
+    /// The token file is larger than a token can be.
+    #[error("the token file {} is larger than {MAX_TOKEN_FILE_BYTES} bytes: is it the right file?", path.display())]
+    FileTooLarge { path: PathBuf },
+    /// The token file is not printable ASCII on one line.
+    #[error("the token file {} must hold one line of printable ASCII without spaces", path.display())]
+    FileNotPrintable { path: PathBuf },
+    /// Users other than the owner may read or write the token file.
+    #[error(
+        "the token file {} has mode {mode:03o}: group and others must have no access; run `chmod 600 {}`",
+        path.display(),
+        path.display()
+    )]
+    FileTooOpen { path: PathBuf, mode: u32 },
 }
 
 // === impl Token ===
@@ -68,6 +103,54 @@ impl Token {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// Reads a token from `path`: one line of printable ASCII (a single
+    /// trailing `\n` or `\r\n` is ignored). Refuses, naming the file, one
+    /// that is missing, empty, larger than 4 KiB, or (on Unix) open to the
+    /// group or others (any of mode `077`): the token would be as exposed as
+    /// on the command line.
+    pub fn from_file(path: &Path) -> Result<Token, TokenError> {
+        let unreadable =
+            |e: std::io::Error| TokenError::FileUnreadable { path: path.into(), reason: e.to_string() };
+        let metadata = std::fs::metadata(path).map_err(unreadable)?;
+        if !metadata.is_file() {
+            return Err(TokenError::FileUnreadable {
+                path: path.into(),
+                reason: "not a regular file".into(),
+            });
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = metadata.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(TokenError::FileTooOpen { path: path.into(), mode });
+            }
+        }
+        if metadata.len() > MAX_TOKEN_FILE_BYTES {
+            return Err(TokenError::FileTooLarge { path: path.into() });
+        }
+        let bytes = std::fs::read(path).map_err(unreadable)?;
+        let line = bytes.strip_suffix(b"\n").map_or(&bytes[..], |b| b.strip_suffix(b"\r").unwrap_or(b));
+        if line.is_empty() {
+            return Err(TokenError::FileEmpty { path: path.into() });
+        }
+        let text =
+            std::str::from_utf8(line).map_err(|_| TokenError::FileNotPrintable { path: path.into() })?;
+        Token::new(text).map_err(|_| TokenError::FileNotPrintable { path: path.into() })
+    }
+
+    /// The token a binary runs with, from its `--token` and `--token-file`
+    /// flags (or their environment variables): at most one may be given.
+    /// `None`: no authentication.
+    pub fn from_flags(token: Option<&str>, file: Option<&Path>) -> Result<Option<Token>, TokenError> {
+        match (token, file) {
+            (Some(_), Some(_)) => Err(TokenError::TokenAndFile),
+            (Some(token), None) => Token::new(token).map(Some),
+            (None, Some(file)) => Token::from_file(file).map(Some),
+            (None, None) => Ok(None),
+        }
     }
 }
 
@@ -171,7 +254,7 @@ impl RequireToken {
         let Some(header) = metadata.get(AUTHORIZATION) else {
             return Err(Status::unauthenticated(
                 "missing token: this server requires `authorization: Bearer <token>` \
-                 (give the client --token or set HYPERFAKE_TOKEN)",
+                 (give the client --token-file or --token, or set HYPERFAKE_TOKEN_FILE or HYPERFAKE_TOKEN)",
             ));
         };
         let given = header.to_str().ok().and_then(|h| h.strip_prefix(SCHEME));
@@ -242,6 +325,22 @@ mod tests {
         assert_eq!(BearerToken::new(Some("")).unwrap_err(), TokenError::Empty);
         assert_eq!(RequireToken::new(Some("a b")).unwrap_err(), TokenError::NotPrintable);
         assert_eq!(RequireToken::new(Some("ü")).unwrap_err(), TokenError::NotPrintable);
+    }
+
+    #[test]
+    fn the_flags_give_at_most_one_token() {
+        assert_eq!(Token::from_flags(None, None), Ok(None));
+        assert_eq!(Token::from_flags(Some("t"), None).unwrap().unwrap().as_str(), "t");
+        let both = Token::from_flags(Some("t"), Some(Path::new("/t"))).unwrap_err();
+        assert_eq!(both, TokenError::TokenAndFile);
+    }
+
+    #[test]
+    fn a_missing_token_file_is_named() {
+        let path = Path::new("/nonexistent/hyperfake/token");
+        let err = Token::from_flags(None, Some(path)).unwrap_err();
+        assert!(matches!(&err, TokenError::FileUnreadable { path: p, .. } if p == path), "{err:?}");
+        assert!(err.to_string().contains("/nonexistent/hyperfake/token"), "{err}");
     }
 
     #[test]

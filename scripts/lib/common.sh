@@ -79,3 +79,49 @@ remove_deployment() {
     mapfile -t ids < <(docker network ls -q "${filters[@]}")
     ((${#ids[@]} == 0)) || docker network rm "${ids[@]}" >/dev/null 2>&1 || true
 }
+
+# use_token_file: makes HYPERFAKE_TOKEN_FILE name the shared token file the
+# platform requires and its clients send (README.md, "Security"), and exports
+# it; every binary reads that variable. In order:
+# - HYPERFAKE_TOKEN_FILE set: that file (made absolute, for compose's mount);
+# - HYPERFAKE_TOKEN set: written to $hyperfake_cache/token-from-env and
+#   HYPERFAKE_TOKEN unset (a binary given both refuses to start);
+# - neither: $hyperfake_cache/token, created with a random token if missing,
+#   so the next start and the clients of this machine find the same one.
+# Files this writes are mode 0600: the binaries refuse a token file that group
+# or others may read. Prints where the token is.
+use_token_file() {
+    if [[ -n "${HYPERFAKE_TOKEN_FILE:-}" ]]; then
+        [[ -z "${HYPERFAKE_TOKEN:-}" ]] || die "HYPERFAKE_TOKEN and HYPERFAKE_TOKEN_FILE are both set: keep one"
+        [[ -f "$HYPERFAKE_TOKEN_FILE" ]] || die "HYPERFAKE_TOKEN_FILE=$HYPERFAKE_TOKEN_FILE is not a file"
+        HYPERFAKE_TOKEN_FILE="$(realpath "$HYPERFAKE_TOKEN_FILE")"
+        export HYPERFAKE_TOKEN_FILE
+        echo "shared token: $HYPERFAKE_TOKEN_FILE (HYPERFAKE_TOKEN_FILE)"
+        return 0
+    fi
+    mkdir -p "$hyperfake_cache"
+    local file="$hyperfake_cache/token"
+    if [[ -n "${HYPERFAKE_TOKEN:-}" ]]; then
+        file="$hyperfake_cache/token-from-env"
+        write_token_file "$file" "$HYPERFAKE_TOKEN"
+        unset HYPERFAKE_TOKEN
+    elif [[ ! -s "$file" ]]; then
+        write_token_file "$file" "$(new_token)"
+        echo "generated a shared token"
+    fi
+    chmod 600 "$file"
+    export HYPERFAKE_TOKEN_FILE="$file"
+    echo "shared token: $file (clients: export HYPERFAKE_TOKEN_FILE=$file)"
+}
+
+# new_token: 32 random bytes as hex.
+new_token() {
+    od -An -N32 -tx1 /dev/urandom | tr -d ' \n'
+}
+
+# write_token_file <path> <token>: writes the token, mode 0600 from the first
+# byte (printf is a builtin: the token never appears in a process list).
+write_token_file() {
+    rm -f "$1"
+    (umask 077 && printf '%s\n' "$2" >"$1")
+}

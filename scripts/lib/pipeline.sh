@@ -44,6 +44,8 @@ pipeline_init() {
     collector_pid=""
     platform_dir=""
     trap pipeline_cleanup EXIT
+    # The platform requires the shared token; the clients send the same one.
+    use_token_file
 }
 
 step() { printf '\n==> %s\n' "$*"; }

@@ -53,9 +53,13 @@ struct Args {
     cgroup_root: std::path::PathBuf,
     /// Require this shared token (`authorization: Bearer <token>`) on every
     /// request; clients without it are refused with UNAUTHENTICATED. Also sent
-    /// to the database.
+    /// to the database. Shows in `ps`: prefer --token-file.
     #[arg(long, env = defaults::env::TOKEN, hide_env_values = true)]
     token: Option<String>,
+    /// Read the shared token from this file (one line; readable by its owner
+    /// only, e.g. mode 0600). Conflicts with --token / HYPERFAKE_TOKEN.
+    #[arg(long, value_name = "PATH", env = proto::auth::TOKEN_FILE_ENV, conflicts_with = "token")]
+    token_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -79,6 +83,9 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    let token = proto::auth::Token::from_flags(args.token.as_deref(), args.token_file.as_deref())
+        .context("invalid --token / --token-file")?;
+    let token = token.as_ref().map(proto::auth::Token::as_str);
     let listener = tokio::net::TcpListener::bind(&args.address)
         .await
         .with_context(|| format!("binding {}", args.address))?;
@@ -103,7 +110,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     let database = database::DatabaseClient::connect(&args.database)
         .with_context(|| format!("database at {}", args.database))?
-        .with_token(args.token.as_deref())
+        .with_token(token)
         .context("invalid --token")?;
     let mut settings = WorkerSettings::new(&worker_id);
     settings.allowed_image_prefixes = args.allowed_image_prefixes;
@@ -111,7 +118,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     println!("worker {worker_id} listening on {bound}");
     tracing::info!(%bound, %worker_id, "serving controller.Controller");
-    let options = worker::ServeOptions { token: args.token };
+    let options = worker::ServeOptions { token: token.map(str::to_string) };
     if options.token.is_some() {
         tracing::info!("requiring the shared token on every request");
     }

@@ -27,9 +27,14 @@ struct Args {
     /// How long to wait for an answer.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "60s")]
     deadline: Duration,
-    /// Shared token, for a node started with --token. Default: none.
+    /// Shared token, for a node started with --token. Default: none. Shows
+    /// in `ps`: prefer --token-file.
     #[arg(long, env = defaults::env::TOKEN, hide_env_values = true)]
     token: Option<String>,
+    /// Read the shared token from this file (one line; readable by its owner
+    /// only, e.g. mode 0600). Conflicts with --token / HYPERFAKE_TOKEN.
+    #[arg(long, value_name = "PATH", env = proto::auth::TOKEN_FILE_ENV, conflicts_with = "token")]
+    token_file: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -67,7 +72,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .connect()
         .await
         .with_context(|| format!("connecting to {}", args.address))?;
-    let token = BearerToken::new(args.token.as_deref()).context("invalid --token / HYPERFAKE_TOKEN")?;
+    let token = proto::auth::Token::from_flags(args.token.as_deref(), args.token_file.as_deref())
+        .context("invalid --token / --token-file")?;
+    let token = BearerToken::from_token(token.as_ref());
     let mut client = LeafClient::with_interceptor(channel, token).max_decoding_message_size(MAX_MESSAGE_SIZE);
     match args.command {
         Command::Create { image, memory, timeout, max_concurrency } => {

@@ -10,6 +10,11 @@ mod common;
 mod auth;
 /// Creating functions and calling them through a leaf; codes and metadata.
 mod calls;
+/// compose.yaml: the token from a file, an internal functions network, loopback.
+mod compose;
+/// Server limits: a call without a deadline ends at the server's maximum; a
+/// load-balancer node's pending bound and CreateFunction timeout.
+mod limits;
 /// TCP_NODELAY on every hop: client, load-balancer node, leaf, worker, database.
 mod nodelay;
 /// Single-flight cold start, scale-up, scale-to-zero.
