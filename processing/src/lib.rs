@@ -10,7 +10,8 @@
 //! defined in `docs/units.md`; missing data is NULL, never 0.
 //!
 //! [`plots`] draws a run; [`bench`] measures processing on synthetic runs
-//! (`rundb::fixtures`).
+//! (`rundb::fixtures`); [`huawei`] imports the Huawei 2025 per-request trace
+//! as a run database.
 //!
 //! ```no_run
 //! use processing::{ProcessOptions, process_db};
@@ -27,6 +28,7 @@ pub mod error;
 pub mod extras;
 pub mod features;
 pub mod frame;
+pub mod huawei;
 pub mod plots;
 pub mod raw;
 pub mod store;

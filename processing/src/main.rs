@@ -41,6 +41,15 @@ enum Command {
     /// (with --leaf and --worker: the run used that leaf and those workers).
     /// Prints what it found; fails naming each failed check.
     Check(CheckArgs),
+    /// Imports the Huawei Public Cloud Trace 2025 (EuroSys'25,
+    /// sir-lab/data-release) into a new run database: one training_data row
+    /// per request of the per-request CSV files (image
+    /// `huawei-<funcName>---<userID>---<pool>:latest`, units converted,
+    /// instances / active calls / worker CPU and RAM derived per function),
+    /// the cold-start CSV files into cold_starts, and a runs row with the
+    /// files and counts. The trainer then trains on it as on any run.
+    /// Column mapping: docs/units.md, "Huawei 2025 per-request data".
+    ImportHuawei(ImportHuaweiArgs),
 }
 
 #[derive(Debug, Args)]
@@ -128,6 +137,37 @@ struct CheckArgs {
     host_memory_bytes: Option<i64>,
 }
 
+#[derive(Debug, Args)]
+struct ImportHuaweiArgs {
+    /// A per-request CSV file (columns time_worker, requestID, clusterName,
+    /// funcName, userID, podID, totalCost_worker, workerCost, runtimeCost,
+    /// totalCost_frontend, cpu_usage, memory_usage, requestBodySize; others
+    /// are ignored); repeat for each part.
+    #[arg(long = "requests", value_name = "CSV", required = true)]
+    requests: Vec<PathBuf>,
+    /// A cold-start CSV file (columns clusterName, funcName, userID, podID,
+    /// totalCost_cold_start); repeat for each. None by default.
+    #[arg(long = "cold-starts", value_name = "CSV")]
+    cold_starts: Vec<PathBuf>,
+    /// The run database to write (training_data/<run>.db); it must not exist.
+    #[arg(long)]
+    db: PathBuf,
+    /// Run id (default: the database's file stem).
+    #[arg(long)]
+    run_id: Option<String>,
+    /// How long an idle pod stays alive, for counting live pods (the paper's
+    /// keep-alive time).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "60s")]
+    keep_alive: Duration,
+    /// Stop at the first bad row (wrong field count, not a number, negative,
+    /// empty required cell) instead of skipping and counting it.
+    #[arg(long)]
+    strict: bool,
+    /// No progress bars.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
 fn main() -> ExitCode {
     hyperfake_cli::init_tracing("warn,processing=info");
     let cli = Cli::parse();
@@ -136,6 +176,7 @@ fn main() -> ExitCode {
         Some(Command::Bench(args)) => bench(&args),
         Some(Command::Synth(args)) => synth(&args),
         Some(Command::Check(args)) => check(&args),
+        Some(Command::ImportHuawei(args)) => import_huawei(&args),
         None => process(&cli.process),
     };
     hyperfake_cli::exit_code("process", result)
@@ -172,6 +213,33 @@ fn process(args: &ProcessArgs) -> Result<()> {
         print!("{s}");
     }
     println!("wrote training_data, training_data_avg and run_summary into {}", db.display());
+    Ok(())
+}
+
+fn import_huawei(args: &ImportHuaweiArgs) -> Result<()> {
+    use processing::huawei::{ImportOptions, ImportProgress};
+    let ImportHuaweiArgs { requests, cold_starts, db, run_id, keep_alive, strict, quiet } = args;
+    let options = ImportOptions {
+        requests: requests.clone(),
+        cold_starts: cold_starts.clone(),
+        db: db.clone(),
+        run_id: run_id.clone(),
+        keep_alive: *keep_alive,
+        strict: *strict,
+    };
+    let read = bar(*quiet, "reading");
+    read.set_style(
+        ProgressStyle::with_template("{prefix:>10} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    let progress = ImportProgress { read, derive: bar(*quiet, "deriving") };
+    let summary = processing::huawei::import(&options, &progress)
+        .with_context(|| format!("importing into {}", db.display()))?;
+    progress.read.finish_and_clear();
+    progress.derive.finish_and_clear();
+    print!("{summary}");
+    println!("wrote training_data, cold_starts and runs into {}", db.display());
     Ok(())
 }
 

@@ -10,6 +10,8 @@ mod cli;
 mod definitions;
 /// Payload feature columns, extra targets and cold starts.
 mod extras;
+/// `process import-huawei` on the Huawei 2025 trace fixture.
+mod huawei;
 /// Invariants on a larger synthetic run.
 mod invariants;
 /// Plot files and the HTML index.
