@@ -8,6 +8,7 @@
 
 pub mod models;
 pub mod sim;
+pub mod timer;
 
 pub use models::{ExplicitModel, ModelRegistry, Models, RegistryError, Skipped};
 pub use sim::{MAX_RESPONSE_BYTES, ResponseMode, Sampling, SimRuntime, SimSettings};

@@ -17,7 +17,8 @@
 //! 4. sleeps the runtime (reported as the handler time), then the overhead, so
 //!    the worker-measured processing time is handler + overhead as on the real
 //!    platform; both sleeps end at deadlines counted from the call's entry, so
-//!    the simulation's own time and timer rounding are not added on top,
+//!    the simulation's own time is not added on top, and aim early by the
+//!    timer's measured mean lateness ([`crate::timer`]),
 //! 5. answers with a payload of the predicted response size
 //!    ([`ResponseMode::Predicted`]), the request ([`ResponseMode::Echo`]) or
 //!    nothing ([`ResponseMode::Empty`]).
@@ -45,6 +46,7 @@ use worker::runtime::{
 use worker::{RuntimeError, StartSpec, Started};
 
 use crate::models::ModelRegistry;
+use crate::timer::LateTimer;
 
 /// What a simulated call answers with.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -70,9 +72,6 @@ pub enum Sampling {
     /// The mean prediction, nothing drawn (HyperFake's behaviour).
     Mean,
 }
-
-/// Half of tokio's timer resolution (1 ms): the mean lateness of a sleep.
-const TIMER_HALF_TICK: Duration = Duration::from_micros(500);
 
 /// The largest response a simulated call sends: the platform's message limit
 /// minus room for the envelope.
@@ -138,6 +137,8 @@ struct SimState {
     start_rng: Mutex<ChaCha8Rng>,
     /// Payload feature values that fell back to the model's default.
     payload_defaults: AtomicU64,
+    /// The calls' sleeps, corrected for the timer's lateness.
+    timer: LateTimer,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -165,6 +166,7 @@ impl SimRuntime {
                 live: Mutex::new(HashMap::new()),
                 load: Mutex::new(Load::default()),
                 payload_defaults: AtomicU64::new(0),
+                timer: LateTimer::default(),
             }),
         }
     }
@@ -419,24 +421,18 @@ impl InstanceConn for SimInstance {
         // The handler's time, then the worker's own (the hop to the instance
         // and back): the worker measures both as the processing time. Both
         // sleeps end at deadlines counted from `entered`, so the second
-        // absorbs how late the first woke.
+        // absorbs how late the first woke; both correct for the timer's
+        // mean lateness.
         let total = plan.runtime.as_duration().saturating_add(plan.overhead.as_duration());
         match timeout {
             Some(t) if t < total => {
                 tokio::time::sleep_until(entered + t).await;
                 return Err(CallError::DeadlineExceeded);
             }
-            _ => tokio::time::sleep_until(entered + plan.runtime.as_duration()).await,
+            _ => self.state.timer.sleep_until(entered + plan.runtime.as_duration()).await,
         }
         drop(in_flight);
-        // Tokio's timer rounds a deadline up to its next 1 ms tick, so the
-        // sleep ends 0–1 ms late, half a tick on average: aim half a tick
-        // early so the worker-measured time is right on average.
-        let end = entered + total;
-        tokio::time::sleep_until(
-            end.checked_sub(TIMER_HALF_TICK).unwrap_or(end).max(tokio::time::Instant::now()),
-        )
-        .await;
+        self.state.timer.sleep_until(entered + total).await;
         let data = match (self.state.settings.response, plan.response_bytes) {
             (ResponseMode::Predicted, Some(n)) => vec![0u8; n],
             (ResponseMode::Predicted, None) | (ResponseMode::Echo, _) => request.data,
