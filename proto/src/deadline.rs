@@ -28,7 +28,8 @@ pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
     if value.len() < 2 || value.len() > 9 {
         return None;
     }
-    let (digits, unit) = value.split_at(value.len() - 1);
+    // Checked: the last byte may be inside a multi-byte character.
+    let (digits, unit) = value.split_at_checked(value.len() - 1)?;
     let n: u64 = digits.parse().ok()?;
     Some(match unit {
         "H" => Duration::from_secs(n * 3600),
@@ -116,6 +117,14 @@ mod tests {
         for bad in ["", "S", "12", "5x", "123456789S", "-1S"] {
             assert_eq!(parse_grpc_timeout(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_value_ending_in_a_multibyte_character_is_refused_not_a_panic() {
+        // Found by fuzzing (fuzz/fuzz_targets/wire.rs): splitting off the last
+        // byte cut "ǌ" in half.
+        assert_eq!(parse_grpc_timeout("9\u{1cc}"), None);
+        assert_eq!(parse_grpc_timeout("1µ"), None);
     }
 
     #[test]
