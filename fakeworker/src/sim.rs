@@ -17,8 +17,8 @@
 //! 4. sleeps the runtime (reported as the handler time), then the overhead, so
 //!    the worker-measured processing time is handler + overhead as on the real
 //!    platform; both sleeps end at deadlines counted from the call's entry, so
-//!    the simulation's own time is not added on top, and aim early by the
-//!    timer's measured mean lateness ([`crate::timer`]),
+//!    the simulation's own time is not added on top, on a timer that ends
+//!    them on time rather than on tokio's next millisecond ([`crate::timer`]),
 //! 5. answers with a payload of the predicted response size
 //!    ([`ResponseMode::Predicted`]), the request ([`ResponseMode::Echo`]) or
 //!    nothing ([`ResponseMode::Empty`]).
@@ -46,7 +46,7 @@ use worker::runtime::{
 use worker::{RuntimeError, StartSpec, Started};
 
 use crate::models::ModelRegistry;
-use crate::timer::LateTimer;
+use crate::timer::PreciseTimer;
 
 /// What a simulated call answers with.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -137,8 +137,8 @@ struct SimState {
     start_rng: Mutex<ChaCha8Rng>,
     /// Payload feature values that fell back to the model's default.
     payload_defaults: AtomicU64,
-    /// The calls' sleeps, corrected for the timer's lateness.
-    timer: LateTimer,
+    /// The calls' sleeps, ended on time ([`crate::timer`]).
+    timer: PreciseTimer,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -166,7 +166,7 @@ impl SimRuntime {
                 live: Mutex::new(HashMap::new()),
                 load: Mutex::new(Load::default()),
                 payload_defaults: AtomicU64::new(0),
-                timer: LateTimer::default(),
+                timer: PreciseTimer::new(),
             }),
         }
     }
@@ -421,8 +421,7 @@ impl InstanceConn for SimInstance {
         // The handler's time, then the worker's own (the hop to the instance
         // and back): the worker measures both as the processing time. Both
         // sleeps end at deadlines counted from `entered`, so the second
-        // absorbs how late the first woke; both correct for the timer's
-        // mean lateness.
+        // absorbs how late the first woke.
         let total = plan.runtime.as_duration().saturating_add(plan.overhead.as_duration());
         match timeout {
             Some(t) if t < total => {

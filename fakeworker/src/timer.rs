@@ -1,89 +1,170 @@
-//! Sleeps that end on time on average.
+//! Sleeps that end on time.
 //!
 //! A tokio sleep ends late: its deadline is rounded up to the timer's next
-//! 1 ms tick, and the thread that wakes it may be parked in `epoll_wait`,
-//! whose timeout is whole milliseconds too. Measured in the fake replay of
-//! 2026-12-03, a simulated call's worker overhead came out 1.0–1.6 ms longer
-//! than the real platform's (echo, hello, bfs), most of it this lateness.
-//! [`LateTimer`] measures how late its sleeps wake (an exponentially weighted
-//! mean) and aims that much early, so a simulated call takes the drawn time
-//! on average. A single sleep still ends within about a tick of its
-//! deadline; only the mean is corrected.
+//! 1 ms tick, and the runtime thread that should wake it may be parked in
+//! `epoll_wait`, whose timeout is whole milliseconds too. In the fake replay
+//! of 2026-12-03 this put a simulated call's worker overhead 1.0–1.6 ms above
+//! the real platform's at the median (echo, hello, bfs), for overheads that
+//! are themselves about 1 ms. Aiming early by the mean lateness does not fix
+//! it: the next replay came out 0.6 ms short, since a sleep shorter than the
+//! correction is skipped altogether.
+//!
+//! [`PreciseTimer`] instead keeps the deadlines in one thread of its own that
+//! waits on a channel with a timeout (a futex wait with nanosecond timeout,
+//! ending within the kernel's timer slack, 50 µs by default) and completes a
+//! oneshot for each due deadline, which wakes its task at once. One thread
+//! serves every simulated call of a process.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::Instant;
 
-use tokio::time::Instant;
+use tokio::sync::oneshot;
 
-/// Weight of the newest lateness in the running mean (1/16).
-const WEIGHT_SHIFT: u32 = 4;
-/// The correction never exceeds this: a wake-up that late is a stalled host,
-/// not the timer's rounding.
-pub const MAX_CORRECTION: Duration = Duration::from_millis(2);
-
-/// A sleep that aims early by the mean lateness it has measured.
-#[derive(Debug, Default)]
-pub struct LateTimer {
-    /// Mean lateness, ns, ×16 (fixed point).
-    mean_x16: AtomicU64,
+/// Ends sleeps within the kernel's timer slack of their deadline.
+#[derive(Debug)]
+pub struct PreciseTimer {
+    requests: mpsc::Sender<(Instant, oneshot::Sender<()>)>,
 }
 
-impl LateTimer {
-    /// The current correction: the measured mean lateness, at most [`MAX_CORRECTION`].
-    pub fn correction(&self) -> Duration {
-        let mean = self.mean_x16.load(Ordering::Relaxed) >> WEIGHT_SHIFT;
-        Duration::from_nanos(mean).min(MAX_CORRECTION)
+impl Default for PreciseTimer {
+    fn default() -> Self {
+        PreciseTimer::new()
+    }
+}
+
+/// A pending deadline; ordered by time, then by arrival.
+struct Pending {
+    at: Instant,
+    seq: u64,
+    done: oneshot::Sender<()>,
+}
+
+impl PartialEq for Pending {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Pending {}
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Pending {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+impl PreciseTimer {
+    /// Starts the timer thread; it ends when the timer is dropped and no
+    /// deadline is pending.
+    pub fn new() -> Self {
+        let (requests, incoming) = mpsc::channel::<(Instant, oneshot::Sender<()>)>();
+        std::thread::Builder::new()
+            .name("fake-timer".into())
+            .spawn(move || run(&incoming))
+            .expect("spawning the fake worker's timer thread");
+        PreciseTimer { requests }
     }
 
-    /// Sleeps until `deadline` minus the correction (not at all when that
-    /// has passed), then records how late it woke.
-    pub async fn sleep_until(&self, deadline: Instant) {
-        let aim = deadline.checked_sub(self.correction()).unwrap_or(deadline);
-        if aim <= Instant::now() {
+    /// Sleeps until `deadline`.
+    pub async fn sleep_until(&self, deadline: tokio::time::Instant) {
+        let deadline = deadline.into_std();
+        if deadline <= Instant::now() {
             return;
         }
-        tokio::time::sleep_until(aim).await;
-        #[allow(clippy::cast_possible_truncation)]
-        let late = Instant::now().saturating_duration_since(aim).as_nanos().min(u128::from(u64::MAX)) as u64;
-        // mean += (late − mean) / 16, in ×16 fixed point; racing updates
-        // lose a sample now and then, which a running mean does not mind.
-        let old = self.mean_x16.load(Ordering::Relaxed);
-        let new = old - (old >> WEIGHT_SHIFT) + late;
-        self.mean_x16.store(new, Ordering::Relaxed);
+        let (done, woken) = oneshot::channel();
+        if self.requests.send((deadline, done)).is_err() {
+            // The thread is gone (it cannot be while `self` lives): fall back.
+            tokio::time::sleep_until(deadline.into()).await;
+            return;
+        }
+        // An error means the thread dropped the request: it ended.
+        let _ = woken.await;
+    }
+}
+
+fn run(incoming: &mpsc::Receiver<(Instant, oneshot::Sender<()>)>) {
+    let mut pending: BinaryHeap<Reverse<Pending>> = BinaryHeap::new();
+    let mut seq = 0u64;
+    loop {
+        let now = Instant::now();
+        while pending.peek().is_some_and(|p| p.0.at <= now) {
+            if let Some(Reverse(p)) = pending.pop() {
+                let _ = p.done.send(());
+            }
+        }
+        let received = match pending.peek() {
+            Some(next) => incoming.recv_timeout(next.0.at.saturating_duration_since(now)),
+            None => incoming.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        };
+        match received {
+            Ok((at, done)) => {
+                seq += 1;
+                pending.push(Reverse(Pending { at, seq, done }));
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) if pending.is_empty() => return,
+            Err(RecvTimeoutError::Disconnected) => {
+                if let Some(next) = pending.peek() {
+                    std::thread::sleep(next.0.at.saturating_duration_since(Instant::now()));
+                }
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
-    #[tokio::test]
-    async fn the_mean_end_moves_to_the_deadline() {
-        let timer = LateTimer::default();
-        let mut early_errors = vec![];
-        let mut late_errors = vec![];
-        for i in 0..200 {
-            let deadline = Instant::now() + Duration::from_micros(2_300);
-            timer.sleep_until(deadline).await;
-            let woke = Instant::now();
-            // Signed: positive when late, negative when early.
-            let error = woke.saturating_duration_since(deadline).as_secs_f64()
+    /// Mean signed error (ms) of `n` sleeps of 2.3 ms each.
+    async fn mean_error<F: std::future::Future<Output = ()>>(
+        sleep: impl Fn(tokio::time::Instant) -> F,
+    ) -> f64 {
+        let mut total = 0.0;
+        for _ in 0..100 {
+            let deadline = tokio::time::Instant::now() + Duration::from_micros(2_300);
+            sleep(deadline).await;
+            let woke = tokio::time::Instant::now();
+            total += woke.saturating_duration_since(deadline).as_secs_f64()
                 - deadline.saturating_duration_since(woke).as_secs_f64();
-            if i < 20 {
-                early_errors.push(error)
-            } else if i >= 100 {
-                late_errors.push(error)
-            }
         }
-        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-        // The correction is what the timer measured, and it narrows the gap
-        // between where a sleep ends and its deadline.
-        assert!(timer.correction() > Duration::ZERO);
-        assert!(
-            mean(&late_errors).abs() < mean(&early_errors).abs(),
-            "uncorrected mean error {:.3} ms, corrected {:.3} ms",
-            mean(&early_errors) * 1e3,
-            mean(&late_errors) * 1e3
-        );
+        total / 100.0 * 1e3
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sleeps_end_closer_to_their_deadline_than_tokios_and_never_early() {
+        let timer = PreciseTimer::new();
+        let precise = mean_error(|d| timer.sleep_until(d)).await;
+        let tokio = mean_error(tokio::time::sleep_until).await;
+        assert!(precise >= 0.0, "a sleep ended early: mean error {precise:.3} ms");
+        assert!(precise < tokio, "precise {precise:.3} ms late on average, tokio {tokio:.3} ms");
+    }
+
+    #[tokio::test]
+    async fn deadlines_complete_in_time_order() {
+        let timer = std::sync::Arc::new(PreciseTimer::new());
+        let start = tokio::time::Instant::now();
+        let order = std::sync::Arc::new(std::sync::Mutex::new(vec![]));
+        let tasks: Vec<_> = [30u64, 10, 20, 0]
+            .into_iter()
+            .map(|ms| {
+                let (timer, order) = (timer.clone(), order.clone());
+                tokio::spawn(async move {
+                    timer.sleep_until(start + Duration::from_millis(ms)).await;
+                    order.lock().unwrap().push(ms);
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(*order.lock().unwrap(), [0, 10, 20, 30]);
     }
 }
