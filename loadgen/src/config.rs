@@ -69,6 +69,8 @@ pub struct RawWorkload {
     /// `schedule::DEFAULT_MAX_SCHEDULED_CALLS`); more is refused before
     /// anything is built.
     pub max_scheduled_calls: Option<i64>,
+    /// Extension: replay an Azure Functions trace (see `crate::trace`).
+    pub trace: Option<crate::trace::RawTrace>,
 }
 
 /// `workload:`: phases, plus the fields HyperFaaS's `Workload` struct also has.
@@ -256,6 +258,9 @@ impl<'de> Deserialize<'de> for RawPatterns {
 pub enum PhaseKind {
     Constant,
     Variable,
+    /// One function of a trace (`trace:`); never written in a file.
+    #[serde(skip_deserializing)]
+    Trace,
 }
 
 /// How the calls of one second are placed within it.
@@ -360,6 +365,8 @@ pub struct Workload {
     pub phases: PhaseSource,
     /// Every image the workload calls, and nothing else.
     pub functions: BTreeMap<ImageTag, FunctionSpec>,
+    /// The trace to replay (`trace:`), its files read and functions selected.
+    pub trace: Option<crate::trace::Trace>,
 }
 
 // === errors ===
@@ -423,6 +430,9 @@ pub enum Problem {
          largest: {largest}. Lower their rates or durations, or raise max_scheduled_calls"
     )]
     TooManyCalls { planned: u64, cap: u64, largest: String },
+    /// A trace file (`trace:`) is missing or malformed.
+    #[error("{0}")]
+    Trace(crate::trace::TraceError),
 }
 
 /// Every problem found in a workload file (never empty).
@@ -477,13 +487,13 @@ impl ConfigError {
 }
 
 /// Collects problems during validation, with lines looked up in the text.
-struct Problems<'a> {
+pub(crate) struct Problems<'a> {
     text: &'a str,
-    errors: Vec<ConfigError>,
+    pub(crate) errors: Vec<ConfigError>,
 }
 
 impl Problems<'_> {
-    fn push(&mut self, path: &YamlPath, problem: Problem) {
+    pub(crate) fn push(&mut self, path: &YamlPath, problem: Problem) {
         self.errors.push(ConfigError { path: path.to_string(), line: path.line_in(self.text), problem });
     }
 
@@ -496,10 +506,19 @@ impl Problems<'_> {
 // === validation ===
 
 impl Workload {
-    /// Parses and validates a workload file's text.
+    /// Parses and validates a workload file's text. Relative trace file
+    /// paths (`trace:`) are taken from the working directory.
     pub fn from_yaml(text: &str) -> Result<Workload, ConfigErrors> {
-        let raw: RawWorkload =
+        Workload::from_yaml_in(text, std::path::Path::new(""))
+    }
+
+    /// [`Workload::from_yaml`], with relative trace file paths taken from `dir`.
+    pub fn from_yaml_in(text: &str, dir: &std::path::Path) -> Result<Workload, ConfigErrors> {
+        let mut raw: RawWorkload =
             serde_yaml_ng::from_str(text).map_err(|e| ConfigErrors(vec![ConfigError::from_yaml(&e)]))?;
+        if let Some(trace) = &mut raw.trace {
+            trace.rebase(dir);
+        }
         Workload::from_raw(raw, text)
     }
 
@@ -519,6 +538,7 @@ impl Workload {
             arrival,
             max_in_flight,
             max_scheduled_calls,
+            trace,
         } = raw;
         let mut p = Problems { text, errors: Vec::new() };
         let root = YamlPath::root();
@@ -584,6 +604,9 @@ impl Workload {
         // Phases, or patterns to generate them from; and the images they use,
         // with the path of the first use (for "missing function_config" errors).
         let mut used: BTreeMap<String, YamlPath> = BTreeMap::new();
+        let trace = trace.and_then(|raw| crate::trace::validate(&mut p, &root.key("trace"), raw));
+        // The trace's image needs a function_config; its calls bring their own bodies.
+        let trace_image = trace.as_ref().map(|t| t.image_tag.to_string());
         let phases = if generate_workload {
             if !raw_phases.phases.is_empty() {
                 p.push(
@@ -607,7 +630,7 @@ impl Workload {
             }
             PhaseSource::Generated(out)
         } else {
-            if raw_phases.phases.is_empty() {
+            if raw_phases.phases.is_empty() && trace_image.is_none() {
                 p.push(&wpath.key("phases"), Problem::Missing);
             }
             let mut out = Vec::new();
@@ -620,6 +643,9 @@ impl Workload {
             }
             PhaseSource::Manual(out)
         };
+        if let Some(tag) = &trace_image {
+            used.entry(tag.clone()).or_insert_with(|| root.key("trace").key("image_tag"));
+        }
 
         let mut functions = BTreeMap::new();
         for (tag, use_path) in &used {
@@ -635,6 +661,9 @@ impl Workload {
                 Some(raw) => validate_function_config(&mut p, &root.key("function_config").key(tag), raw),
             };
             let provider = match data_providers.get(tag) {
+                None if trace_image.as_ref() == Some(tag) => {
+                    Some(DataProvider::Generic { min: Bytes(0), max: Bytes(0) })
+                }
                 None => {
                     p.push(use_path, Problem::MissingDataProvider(tag.clone()));
                     None
@@ -686,11 +715,22 @@ impl Workload {
             .iter()
             .map(|ph| (ph.name.as_str(), crate::schedule::planned_calls(ph, max_duration)))
             .collect();
+        let Ok(trace) = crate::trace::load_checked(&mut p, &root.key("trace"), trace, seed) else {
+            return Err(ConfigErrors(p.errors));
+        };
+        let trace_calls = trace.as_ref().map_or(0, crate::trace::Trace::planned_calls);
+        planned.extend(trace.as_ref().map(|t| (t.spec.name.as_str(), trace_calls)));
         let total = planned.iter().fold(0u64, |sum, (_, n)| sum.saturating_add(*n));
         if total > max_scheduled_calls {
             planned.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
             let largest = planned.iter().take(3).map(|(name, n)| format!("{name} ({n})")).collect::<Vec<_>>();
-            let path = if generated { root.key("patterns") } else { wpath.key("phases") };
+            let path = if trace_calls * 2 > total {
+                root.key("trace")
+            } else if generated {
+                root.key("patterns")
+            } else {
+                wpath.key("phases")
+            };
             p.push(
                 &path,
                 Problem::TooManyCalls {
@@ -701,7 +741,16 @@ impl Workload {
             );
             return Err(ConfigErrors(p.errors));
         }
-        Ok(Workload { leaf_address, max_duration, call_timeout, seed, max_in_flight, phases, functions })
+        Ok(Workload {
+            leaf_address,
+            max_duration,
+            call_timeout,
+            seed,
+            max_in_flight,
+            phases,
+            functions,
+            trace,
+        })
     }
 
     /// Images the workload calls.
@@ -808,6 +857,7 @@ fn validate_phase(
             };
             (end, step)
         }
+        PhaseKind::Trace => unreachable!("`type: trace` is never deserialized (skip_deserializing); a bug"),
     };
     if let (Some(start_time), Some(max)) = (start_time, max_duration)
         && start_time >= max

@@ -26,6 +26,7 @@
 //! ```
 
 pub mod bench;
+pub mod bench_trace;
 pub mod config;
 pub mod duration;
 pub mod payload;
@@ -34,6 +35,7 @@ pub mod run;
 pub mod schedule;
 pub mod sender;
 pub mod summary;
+pub mod trace;
 pub mod yaml_path;
 
 pub use config::{ConfigError, ConfigErrors, Problem, Workload};

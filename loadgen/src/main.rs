@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use hyperfake_core::defaults::{self, env};
 use loadgen::bench::{BenchOptions, bench};
+use loadgen::bench_trace::{TraceBenchOptions, bench_trace};
 use loadgen::record::RunStatus;
 use loadgen::run::{FunctionCleanup, RunOptions, run_with_cleanup};
 use loadgen::{Schedule, Stop, Workload};
@@ -97,6 +98,24 @@ enum Command {
         /// Highest send-lag p99, in microseconds, for a rate to count as sustained.
         #[arg(long, default_value_t = 5_000)]
         max_lag_p99_us: u64,
+    },
+    /// Measure building the schedule of one full day of a generated Azure
+    /// 2019-format trace (every function selected): time and peak memory;
+    /// writes trace-schedule.json and trace-schedule.md.
+    BenchTrace {
+        /// Directory for the reports.
+        #[arg(long, value_name = "DIR", default_value = "target/bench")]
+        out: PathBuf,
+        /// Functions in the generated day.
+        #[arg(long, default_value_t = 50_000)]
+        functions: u32,
+        /// Seed of the generated trace and of the schedule.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Scratch directory for the generated files (removed afterwards).
+        /// Default: a new directory under the system's temporary directory.
+        #[arg(long, value_name = "DIR")]
+        scratch: Option<PathBuf>,
     },
 }
 
@@ -227,6 +246,16 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             print_out(&loadgen::bench::markdown(&report));
             eprintln!("reports: {}/loadgen.json, {}/loadgen.md", out.display(), out.display());
             Ok(if report.zero_lost_rows { ExitCode::SUCCESS } else { ExitCode::from(EXIT_FAILED) })
+        }
+        Command::BenchTrace { out, functions, seed, scratch } => {
+            let scratch = scratch.unwrap_or_else(|| {
+                std::env::temp_dir().join(format!("loadgen-bench-trace-{}", std::process::id()))
+            });
+            let options = TraceBenchOptions { functions, seed, out_dir: out.clone(), scratch };
+            let report = bench_trace(&options).context("trace benchmark failed")?;
+            print_out(&loadgen::bench_trace::markdown(&report));
+            eprintln!("reports: {}/trace-schedule.json, {}/trace-schedule.md", out.display(), out.display());
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

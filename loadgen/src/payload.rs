@@ -77,6 +77,12 @@ impl Payloads {
                 body.push_str(&format!(r#"","width":{width},"height":{height}}}"#));
                 body.into_bytes()
             }
+            RequestParams::Trace { duration_us, memory_mib: Some(m) } => {
+                format!(r#"{{"duration_us":{duration_us},"memory_mib":{m}}}"#).into_bytes()
+            }
+            RequestParams::Trace { duration_us, memory_mib: None } => {
+                format!(r#"{{"duration_us":{duration_us}}}"#).into_bytes()
+            }
         }
     }
 }

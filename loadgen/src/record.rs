@@ -114,6 +114,8 @@ pub fn insert_run(conn: &mut Connection, run: &RunRow<'_>) -> rusqlite::Result<(
                 row.thumb_source = Some(format!("{source_width}x{source_height}"));
                 (row.thumb_width, row.thumb_height) = (Some(i64::from(*width)), Some(i64::from(*height)));
             }
+            // No schedule column for these: they are in the body (payload features).
+            RequestParams::Trace { .. } => {}
         }
         row
     });

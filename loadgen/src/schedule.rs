@@ -12,6 +12,10 @@
 //! original generator's ticker did, but clamped so they never overshoot). A
 //! final partial second gets a proportional share of calls. Calls that would
 //! fall at or after `max_duration` are not scheduled (and are counted).
+//!
+//! A trace (`trace:`) adds one phase per selected function, after the
+//! workload's own; its calls come from [`crate::trace::arrivals`] with their
+//! parameters, on streams of their own, and merge into the same send order.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -22,6 +26,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use crate::config::{Arrival, DataProvider, Pattern, Phase, PhaseKind, PhaseSource, Workload};
+use crate::trace::TraceSpec;
 
 const NANOS_PER_SEC: u64 = 1_000_000_000;
 
@@ -39,6 +44,11 @@ pub(crate) mod stream {
     pub(crate) const GENERATED_PHASES: u64 = 1;
     pub(crate) const REQUEST_PARAMS: u64 = 2;
     pub(crate) const FUNCTION_COPY: u64 = 3;
+    pub(crate) const TRACE_SELECTION: u64 = 4;
+    /// + trace function index: its counts' rounding, gaps and shifts.
+    pub(crate) const TRACE_ARRIVALS: u64 = 1 << 44;
+    /// + trace function index: its calls' durations and memory.
+    pub(crate) const TRACE_WORK: u64 = 1 << 45;
     /// + phase index.
     pub(crate) const ARRIVALS: u64 = 1 << 32;
     /// + `width << 16 | height`.
@@ -64,6 +74,13 @@ pub enum RequestParams {
     Bfs { size: u32, seed: u32 },
     /// A thumbnail of `width`×`height` from a generated source image.
     Thumbnail { source_width: u32, source_height: u32, quality: u8, width: u32, height: u32 },
+    /// A trace invocation: the duration and memory the trace asks for, sent
+    /// as `{"duration_us":D,"memory_mib":M}` (memory left out when unknown).
+    Trace {
+        duration_us: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        memory_mib: Option<u32>,
+    },
 }
 
 /// One call to send.
@@ -98,6 +115,9 @@ pub struct Schedule {
     pub phases: Vec<Phase>,
     /// Calls the phases ask for at or after `max_duration`, not scheduled.
     pub past_max_duration: u64,
+    /// The replayed trace's settings; its functions are the `trace` phases.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace: Option<TraceSpec>,
     pub calls: Vec<ScheduledCall>,
 }
 
@@ -117,10 +137,11 @@ pub struct Summary {
 impl Schedule {
     /// Expands the workload into calls. Pure: same workload, same schedule.
     pub fn resolve(workload: &Workload) -> Schedule {
-        let (phases, generated) = resolve_phases(&workload.phases, workload.seed, workload.max_duration);
+        let (mut phases, generated) = resolve_phases(&workload.phases, workload.seed, workload.max_duration);
         let max_ns = u64::try_from(workload.max_duration.as_nanos()).unwrap_or(u64::MAX);
         let mut arrivals: Vec<(u64, u32, u64)> = Vec::new();
         let mut past_max_duration = 0;
+        let first_trace_phase = phases.len();
         for (i, phase) in phases.iter().enumerate() {
             let index = u32::try_from(i).unwrap_or(u32::MAX);
             let mut rng = rng(workload.seed, stream::ARRIVALS + u64::from(index));
@@ -129,6 +150,23 @@ impl Schedule {
                     past_max_duration += 1;
                 } else {
                     arrivals.push((at, index, seq as u64));
+                }
+            }
+        }
+        // Trace calls: their parameters are drawn with their times; the
+        // arrival's third field indexes them.
+        let mut trace_params: Vec<Option<RequestParams>> = Vec::new();
+        if let Some(trace) = &workload.trace {
+            phases.extend(trace.phases());
+            for f in 0..trace.functions.len() {
+                let phase = u32::try_from(first_trace_phase + f).unwrap_or(u32::MAX);
+                for (at, params) in crate::trace::arrivals::function_calls(trace, f, workload.seed) {
+                    if at >= max_ns {
+                        past_max_duration += 1;
+                    } else {
+                        arrivals.push((at, phase, trace_params.len() as u64));
+                        trace_params.push(Some(params));
+                    }
                 }
             }
         }
@@ -143,18 +181,22 @@ impl Schedule {
         let calls = arrivals
             .into_iter()
             .enumerate()
-            .map(|(index, (offset_ns, phase, _))| {
+            .map(|(index, (offset_ns, phase, seq))| {
                 let image_tag = phases[phase as usize].image_tag.clone();
                 let spec = &workload.functions[&image_tag];
-                let copy = if spec.copies > 1 { copy_rng.random_range(0..spec.copies) } else { 0 };
-                ScheduledCall {
-                    index: index as u64,
-                    offset_ns,
-                    phase,
-                    request: draw_request(&spec.provider, &mut params_rng),
-                    image_tag,
-                    copy,
-                }
+                // Trace function k always goes to copy k mod copies: with
+                // `copies`, each trace function gets a function of its own.
+                let (copy, request) = match (phase as usize).checked_sub(first_trace_phase) {
+                    Some(k) => (
+                        u32::try_from(k % spec.copies as usize).unwrap_or(0),
+                        trace_params[seq as usize].take().expect("each trace call is taken once"),
+                    ),
+                    None => (
+                        if spec.copies > 1 { copy_rng.random_range(0..spec.copies) } else { 0 },
+                        draw_request(&spec.provider, &mut params_rng),
+                    ),
+                };
+                ScheduledCall { index: index as u64, offset_ns, phase, request, image_tag, copy }
             })
             .collect();
         Schedule {
@@ -163,6 +205,7 @@ impl Schedule {
             generated,
             phases,
             past_max_duration,
+            trace: workload.trace.as_ref().map(|t| t.spec.clone()),
             calls,
         }
     }
@@ -182,6 +225,8 @@ impl Schedule {
             max_duration: Duration,
             generated: bool,
             phases: &'a [Phase],
+            #[serde(skip_serializing_if = "Option::is_none")]
+            trace: Option<&'a TraceSpec>,
             summary: Summary,
         }
         serde_json::to_string_pretty(&Resolved {
@@ -189,6 +234,7 @@ impl Schedule {
             max_duration: self.max_duration,
             generated: self.generated,
             phases: &self.phases,
+            trace: self.trace.as_ref(),
             summary: self.summary(),
         })
         .expect("a schedule always serializes")
@@ -241,6 +287,8 @@ pub fn planned_calls(phase: &Phase, max_duration: Duration) -> u64 {
     let seconds = span.div_ceil(u128::from(NANOS_PER_SEC));
     let (start, end, step) = (u128::from(phase.start_rps), u128::from(phase.end_rps), u128::from(phase.step));
     let total = match phase.kind {
+        // Counted by `Trace::planned_calls`.
+        PhaseKind::Trace => 0,
         PhaseKind::Constant => seconds * start,
         PhaseKind::Variable if step == 0 => seconds * start,
         PhaseKind::Variable => {
@@ -297,6 +345,7 @@ pub fn rate_at(phase: &Phase, k: u64) -> u64 {
     let end = u64::from(phase.end_rps);
     let moved = k.saturating_mul(u64::from(phase.step));
     match phase.kind {
+        PhaseKind::Trace => 0,
         PhaseKind::Constant => start,
         PhaseKind::Variable if end >= start => start.saturating_add(moved).min(end),
         PhaseKind::Variable => start.saturating_sub(moved).max(end),

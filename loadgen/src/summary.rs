@@ -29,10 +29,12 @@ pub fn render(workload: &Workload, schedule: &Schedule) -> String {
         let rps = match phase.kind {
             PhaseKind::Constant => phase.start_rps.to_string(),
             PhaseKind::Variable => format!("{}→{} by {}", phase.start_rps, phase.end_rps, phase.step),
+            PhaseKind::Trace => "per trace".to_string(),
         };
         let kind = match phase.kind {
             PhaseKind::Constant => "constant",
             PhaseKind::Variable => "variable",
+            PhaseKind::Trace => "trace",
         };
         let _ = writeln!(
             out,

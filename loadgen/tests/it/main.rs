@@ -13,5 +13,7 @@ mod config;
 mod run;
 /// Seeds: same seed, same schedule and bodies, byte for byte; different seed, different.
 mod schedule;
+/// Trace workloads (Azure 2019/2021): parsing, every file error with its line, selection, windows, seeded schedules, inter-arrival times.
+mod trace;
 /// The call writer under a locked run database: retries lose no row; giving up stops the sending.
 mod writer;

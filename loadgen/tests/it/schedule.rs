@@ -111,6 +111,7 @@ fn bodies_have_the_documented_shapes() {
                     break;
                 }
             }
+            RequestParams::Trace { .. } => panic!("local.yaml has no trace: {call:?}"),
         }
     }
     assert!(kinds > 0, "local.yaml has thumbnail calls");
