@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use hyperfake_core::defaults::MAX_MESSAGE_SIZE;
 use hyperfake_core::{Bytes, Cores, ImageTag, Nanos};
-use hyperfake_model::{HostLoad, ModelInfo, Prediction};
+use hyperfake_model::{ALL_TARGETS, HostLoad, ModelInfo, Prediction};
 use proto::common::{CallRequest, CallResponse};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -120,8 +120,23 @@ struct Load {
 struct InstanceCounters {
     /// CPU time of finished calls, plus the in-flight share on read.
     cpu_ns: AtomicU64,
-    /// Predicted RAM of calls in flight on this instance.
+    /// RAM the instance holds with no call: the smallest `function_ram_usage`
+    /// in the model's training rows (a real container's resident memory at
+    /// rest), 0 when the model records no ranges.
+    resting_ram: f64,
+    /// RAM that calls in flight add to the resting RAM: each call's
+    /// predicted container RAM above it.
     ram: Mutex<f64>,
+}
+
+/// The resting RAM of an instance of `info`'s function (see [`InstanceCounters`]).
+fn resting_ram(info: &ModelInfo) -> f64 {
+    let ram = ALL_TARGETS.iter().position(|t| *t == "function_ram_usage");
+    info.output_ranges
+        .as_ref()
+        .zip(ram)
+        .and_then(|(r, i)| r.get(i))
+        .map_or(0.0, |r| finite_non_negative(r.min))
 }
 
 #[derive(Debug)]
@@ -212,10 +227,11 @@ impl Runtime for SimRuntime {
             return Err(RuntimeError::NoModel { image: spec.image_tag.clone() });
         };
         let wait = cold_start(model.info(), &self.state.settings, &self.state.start_rng);
+        let resting_ram = resting_ram(model.info());
         drop(model);
         tokio::time::sleep(wait).await;
         let handle = spec.instance_id.to_string();
-        let counters = Arc::new(InstanceCounters::default());
+        let counters = Arc::new(InstanceCounters { resting_ram, ..Default::default() });
         lock(&self.state.live).insert(handle.clone(), Arc::clone(&counters));
         let conn = SimInstance { image: spec.image_tag.clone(), state: Arc::clone(&self.state), counters };
         Ok(Started {
@@ -233,7 +249,7 @@ impl Runtime for SimRuntime {
 
     async fn sample(&self, handle: &str) -> Option<ResourceCounters> {
         let counters = lock(&self.state.live).get(handle).cloned()?;
-        let memory = *lock(&counters.ram);
+        let memory = counters.resting_ram + *lock(&counters.ram);
         Some(ResourceCounters {
             cpu_usage: Nanos(counters.cpu_ns.load(Ordering::Relaxed)),
             memory: Bytes(Nanos::from_f64_saturating(memory).0),
@@ -275,6 +291,8 @@ struct InFlight<'a> {
     counters: &'a InstanceCounters,
     cpu: f64,
     ram: f64,
+    /// What this call adds to its instance's RAM.
+    instance_ram: f64,
     started: Instant,
 }
 
@@ -290,7 +308,7 @@ impl Drop for InFlight<'_> {
             load.ram = 0.0;
         }
         drop(load);
-        *lock(&self.counters.ram) -= self.ram;
+        *lock(&self.counters.ram) -= self.instance_ram;
         let cpu_ns = Nanos::from_f64_saturating(self.cpu * self.started.elapsed().as_nanos() as f64);
         self.counters.cpu_ns.fetch_add(cpu_ns.0, Ordering::Relaxed);
     }
@@ -389,6 +407,7 @@ impl InstanceConn for SimInstance {
             counters: &self.counters,
             cpu: 0.0,
             ram: 0.0,
+            instance_ram: 0.0,
             started: Instant::now(),
         };
         let (mut row, defaults) = info.inputs_for(base, &request.data);
@@ -414,9 +433,11 @@ impl InstanceConn for SimInstance {
             load.cpu += plan.cpu;
             load.ram += plan.ram;
         }
-        *lock(&self.counters.ram) += plan.ram;
+        let instance_ram = (plan.ram - self.counters.resting_ram).max(0.0);
+        *lock(&self.counters.ram) += instance_ram;
         in_flight.cpu = plan.cpu;
         in_flight.ram = plan.ram;
+        in_flight.instance_ram = instance_ram;
 
         // The handler's time, then the worker's own (the hop to the instance
         // and back): the worker measures both as the processing time. Both

@@ -49,22 +49,13 @@ fn pipeline_against_a_platform_on_another_host() {
     assert!(output.status.success(), "{log}");
     let data = out.path().join("training_data");
     let validation_id = format!("{run_id}-validation");
-    // The real runs meet every invariant of a run on real hardware. The fake
-    // run's simulated worker reports 0 cores and 0 bytes while idle (it has no
-    // base load), which those invariants refuse; it must complete with every
-    // call answered and give training rows.
-    let fake_db = data.join(format!("{validation_id}-fake.db"));
-    let conn = rusqlite::Connection::open(&fake_db).unwrap();
-    let one = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
-    let (calls, ok) =
-        (one("SELECT COUNT(*) FROM calls"), one("SELECT COUNT(*) FROM calls WHERE status = 'OK'"));
-    assert!(calls > 0 && ok == calls, "fake run: {ok} of {calls} calls OK\n{log}");
-    assert!(one("SELECT COUNT(*) FROM training_data") > 0, "fake run: no training rows\n{log}");
-    drop(conn);
     let options = CheckOptions::new(Host::this_machine().expect("this machine's cores and memory"));
     for (db, id) in [
         (data.join(format!("{run_id}.db")), run_id.clone()),
         (data.join(format!("{validation_id}.db")), validation_id.clone()),
+        // The fake run too: its simulated host reports the training run's
+        // base load besides its calls, as a real host would.
+        (data.join(format!("{validation_id}-fake.db")), format!("{validation_id}-fake")),
     ] {
         if let Err(problems) = check_run(&db, &id, &options) {
             let kept = out.keep();

@@ -117,3 +117,35 @@ async fn the_host_baseline_is_added_to_the_worker_usage_the_model_sees_and_repor
         "an idle simulated host reports the baseline"
     );
 }
+
+#[tokio::test]
+async fn an_idle_instance_holds_the_smallest_ram_seen_in_training() {
+    // Container RAM in training ran from 5 MB (at rest) to 50 MB; each call
+    // is predicted at 20 MB.
+    let ctx = FakeContext::new(|dir| {
+        write_entries(
+            dir,
+            "m.json",
+            &[serde_json::json!({
+                "image_tag": IMAGE, "runtime_unit": "ns",
+                "runtime_coeffs": constant(1e6), "cpu_coeffs": constant(0.25), "ram_coeffs": constant(20e6),
+                "output_ranges": [{"min": 0, "max": 1e9}, {"min": 0, "max": 1}, {"min": 5e6, "max": 5e7}],
+            })],
+        );
+    })
+    .await;
+    let f = ctx.function(IMAGE, config(64, None, 0, 0)).await;
+    ctx.start(&f).await;
+    let mut stream = ctx
+        .client
+        .clone()
+        .resources(proto::controller::ResourcesRequest { interval_ms: 20 })
+        .await
+        .unwrap()
+        .into_inner();
+    let sample = stream.message().await.unwrap().expect("a resource sample");
+    let memory: Vec<u64> = sample.containers.iter().map(|c| c.memory_bytes).collect();
+    // Without a resting RAM an idle simulated instance reported 0 bytes,
+    // which no real container does.
+    assert_eq!(memory, [5_000_000], "one idle instance at its resting RAM");
+}
