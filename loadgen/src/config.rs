@@ -41,6 +41,11 @@ pub const DEFAULT_JPEG_QUALITY: u8 = 85;
 /// less room for the rest of the message.
 pub const MAX_BODY_SIZE: Bytes = Bytes(hyperfake_core::defaults::MAX_MESSAGE_SIZE as u64 - 64 * 1024);
 
+/// Most phases one pattern may generate: each is a schedule section of its
+/// own, and a typo (`phase_count: 4000000000`) would otherwise exhaust memory
+/// during validation (found by fuzzing).
+pub const MAX_PHASE_COUNT: u32 = 100_000;
+
 // === raw: what the user wrote ===
 
 /// The workload file as written. Unknown keys are errors.
@@ -908,6 +913,14 @@ fn validate_pattern(
             Problem::OutOfRange { value: "0".into(), expected: "at least 1".into() },
         );
     }
+    if let Some((_, max)) = count
+        && max > MAX_PHASE_COUNT
+    {
+        p.push(
+            &path.key("phase_count").key("max"),
+            Problem::OutOfRange { value: max.to_string(), expected: format!("at most {MAX_PHASE_COUNT}") },
+        );
+    }
     let likelihood = |p: &mut Problems<'_>, key: &str, v: f64| {
         let ok = (0.0..=1.0).contains(&v);
         if !ok {
@@ -929,7 +942,7 @@ fn validate_pattern(
     Some(Pattern {
         name,
         image_tag: ImageTag::new(image_tag),
-        phase_count: count.filter(|(min, _)| *min > 0)?,
+        phase_count: count.filter(|(min, max)| *min > 0 && *max <= MAX_PHASE_COUNT)?,
         constant_likelihood: constant?,
         start_rps: start?,
         end_rps: end?,

@@ -145,7 +145,8 @@ impl Schedule {
         for (i, phase) in phases.iter().enumerate() {
             let index = u32::try_from(i).unwrap_or(u32::MAX);
             let mut rng = rng(workload.seed, stream::ARRIVALS + u64::from(index));
-            for (seq, at) in phase_arrivals(phase, &mut rng).into_iter().enumerate() {
+            past_max_duration += calls_in_seconds_past(phase, max_ns);
+            for (seq, at) in phase_arrivals(phase, &mut rng, max_ns).into_iter().enumerate() {
                 if at >= max_ns {
                     past_max_duration += 1;
                 } else {
@@ -281,6 +282,20 @@ pub fn resolve_phases(source: &PhaseSource, seed: u64, max_duration: Duration) -
 /// counts whole, so this is at most one second's rate above what
 /// [`Schedule::resolve`] schedules (for Poisson arrivals, above the expected
 /// count).
+/// Calls `phase` plans in its whole seconds that start at or after `until_ns`
+/// (which [`phase_arrivals`] does not expand).
+fn calls_in_seconds_past(phase: &Phase, until_ns: u64) -> u64 {
+    let until = Duration::from_nanos(until_ns);
+    let Some(into_phase) = until.checked_sub(phase.start_time) else {
+        return planned_calls(phase, Duration::MAX);
+    };
+    let expanded = Duration::from_secs(
+        into_phase.as_nanos().div_ceil(u128::from(NANOS_PER_SEC)).try_into().unwrap_or(u64::MAX),
+    );
+    planned_calls(phase, Duration::MAX)
+        .saturating_sub(planned_calls(phase, phase.start_time.saturating_add(expanded)))
+}
+
 pub fn planned_calls(phase: &Phase, max_duration: Duration) -> u64 {
     let Some(left) = max_duration.checked_sub(phase.start_time).filter(|d| !d.is_zero()) else { return 0 };
     let span = u128::from(u64::try_from(phase.duration.min(left).as_nanos()).unwrap_or(u64::MAX));
@@ -353,12 +368,15 @@ pub fn rate_at(phase: &Phase, k: u64) -> u64 {
 }
 
 /// Send times of one phase, in ns after the run's start, in order.
-fn phase_arrivals(phase: &Phase, rng: &mut ChaCha8Rng) -> Vec<u64> {
+fn phase_arrivals(phase: &Phase, rng: &mut ChaCha8Rng, until_ns: u64) -> Vec<u64> {
     let start = u64::try_from(phase.start_time.as_nanos()).unwrap_or(u64::MAX);
     let total = u64::try_from(phase.duration.as_nanos()).unwrap_or(u64::MAX);
     let mut out = Vec::new();
     let mut k = 0u64;
-    while k.saturating_mul(NANOS_PER_SEC) < total {
+    // Seconds that start at or after `until_ns` are not expanded (a phase far
+    // longer than the run would otherwise be built whole; found by fuzzing):
+    // [`calls_in_seconds_past`] counts their calls.
+    while k.saturating_mul(NANOS_PER_SEC) < total && start.saturating_add(k * NANOS_PER_SEC) < until_ns {
         let window_start = start.saturating_add(k * NANOS_PER_SEC);
         let window = (total - k * NANOS_PER_SEC).min(NANOS_PER_SEC);
         let rate = rate_at(phase, k);
@@ -463,7 +481,8 @@ mod tests {
     #[test]
     fn uniform_and_burst_place_calls_within_each_second() {
         let mut rng = rng(1, 0);
-        let uniform = phase_arrivals(&phase(PhaseKind::Constant, 4, 4, 0, 2.0, Arrival::Uniform), &mut rng);
+        let uniform =
+            phase_arrivals(&phase(PhaseKind::Constant, 4, 4, 0, 2.0, Arrival::Uniform), &mut rng, u64::MAX);
         let s = NANOS_PER_SEC;
         assert_eq!(
             uniform,
@@ -478,7 +497,8 @@ mod tests {
                 11 * s + 3 * s / 4
             ]
         );
-        let burst = phase_arrivals(&phase(PhaseKind::Constant, 3, 3, 0, 1.5, Arrival::Burst), &mut rng);
+        let burst =
+            phase_arrivals(&phase(PhaseKind::Constant, 3, 3, 0, 1.5, Arrival::Burst), &mut rng, u64::MAX);
         // 3 at 10 s; the half second at 11 s gets round(1.5) = 2.
         assert_eq!(burst, [10 * s, 10 * s, 10 * s, 11 * s, 11 * s]);
     }
@@ -486,7 +506,11 @@ mod tests {
     #[test]
     fn poisson_counts_average_to_the_rate() {
         let mut rng = rng(7, 0);
-        let calls = phase_arrivals(&phase(PhaseKind::Constant, 50, 50, 0, 200.0, Arrival::Poisson), &mut rng);
+        let calls = phase_arrivals(
+            &phase(PhaseKind::Constant, 50, 50, 0, 200.0, Arrival::Poisson),
+            &mut rng,
+            u64::MAX,
+        );
         // 10_000 expected; a Poisson count has sd 100, so ±500 cannot fail by chance.
         assert!((9_500..=10_500).contains(&calls.len()), "{}", calls.len());
         assert!(calls.windows(2).all(|w| w[0] <= w[1]));
@@ -502,12 +526,12 @@ mod tests {
             phase(PhaseKind::Variable, 2, 50, 5, 6.0, Arrival::Uniform),
         ];
         for p in &cases {
-            let made = phase_arrivals(p, &mut rng(1, 0)).len() as u64;
+            let made = phase_arrivals(p, &mut rng(1, 0), u64::MAX).len() as u64;
             assert_eq!(planned_calls(p, Duration::from_secs(3600)), made, "{p:?}");
         }
         // A partial last second counts whole: an upper bound by under one second's rate.
         let partial = phase(PhaseKind::Constant, 4, 4, 0, 2.5, Arrival::Uniform);
-        let made = phase_arrivals(&partial, &mut rng(1, 0)).len() as u64;
+        let made = phase_arrivals(&partial, &mut rng(1, 0), u64::MAX).len() as u64;
         assert_eq!((made, planned_calls(&partial, Duration::from_secs(3600))), (10, 12));
         // Only what starts before max_duration (the phases start at 10 s).
         let p = &cases[0];

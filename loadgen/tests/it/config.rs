@@ -226,6 +226,46 @@ data_providers:
 }
 
 #[test]
+fn a_phase_count_too_large_to_generate_is_refused() {
+    // Found by fuzzing: 4·10⁹ phases were generated during validation (an
+    // abort for lack of memory).
+    let yaml = "\
+max_duration: 1m
+generate_workload: true
+patterns:
+  echo:
+    image_tag: hyperfaas-echo:latest
+    phase_count: {min: 4000000000, max: 4000000000}
+    constant_likelihood: 1.0
+    parameters:
+      start_rps: {min: 1, max: 5}
+      end_rps: {min: 1, max: 10}
+      step: {min: 1, max: 2}
+function_config:
+  hyperfaas-echo:latest: {memory: 256MB}
+data_providers:
+  hyperfaas-echo:latest: {type: echo}
+";
+    expect(yaml, "patterns.echo.phase_count.max", Some(6), "at most 100000");
+}
+
+#[test]
+fn a_phase_far_longer_than_the_run_is_expanded_only_up_to_max_duration() {
+    // Found by fuzzing: a 100 000 h phase in a 2 s run was expanded whole
+    // (3.6·10⁸ arrivals) before the calls past max_duration were dropped.
+    let yaml = with_phases(
+        "    - {name: long, type: constant, duration: 100000h, start_rps: 1, image_tag: hyperfaas-echo:latest}\n",
+        "",
+    )
+    .replace("max_duration: 1m", "max_duration: 2s");
+    let workload = Workload::from_yaml(&yaml).unwrap();
+    let schedule = loadgen::Schedule::resolve(&workload);
+    assert_eq!(schedule.calls.len(), 2);
+    // The seconds not expanded still count as calls past max_duration.
+    assert_eq!(schedule.past_max_duration, 100_000 * 3600 - 2);
+}
+
+#[test]
 fn every_problem_is_reported_not_just_the_first() {
     let yaml = BASE
         .replace("duration: 20s", "duration: 20q")
