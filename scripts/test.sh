@@ -30,3 +30,10 @@ scripts/build-platform-images.sh
 # two-host test runs the pipeline scripts). A separate `cargo build` would
 # resolve features differently and compile the dependencies a second time.
 cargo test --workspace --no-fail-fast "$@"
+
+# Every fuzz target a few seconds on its committed corpus (issue 14; the long
+# runs are `scripts/fuzz.sh [SECONDS]`): a parser that panics on an input
+# the corpus already holds fails CI. cargo-fuzz runs on stable with -s none.
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+command -v cargo-fuzz >/dev/null || cargo install --locked --quiet cargo-fuzz
+scripts/fuzz.sh --smoke 3
