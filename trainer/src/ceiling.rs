@@ -33,32 +33,49 @@ fn relative_gap(a: f64, b: f64) -> f64 {
     if scale == 0.0 { 0.0 } else { (a - b).abs() / scale }
 }
 
-/// The ceiling of `y` given `features` (one row per request, the payload
-/// features only); `None` without features or with fewer than
-/// [`MIN_PAIRS`] near-identical pairs.
-pub fn noise_ceiling(features: &[Vec<f64>], y: &[f64]) -> Option<NoiseCeiling> {
-    let n = features.len().min(y.len()).min(MAX_ROWS);
-    if n < 2 || features[0].is_empty() {
+/// Each request's nearest near-identical partner, found once per image and
+/// shared by every target's ceiling (the search is the quadratic part).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NearPairs {
+    /// Rows searched (at most [`MAX_ROWS`]).
+    rows: usize,
+    /// `(i, j)`: row `i`'s nearest partner `j` within [`NEAR`].
+    pairs: Vec<(usize, usize)>,
+}
+
+/// The near-identical pairs among `features` (one row per request, the
+/// payload features only); `None` without features.
+pub fn near_pairs(features: &[Vec<f64>]) -> Option<NearPairs> {
+    let rows = features.len().min(MAX_ROWS);
+    if rows < 2 || features[0].is_empty() {
         return None;
     }
-    let mut squared = Vec::new();
-    for i in 0..n {
-        let nearest = (0..n)
-            .filter(|&j| j != i)
-            .map(|j| {
-                let gap = features[i]
-                    .iter()
-                    .zip(&features[j])
-                    .map(|(a, b)| relative_gap(*a, *b))
-                    .fold(0.0, f64::max);
-                (gap, j)
-            })
-            .filter(|(gap, _)| *gap <= NEAR)
-            .min_by(|a, b| a.0.total_cmp(&b.0));
-        if let Some((_, j)) = nearest {
-            squared.push((y[i] - y[j]).powi(2));
-        }
-    }
+    let pairs = (0..rows)
+        .filter_map(|i| {
+            (0..rows)
+                .filter(|&j| j != i)
+                .map(|j| {
+                    let gap = features[i]
+                        .iter()
+                        .zip(&features[j])
+                        .map(|(a, b)| relative_gap(*a, *b))
+                        .fold(0.0, f64::max);
+                    (gap, j)
+                })
+                .filter(|(gap, _)| *gap <= NEAR)
+                .min_by(|a, b| a.0.total_cmp(&b.0))
+                .map(|(_, j)| (i, j))
+        })
+        .collect();
+    Some(NearPairs { rows, pairs })
+}
+
+/// The ceiling of `y` (one value per row of the features `pairs` came from);
+/// `None` with fewer than [`MIN_PAIRS`] near-identical pairs.
+pub fn noise_ceiling(pairs: &NearPairs, y: &[f64]) -> Option<NoiseCeiling> {
+    let n = pairs.rows.min(y.len());
+    let squared: Vec<f64> =
+        pairs.pairs.iter().filter(|(i, j)| *i < n && *j < n).map(|&(i, j)| (y[i] - y[j]).powi(2)).collect();
     if squared.len() < MIN_PAIRS {
         return None;
     }
@@ -87,19 +104,20 @@ mod tests {
             xs.push(vec![x]);
             ys.push(x + noise);
         }
-        let c = noise_ceiling(&xs, &ys).unwrap();
+        let pairs = near_pairs(&xs).unwrap();
+        let c = noise_ceiling(&pairs, &ys).unwrap();
         assert!((c.r2 - 0.5).abs() < 0.05, "{c:?}");
         // Without noise the ceiling is (nearly) 1.
         let exact: Vec<f64> = xs.iter().map(|x| x[0]).collect();
-        assert!(noise_ceiling(&xs, &exact).unwrap().r2 > 0.99);
+        assert!(noise_ceiling(&pairs, &exact).unwrap().r2 > 0.99);
     }
 
     #[test]
     fn none_without_features_or_near_pairs() {
-        assert_eq!(noise_ceiling(&[vec![], vec![]], &[1.0, 2.0]), None);
+        assert_eq!(near_pairs(&[vec![], vec![]]), None);
         // Every request asks for twice the previous one's work: no near pairs.
         let xs: Vec<Vec<f64>> = (0..40).map(|i| vec![2f64.powi(i)]).collect();
         let ys: Vec<f64> = (0..40).map(f64::from).collect();
-        assert_eq!(noise_ceiling(&xs, &ys), None);
+        assert_eq!(noise_ceiling(&near_pairs(&xs).unwrap(), &ys), None);
     }
 }

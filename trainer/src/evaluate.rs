@@ -95,6 +95,7 @@ pub fn evaluate(cfg: &EvalConfig, progress: &Progress) -> Result<Evaluation> {
         let mut metrics = BTreeMap::new();
         let mut noise_ceiling = BTreeMap::new();
         let payload: Vec<Vec<f64>> = x.iter().map(|r| r[5..5 + k].to_vec()).collect();
+        let near = ceiling::near_pairs(&payload);
         for (t, name) in info.output_names().iter().enumerate() {
             let Some(col) = rows.schema.target(name) else { continue };
             let a: Vec<f64> = y.iter().map(|r| r[col]).collect();
@@ -102,7 +103,7 @@ pub fn evaluate(cfg: &EvalConfig, progress: &Progress) -> Result<Evaluation> {
             if let Some(m) = Metrics::compute(&a, &p) {
                 metrics.insert(name.to_string(), m);
             }
-            if let Some(c) = ceiling::noise_ceiling(&payload, &a) {
+            if let Some(c) = near.as_ref().and_then(|near| ceiling::noise_ceiling(near, &a)) {
                 noise_ceiling.insert(name.to_string(), c);
             }
         }
