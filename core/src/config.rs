@@ -44,7 +44,7 @@ pub struct FunctionConfig {
 
 /// What is wrong with a function configuration, naming the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
+pub enum FunctionConfigError {
     #[error("image_tag: must not be empty")]
     MissingImageTag,
     /// The image is not one a worker may start (see [`crate::ImageRef`]).
@@ -80,36 +80,36 @@ pub struct RawConfig {
 
 impl FunctionConfig {
     /// Validates wire values. The one place that decides what a valid config is.
-    pub fn validate(raw: RawConfig) -> Result<Self, ConfigError> {
+    pub fn validate(raw: RawConfig) -> Result<Self, FunctionConfigError> {
         let RawConfig { memory_bytes, cpu, timeout_s, max_concurrency } = raw;
         let memory = u64::try_from(memory_bytes)
             .ok()
             .filter(|m| *m >= MIN_MEMORY.0)
             .map(Bytes)
-            .ok_or(ConfigError::Memory(memory_bytes))?;
+            .ok_or(FunctionConfigError::Memory(memory_bytes))?;
         let cpu = match cpu {
             None | Some((0, 0)) => None,
             Some((period, quota)) if period == 0 => {
-                return Err(ConfigError::QuotaWithoutPeriod { quota, period });
+                return Err(FunctionConfigError::QuotaWithoutPeriod { quota, period });
             }
             Some((period, quota)) if quota == 0 => {
-                return Err(ConfigError::PeriodWithoutQuota { period, quota });
+                return Err(FunctionConfigError::PeriodWithoutQuota { period, quota });
             }
             Some((period, quota)) => {
                 let period_us = u64::try_from(period)
                     .ok()
                     .filter(|p| CPU_PERIOD_RANGE_US.contains(p))
-                    .ok_or(ConfigError::CpuPeriod(period))?;
+                    .ok_or(FunctionConfigError::CpuPeriod(period))?;
                 let quota_us = u64::try_from(quota)
                     .ok()
                     .filter(|q| *q >= MIN_CPU_QUOTA_US)
-                    .ok_or(ConfigError::CpuQuota(quota))?;
+                    .ok_or(FunctionConfigError::CpuQuota(quota))?;
                 Some(CpuQuota { period_us, quota_us })
             }
         };
-        let timeout = u64::try_from(timeout_s).map_err(|_| ConfigError::Timeout(timeout_s))?;
-        let max_concurrency =
-            u32::try_from(max_concurrency).map_err(|_| ConfigError::MaxConcurrency(max_concurrency))?;
+        let timeout = u64::try_from(timeout_s).map_err(|_| FunctionConfigError::Timeout(timeout_s))?;
+        let max_concurrency = u32::try_from(max_concurrency)
+            .map_err(|_| FunctionConfigError::MaxConcurrency(max_concurrency))?;
         Ok(FunctionConfig {
             memory,
             cpu,
@@ -155,31 +155,31 @@ mod tests {
     #[test]
     fn rejects_each_bad_field_by_name() {
         let mb = Bytes::MIB as i64;
-        assert_eq!(FunctionConfig::validate(raw(0, None)), Err(ConfigError::Memory(0)));
-        assert_eq!(FunctionConfig::validate(raw(-5, None)), Err(ConfigError::Memory(-5)));
+        assert_eq!(FunctionConfig::validate(raw(0, None)), Err(FunctionConfigError::Memory(0)));
+        assert_eq!(FunctionConfig::validate(raw(-5, None)), Err(FunctionConfigError::Memory(-5)));
         assert_eq!(
             FunctionConfig::validate(raw(64 * mb, Some((0, 50_000)))),
-            Err(ConfigError::QuotaWithoutPeriod { quota: 50_000, period: 0 })
+            Err(FunctionConfigError::QuotaWithoutPeriod { quota: 50_000, period: 0 })
         );
         assert_eq!(
             FunctionConfig::validate(raw(64 * mb, Some((100_000, 0)))),
-            Err(ConfigError::PeriodWithoutQuota { period: 100_000, quota: 0 })
+            Err(FunctionConfigError::PeriodWithoutQuota { period: 100_000, quota: 0 })
         );
         assert_eq!(
             FunctionConfig::validate(raw(64 * mb, Some((10, 5_000)))),
-            Err(ConfigError::CpuPeriod(10))
+            Err(FunctionConfigError::CpuPeriod(10))
         );
         assert_eq!(
             FunctionConfig::validate(raw(64 * mb, Some((100_000, 10)))),
-            Err(ConfigError::CpuQuota(10))
+            Err(FunctionConfigError::CpuQuota(10))
         );
         let mut r = raw(64 * mb, None);
         r.timeout_s = -1;
-        assert_eq!(FunctionConfig::validate(r), Err(ConfigError::Timeout(-1)));
+        assert_eq!(FunctionConfig::validate(r), Err(FunctionConfigError::Timeout(-1)));
         r.timeout_s = 0;
         r.max_concurrency = -3;
-        assert_eq!(FunctionConfig::validate(r), Err(ConfigError::MaxConcurrency(-3)));
-        assert!(ConfigError::Memory(0).to_string().starts_with("config.memory"));
+        assert_eq!(FunctionConfig::validate(r), Err(FunctionConfigError::MaxConcurrency(-3)));
+        assert!(FunctionConfigError::Memory(0).to_string().starts_with("config.memory"));
     }
 
     #[test]

@@ -20,7 +20,7 @@ pub mod time;
 pub mod trailers;
 pub mod units;
 
-pub use config::{ConfigError, CpuQuota, FunctionConfig};
+pub use config::{CpuQuota, FunctionConfig, FunctionConfigError};
 pub use ids::{FunctionId, FunctionIdError, ImageTag, InstanceId, RequestId};
 pub use image_ref::{ImageRef, ImageRefError};
 pub use payload::{PayloadFeature, PayloadFeatures};

@@ -1,7 +1,7 @@
 //! A registered function, and its one conversion from and to the wire's
 //! `FunctionRecord`. The store and the client both validate through it.
 
-use hyperfake_core::{ConfigError, FunctionConfig, FunctionId, FunctionIdError, ImageTag, Nanos};
+use hyperfake_core::{FunctionConfig, FunctionConfigError, FunctionId, FunctionIdError, ImageTag, Nanos};
 use proto::convert;
 use proto::database::FunctionRecord;
 
@@ -24,7 +24,7 @@ pub enum InvalidRecord {
     #[error(transparent)]
     Id(#[from] FunctionIdError),
     #[error("function {id}: {error}")]
-    Config { id: FunctionId, error: ConfigError },
+    Config { id: FunctionId, error: FunctionConfigError },
     #[error("function {id}: created_at_ns {value} is before the Unix epoch")]
     CreatedAt { id: FunctionId, value: i64 },
 }
@@ -96,13 +96,13 @@ mod tests {
         zero_memory.config.as_mut().unwrap().memory = 0;
         assert_eq!(
             Function::try_from(zero_memory),
-            Err(InvalidRecord::Config { id: id.clone(), error: ConfigError::Memory(0) })
+            Err(InvalidRecord::Config { id: id.clone(), error: FunctionConfigError::Memory(0) })
         );
 
         let no_tag = FunctionRecord { image_tag: None, ..valid.clone() };
         assert_eq!(
             Function::try_from(no_tag),
-            Err(InvalidRecord::Config { id: id.clone(), error: ConfigError::MissingImageTag })
+            Err(InvalidRecord::Config { id: id.clone(), error: FunctionConfigError::MissingImageTag })
         );
 
         let bad_id = FunctionRecord {
@@ -117,7 +117,10 @@ mod tests {
         let mut registry = valid.clone();
         registry.image_tag = Some(proto::common::ImageTag { tag: "hyperfaas-evil.example.com/x".into() });
         let err = Function::try_from(registry).unwrap_err();
-        assert!(matches!(&err, InvalidRecord::Config { error: ConfigError::ImageTag(_), .. }), "{err:?}");
+        assert!(
+            matches!(&err, InvalidRecord::Config { error: FunctionConfigError::ImageTag(_), .. }),
+            "{err:?}"
+        );
 
         let before_epoch = FunctionRecord { created_at_ns: -1, ..valid };
         assert_eq!(Function::try_from(before_epoch), Err(InvalidRecord::CreatedAt { id, value: -1 }));

@@ -4,7 +4,7 @@ use std::error::Error as _;
 use std::future::Future;
 
 use hyperfake_core::defaults::MAX_MESSAGE_SIZE;
-use hyperfake_core::{ConfigError, FunctionId, FunctionIdError};
+use hyperfake_core::{FunctionConfigError, FunctionId, FunctionIdError};
 use proto::auth::RequireToken;
 use proto::database::function_store_server::{FunctionStore, FunctionStoreServer};
 use proto::database::{CreateRequest, FunctionRecord, ListRequest, ListResponse};
@@ -59,7 +59,7 @@ pub struct FunctionStoreService {
 #[derive(Debug, thiserror::Error)]
 enum Error {
     #[error(transparent)]
-    Invalid(#[from] ConfigError),
+    Invalid(#[from] FunctionConfigError),
     #[error(transparent)]
     FunctionId(#[from] FunctionIdError),
     #[error(transparent)]

@@ -36,9 +36,10 @@ pub mod schedule;
 pub mod sender;
 pub mod summary;
 pub mod trace;
+pub mod warmup;
 pub mod yaml_path;
 
-pub use config::{ConfigError, ConfigErrors, Problem, Workload};
+pub use config::{Problem, Workload, WorkloadError, WorkloadErrors};
 pub use payload::Payloads;
 pub use schedule::{Schedule, ScheduledCall};
 pub use sender::Stop;

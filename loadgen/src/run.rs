@@ -21,9 +21,9 @@ use tokio::sync::watch;
 
 use crate::config::Workload;
 use crate::payload::Payloads;
-use crate::record::{self, RunRow, RunStatus};
+use crate::record::{self, RunRow, RunStatus, WriterSettings};
 use crate::schedule::Schedule;
-use crate::sender::{self, Clock, Counters, SendOptions, Stop, Target};
+use crate::sender::{self, Clock, Counters, Dispatcher, SendOptions, Stop, Target};
 
 /// Where run databases go unless `--out` says otherwise.
 pub const DEFAULT_OUT_DIR: &str = "training_data";
@@ -54,6 +54,11 @@ pub struct RunOptions {
     /// Shared token sent with every request (`--token` / `HYPERFAKE_TOKEN`).
     pub token: BearerToken,
     pub progress: bool,
+    /// How the call writer rides out a run database it cannot write: retry
+    /// interval, give-up time, lock wait ([`WriterSettings::default`]: 500 ms,
+    /// 60 s, 10 s; the lock wait also applies to marking the run). Tests
+    /// make them short.
+    pub writer: WriterSettings,
 }
 
 /// How a run went.
@@ -186,6 +191,7 @@ async fn execute(
         max_in_flight,
         token,
         progress,
+        writer,
     } = options;
     let run_id = run_id.unwrap_or_else(new_run_id);
     if !valid_run_id(&run_id) {
@@ -207,6 +213,8 @@ async fn execute(
 
     let mut conn =
         record::open(&db_path).with_context(|| format!("cannot open run database {}", db_path.display()))?;
+    // Marking the run waits for a lock as long as the writer's commits do.
+    conn.busy_timeout(writer.busy_timeout).context("cannot set the run database's busy timeout")?;
     let exists: bool = conn
         .query_row("SELECT EXISTS (SELECT 1 FROM runs WHERE run_id = ?1)", [&run_id], |r| r.get(0))
         .context("cannot read the runs table")?;
@@ -248,9 +256,27 @@ async fn execute(
         }
     };
 
+    if let Some(warmup) = &workload.warmup {
+        let warming = crate::warmup::Warming {
+            warmup,
+            workload: &workload,
+            schedule: &schedule,
+            payloads: &payloads,
+            target: &target,
+            run_id: &run_id,
+            progress,
+        };
+        if let Err(e) = warming.run(&mut conn, stop.clone()).await {
+            let status =
+                if *stop.borrow() == Stop::Running { RunStatus::Failed } else { RunStatus::Interrupted };
+            fail(&conn, &e, status);
+            return Err(e);
+        }
+    }
+
     let writer_conn =
         record::open(&db_path).context("cannot open a second connection for the call writer")?;
-    let (recorder, records) = record::Recorder::start(writer_conn, run_id.clone(), RECORD_QUEUE);
+    let (recorder, records) = record::Recorder::start_with(writer_conn, run_id.clone(), RECORD_QUEUE, writer);
     let counters = Arc::new(Counters::default());
     let bar = progress_bar(progress, schedule.calls.len() as u64, "calls due");
     let ticker = tokio::spawn(tick_progress(bar.clone(), counters.clone()));
@@ -261,11 +287,11 @@ async fn execute(
         rusqlite::params![run_id, clock.unix_ns],
     )
     .context("cannot record the run's start time")?;
-    let report = sender::send_all(
-        schedule.clone(),
-        Arc::new(payloads),
+    let report = Dispatcher {
+        schedule: schedule.clone(),
+        payloads: Arc::new(payloads),
         target,
-        SendOptions {
+        options: SendOptions {
             run_id: run_id.clone(),
             call_timeout: workload.call_timeout,
             max_in_flight,
@@ -274,8 +300,9 @@ async fn execute(
         clock,
         records,
         stop,
-        counters.clone(),
-    )
+        counters: counters.clone(),
+    }
+    .send_all()
     .await;
     ticker.abort();
     bar.finish_and_clear();

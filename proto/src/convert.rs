@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use hyperfake_core::config::RawConfig;
-use hyperfake_core::{ConfigError, FunctionConfig, FunctionId, ImageRef, ImageTag, InstanceId, Nanos};
+use hyperfake_core::{
+    FunctionConfig, FunctionConfigError, FunctionId, ImageRef, ImageTag, InstanceId, Nanos,
+};
 
 use crate::common;
 
@@ -38,17 +40,17 @@ impl From<&FunctionConfig> for common::Config {
 }
 
 /// Validates an optional wire config.
-pub fn function_config(config: Option<&common::Config>) -> Result<FunctionConfig, ConfigError> {
-    let config = config.ok_or(ConfigError::MissingConfig)?;
+pub fn function_config(config: Option<&common::Config>) -> Result<FunctionConfig, FunctionConfigError> {
+    let config = config.ok_or(FunctionConfigError::MissingConfig)?;
     FunctionConfig::validate(config.into())
 }
 
 /// Validates an optional wire image tag: present, non-empty, and a reference
 /// [`ImageRef::parse`] allows (a local `hyperfaas-<name>` image, no registry).
-pub fn image_tag(tag: Option<&common::ImageTag>) -> Result<ImageTag, ConfigError> {
+pub fn image_tag(tag: Option<&common::ImageTag>) -> Result<ImageTag, FunctionConfigError> {
     match tag {
         Some(t) if !t.tag.trim().is_empty() => Ok(ImageRef::parse(t.tag.trim())?.image_tag()),
-        _ => Err(ConfigError::MissingImageTag),
+        _ => Err(FunctionConfigError::MissingImageTag),
     }
 }
 
@@ -120,10 +122,13 @@ mod tests {
     fn image_tags_go_through_the_image_reference_parser() {
         let tag = |t: &str| image_tag(Some(&common::ImageTag { tag: t.into() }));
         assert_eq!(tag(" hyperfaas-echo:latest "), Ok(ImageTag::from("hyperfaas-echo:latest")));
-        assert_eq!(tag(""), Err(ConfigError::MissingImageTag));
-        assert_eq!(image_tag(None), Err(ConfigError::MissingImageTag));
+        assert_eq!(tag(""), Err(FunctionConfigError::MissingImageTag));
+        assert_eq!(image_tag(None), Err(FunctionConfigError::MissingImageTag));
         let err = tag("hyperfaas-evil.example.com/x").unwrap_err();
-        assert!(matches!(err, ConfigError::ImageTag(hyperfake_core::ImageRefError::Path { .. })), "{err:?}");
+        assert!(
+            matches!(err, FunctionConfigError::ImageTag(hyperfake_core::ImageRefError::Path { .. })),
+            "{err:?}"
+        );
         assert!(err.to_string().starts_with("image_tag: image reference \"hyperfaas-evil.example.com/x\""));
     }
 

@@ -1,4 +1,4 @@
-use hyperfake_core::{Bytes, ConfigError, CpuQuota};
+use hyperfake_core::{Bytes, CpuQuota, FunctionConfigError};
 use tempfile::TempDir;
 
 use super::*;
@@ -58,7 +58,7 @@ async fn a_row_edited_into_nonsense_is_reported_as_corrupt() {
 
     let expected = InvalidRecord::Config {
         id: function.id.clone(),
-        error: ConfigError::QuotaWithoutPeriod { quota: 25_000, period: 0 },
+        error: FunctionConfigError::QuotaWithoutPeriod { quota: 25_000, period: 0 },
     };
     let err = store.get(&function.id).await.unwrap_err();
     assert!(matches!(&err, StoreError::Corrupt(e) if *e == expected), "{err:?}");

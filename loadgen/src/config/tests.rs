@@ -1,4 +1,10 @@
-use super::*;
+use std::time::Duration;
+
+use hyperfake_core::Bytes;
+
+use super::Problem;
+use super::raw::Scalar;
+use super::scalar::{image_size, seconds_or_duration, size};
 
 #[test]
 fn timeout_accepts_seconds_and_durations() {

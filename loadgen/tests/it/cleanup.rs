@@ -72,6 +72,7 @@ fn options(yaml: &str, db: &Path) -> RunOptions {
         max_in_flight: None,
         token: Default::default(),
         progress: false,
+        writer: Default::default(),
     }
 }
 

@@ -1,9 +1,9 @@
 use loadgen::config::{Arrival, DataProvider, PhaseKind, PhaseSource};
-use loadgen::{ConfigErrors, Problem, Workload};
+use loadgen::{Problem, Workload, WorkloadErrors};
 
 use crate::common::{BASE, configs_dir};
 
-fn errors(yaml: &str) -> ConfigErrors {
+fn errors(yaml: &str) -> WorkloadErrors {
     match Workload::from_yaml(yaml) {
         Ok(w) => panic!("expected an error, got {w:#?}\n--- yaml ---\n{yaml}"),
         Err(e) => e,
@@ -11,7 +11,7 @@ fn errors(yaml: &str) -> ConfigErrors {
 }
 
 /// Asserts there is an error at `path`, on `line`, whose message contains `needle`.
-fn expect(yaml: &str, path: &str, line: Option<usize>, needle: &str) -> ConfigErrors {
+fn expect(yaml: &str, path: &str, line: Option<usize>, needle: &str) -> WorkloadErrors {
     let all = errors(yaml);
     let Some(e) = all.at(path) else { panic!("no error at {path}; got:\n{all}") };
     assert_eq!(e.line, line, "line of {path}; got:\n{all}");

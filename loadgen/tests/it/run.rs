@@ -36,6 +36,7 @@ async fn run_with_token(
             max_in_flight: None,
             token: proto::auth::BearerToken::new(token).unwrap(),
             progress: false,
+            writer: Default::default(),
         },
         stop,
     )

@@ -2,7 +2,7 @@ use std::path::{Path, PathBuf};
 
 use loadgen::schedule::RequestParams;
 use loadgen::trace::TraceErrorKind;
-use loadgen::{ConfigErrors, Payloads, Problem, Schedule, Workload};
+use loadgen::{Payloads, Problem, Schedule, Workload, WorkloadErrors};
 
 use crate::common::configs_dir;
 
@@ -47,7 +47,7 @@ fn load(yaml: &str) -> Workload {
     Workload::from_yaml(yaml).unwrap_or_else(|e| panic!("{e}\n--- yaml ---\n{yaml}"))
 }
 
-fn errors(yaml: &str) -> ConfigErrors {
+fn errors(yaml: &str) -> WorkloadErrors {
     match Workload::from_yaml(yaml) {
         Ok(_) => panic!("expected an error\n--- yaml ---\n{yaml}"),
         Err(e) => e,

@@ -5,8 +5,9 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use hyperfake_core::{FunctionId, ImageTag};
-use loadgen::record::{self, CallRecord, Recorder, WriterError, WriterSettings};
-use loadgen::sender::{self, Clock, Counters, SendOptions, Stop, Target};
+use loadgen::record::{self, CallRecord, Recorder, RunStatus, WriterError, WriterSettings};
+use loadgen::run::RunOptions;
+use loadgen::sender::{Clock, Counters, Dispatcher, SendOptions, Stop, Target};
 use loadgen::{Payloads, Schedule, Workload};
 use rusqlite::Connection;
 use tokio::sync::{mpsc, watch};
@@ -32,8 +33,8 @@ fn call(i: u64) -> CallRecord {
 /// and giving up after `give_up_after`.
 fn writer(path: &Path, busy: Duration, give_up_after: Duration) -> (Recorder, mpsc::Sender<CallRecord>) {
     let conn = record::open(path).unwrap();
-    conn.busy_timeout(busy).unwrap();
-    let settings = WriterSettings { retry_interval: Duration::from_millis(20), give_up_after };
+    let settings =
+        WriterSettings { retry_interval: Duration::from_millis(20), give_up_after, busy_timeout: busy };
     Recorder::start_with(conn, RUN.into(), 64, settings)
 }
 
@@ -142,20 +143,154 @@ async fn sending_stops_when_the_writer_gives_up() {
         max_in_flight: None,
         lookahead: 16,
     };
-    let sent = sender::send_all(
-        Arc::clone(&schedule),
+    let sent = Dispatcher {
+        schedule: Arc::clone(&schedule),
         payloads,
         target,
         options,
-        Clock::starting_in(Duration::from_millis(100)),
+        clock: Clock::starting_in(Duration::from_millis(100)),
         records,
         stop,
-        Arc::new(Counters::default()),
-    );
+        counters: Arc::new(Counters::default()),
+    }
+    .send_all();
     let report =
         tokio::time::timeout(HANG_GUARD, sent).await.expect("sending stopped when the writer gave up");
     assert!(report.due < schedule.calls.len() as u64, "{report:?}");
     assert!(!report.interrupted, "stopped by the writer, not by a signal");
     let error = finish(recorder).await.unwrap_err();
     assert!(format!("{:#}", anyhow::Error::new(error)).contains("database is locked"));
+}
+
+// === through `loadgen::run` ===
+
+/// `loadgen::run` options writing to `db` with a writer that waits `busy`
+/// for a lock, retries every 20 ms and gives up after `give_up_after`.
+fn run_options(yaml: &str, db: &Path, busy: Duration, give_up_after: Duration) -> RunOptions {
+    RunOptions {
+        workload: Workload::from_yaml(yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}")),
+        config_yaml: yaml.to_string(),
+        config_path: None,
+        out: Some(db.to_path_buf()),
+        leaf_address: None,
+        run_id: Some(RUN.into()),
+        max_in_flight: None,
+        token: Default::default(),
+        progress: false,
+        writer: WriterSettings {
+            retry_interval: Duration::from_millis(20),
+            give_up_after,
+            busy_timeout: busy,
+        },
+    }
+}
+
+/// Rows in `calls` now; 0 before the run has created the file and its tables.
+fn rows_so_far(path: &Path) -> i64 {
+    let Ok(conn) = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY) else {
+        return 0;
+    };
+    conn.query_row("SELECT COUNT(*) FROM calls", [], |r| r.get(0)).unwrap_or(0)
+}
+
+/// Takes the lock from a blocking thread (it may wait for a commit in progress).
+async fn lock_now(path: &Path) -> Connection {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || hold_lock(&path)).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_database_is_locked_for_a_while_loses_no_row() {
+    let served = serve(TestLeaf::new()).await;
+    // 150 calls over 3 s.
+    let yaml = workload_yaml(
+        served.addr,
+        "10s",
+        "5s",
+        "32",
+        &["{name: p, type: constant, duration: 3s, start_rps: 50, image_tag: hyperfaas-echo:latest}"],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("run.db");
+    let (_stop_tx, stop) = watch::channel(Stop::Running);
+    let options = run_options(&yaml, &path, Duration::from_millis(50), HANG_GUARD);
+    // `run` holds a SQLite connection across awaits (not Send): it runs
+    // beside the lock's choreography in this task, not in a spawned one.
+    let seen = Arc::clone(&served.seen);
+    let choreography = async {
+        until("30 calls sent", || seen.calls.load(Ordering::SeqCst) >= 30).await;
+        let lock = lock_now(&path).await;
+        // The run goes on sending while no row can be written: 40 more calls.
+        let locked_at = seen.calls.load(Ordering::SeqCst);
+        until("40 calls sent under the lock", || seen.calls.load(Ordering::SeqCst) >= locked_at + 40).await;
+        let rows_under_lock = count(&path, "SELECT COUNT(*) FROM calls");
+        drop(lock);
+        (locked_at, rows_under_lock)
+    };
+    let both = async { tokio::join!(loadgen::run::run(options, stop), choreography) };
+    let (report, (locked_at, rows_under_lock)) =
+        tokio::time::timeout(HANG_GUARD, both).await.expect("the run ended");
+    let report = report.unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(report.status, RunStatus::Completed, "{report:?}");
+    assert_eq!(report.due, report.scheduled, "nothing stopped the run early: {report:?}");
+    assert_eq!(report.recorded, report.due, "{report:?}");
+    let rows = count(&path, "SELECT COUNT(*) FROM calls WHERE run_id = 'writer-test'");
+    assert_eq!(u64::try_from(rows).unwrap(), report.due);
+    assert_eq!(count(&path, "SELECT COUNT(DISTINCT call_index) FROM calls"), rows);
+    assert!(
+        rows_under_lock < i64::try_from(locked_at).unwrap() + 40,
+        "the calls sent under the lock were written after it: {rows_under_lock} rows while locked"
+    );
+    let (status, due, recorded): (String, i64, i64) = Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT status, calls_due, calls_recorded FROM runs", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .unwrap();
+    assert_eq!((status.as_str(), due, recorded), ("completed", rows, rows));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_database_stays_locked_stops_early_naming_the_database() {
+    let served = serve(TestLeaf::new()).await;
+    // 2 000 calls over 100 s: only the writer giving up ends this early.
+    let yaml = workload_yaml(
+        served.addr,
+        "10s",
+        "2m",
+        "32",
+        &["{name: long, type: constant, duration: 100s, start_rps: 20, image_tag: hyperfaas-echo:latest}"],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("run.db");
+    let (_stop_tx, stop) = watch::channel(Stop::Running);
+    let options = run_options(&yaml, &path, Duration::from_millis(50), Duration::from_millis(500));
+    let seen = Arc::clone(&served.seen);
+    // Locks once rows are being written and keeps the lock until the run has
+    // ended (`run` is not Send: it runs in this task, beside this).
+    let (lock_tx, lock_rx) = tokio::sync::oneshot::channel();
+    let choreography = async {
+        until("10 rows written", || rows_so_far(&path) >= 10).await;
+        lock_tx.send(lock_now(&path).await).unwrap();
+    };
+    let run = async {
+        let result = loadgen::run::run(options, stop).await;
+        (result, seen.calls.load(Ordering::SeqCst))
+    };
+    let both = async { tokio::join!(run, choreography) };
+    let ((result, sent), ()) = tokio::time::timeout(HANG_GUARD, both).await.expect("the run stopped early");
+    drop(lock_rx.await.unwrap());
+
+    let error = result.expect_err("a run that cannot keep its rows fails");
+    let text = format!("{error:#}");
+    assert!(text.contains(&path.display().to_string()), "names the database: {text}");
+    assert!(text.contains("database is locked") && text.contains("the run stopped"), "{text}");
+    assert!(sent < 2_000, "sending stopped: {sent} calls");
+    // Rows committed before the lock are kept, and no call was sent after
+    // the writer gave up beyond those it was told about.
+    let rows = count(&path, "SELECT COUNT(*) FROM calls");
+    assert!(rows > 0 && u64::try_from(rows).unwrap() <= sent, "{rows} rows, {sent} sent");
+    let status: String =
+        Connection::open(&path).unwrap().query_row("SELECT status FROM runs", [], |r| r.get(0)).unwrap();
+    assert_ne!(status, "completed");
 }
