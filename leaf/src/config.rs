@@ -244,7 +244,7 @@ impl NodeSettings {
 
 /// A bad setting, naming where it came from.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
+pub enum LeafConfigError {
     #[error("{path}: {message}")]
     File { path: PathBuf, message: String },
     #[error("{field}: {value:?} is not a duration (examples: 250ms, 2s, 1m)")]
@@ -264,19 +264,20 @@ pub enum ConfigError {
 /// Every problem found, one per line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid settings:\n  {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  "))]
-pub struct ConfigErrors(pub Vec<ConfigError>);
+pub struct LeafConfigErrors(pub Vec<LeafConfigError>);
 
 // === Merge ===
 
 /// Reads the file named by `--config`, if any.
-pub fn read_file(path: &Path) -> Result<FileConfig, ConfigErrors> {
-    let file_error = |message: String| ConfigErrors(vec![ConfigError::File { path: path.into(), message }]);
+pub fn read_file(path: &Path) -> Result<FileConfig, LeafConfigErrors> {
+    let file_error =
+        |message: String| LeafConfigErrors(vec![LeafConfigError::File { path: path.into(), message }]);
     let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
     serde_yaml_ng::from_str(&text).map_err(|e| file_error(e.to_string()))
 }
 
 /// Parses the command line, reads the config file it names and merges them.
-pub fn from_args(args: Args) -> Result<NodeSettings, ConfigErrors> {
+pub fn from_args(args: Args) -> Result<NodeSettings, LeafConfigErrors> {
     let file = match &args.config {
         Some(path) => read_file(path)?,
         None => FileConfig::default(),
@@ -286,7 +287,7 @@ pub fn from_args(args: Args) -> Result<NodeSettings, ConfigErrors> {
 
 /// The one place precedence is decided: flag > env (both in `args`) > file >
 /// default. Reports every bad value, not just the first.
-pub fn merge(args: Args, file: FileConfig) -> Result<NodeSettings, ConfigErrors> {
+pub fn merge(args: Args, file: FileConfig) -> Result<NodeSettings, LeafConfigErrors> {
     // Destructured exhaustively so a new setting forces a decision here.
     let Args {
         config: _,
@@ -336,14 +337,14 @@ pub fn merge(args: Args, file: FileConfig) -> Result<NodeSettings, ConfigErrors>
             (None, Some(text)) => match humantime::parse_duration(text.trim()) {
                 Ok(d) => d,
                 Err(_) => {
-                    errors.push(ConfigError::Duration { field, value: text });
+                    errors.push(LeafConfigError::Duration { field, value: text });
                     return default;
                 }
             },
             (None, None) => default,
         };
         if value.is_zero() {
-            errors.push(ConfigError::Zero { field });
+            errors.push(LeafConfigError::Zero { field });
         }
         value
     };
@@ -367,7 +368,7 @@ pub fn merge(args: Args, file: FileConfig) -> Result<NodeSettings, ConfigErrors>
     let mut count = |field: &'static str, flag: Option<u32>, file: Option<u32>, default: u32| {
         let value = flag.or(file).unwrap_or(default);
         if value == 0 {
-            errors.push(ConfigError::Zero { field });
+            errors.push(LeafConfigError::Zero { field });
         }
         value
     };
@@ -380,7 +381,7 @@ pub fn merge(args: Args, file: FileConfig) -> Result<NodeSettings, ConfigErrors>
     let call_retries = call_retries.or(f_call_retries).unwrap_or(DEFAULT_CALL_RETRIES);
 
     if reconnect_min > reconnect_max {
-        errors.push(ConfigError::Backoff { min: reconnect_min, max: reconnect_max });
+        errors.push(LeafConfigError::Backoff { min: reconnect_min, max: reconnect_max });
     }
     // Flag or env (token or token file) > the file's `token`.
     let token = match Token::from_flags(token.as_deref(), token_file.as_deref())
@@ -390,7 +391,7 @@ pub fn merge(args: Args, file: FileConfig) -> Result<NodeSettings, ConfigErrors>
     {
         Ok(token) => token,
         Err(e) => {
-            errors.push(ConfigError::Token(e));
+            errors.push(LeafConfigError::Token(e));
             None
         }
     };
@@ -400,16 +401,16 @@ pub fn merge(args: Args, file: FileConfig) -> Result<NodeSettings, ConfigErrors>
         (false, true) => Role::Leaf { workers },
         (true, false) => Role::Balancer { children },
         (false, false) => {
-            errors.push(ConfigError::BothRoles);
+            errors.push(LeafConfigError::BothRoles);
             Role::Leaf { workers }
         }
         (true, true) => {
-            errors.push(ConfigError::NoRole);
+            errors.push(LeafConfigError::NoRole);
             Role::Leaf { workers }
         }
     };
     if !errors.is_empty() {
-        return Err(ConfigErrors(errors));
+        return Err(LeafConfigErrors(errors));
     }
     Ok(NodeSettings {
         address: address.or(f_address).unwrap_or_else(|| defaults::LEAF_ADDRESS.to_string()),
@@ -470,13 +471,13 @@ mod tests {
         assert_eq!(
             err.0,
             vec![
-                ConfigError::Duration { field: "state_interval", value: "soon".into() },
-                ConfigError::Zero { field: "max_instances" },
-                ConfigError::Backoff { min: Duration::from_secs(9), max: DEFAULT_RECONNECT_MAX },
-                ConfigError::BothRoles,
+                LeafConfigError::Duration { field: "state_interval", value: "soon".into() },
+                LeafConfigError::Zero { field: "max_instances" },
+                LeafConfigError::Backoff { min: Duration::from_secs(9), max: DEFAULT_RECONNECT_MAX },
+                LeafConfigError::BothRoles,
             ]
         );
-        assert_eq!(merge(args(&[]), FileConfig::default()).unwrap_err().0, vec![ConfigError::NoRole]);
+        assert_eq!(merge(args(&[]), FileConfig::default()).unwrap_err().0, vec![LeafConfigError::NoRole]);
     }
 
     #[test]
@@ -495,7 +496,7 @@ mod tests {
         assert_eq!(s.token.as_ref().map(Token::as_str), Some("flag"));
         let err =
             merge(args(&["--worker", "w:1", "--token", "two words"]), FileConfig::default()).unwrap_err();
-        assert_eq!(err.0, vec![ConfigError::Token(TokenError::NotPrintable)]);
+        assert_eq!(err.0, vec![LeafConfigError::Token(TokenError::NotPrintable)]);
     }
 
     #[test]

@@ -9,7 +9,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use tonic::{Code, Request, Response, Status};
+use tonic::{Request, Response, Status};
 
 /// Our timer fires this much before tonic's.
 pub const MARGIN: Duration = Duration::from_millis(1);
@@ -32,10 +32,4 @@ where
         Ok(result) => result,
         Err(_) => Err(Status::deadline_exceeded(format!("deadline of {remaining:?} exceeded"))),
     }
-}
-
-/// Whether `status` means the deadline passed (ours or a node's below).
-pub fn is_expired(status: &Status) -> bool {
-    status.code() == Code::DeadlineExceeded
-        || (status.code() == Code::Cancelled && status.message().contains("Timeout expired"))
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use database::ClientError;
-use hyperfake_core::{ConfigError, FunctionId};
+use hyperfake_core::{FunctionConfigError, FunctionId};
 use tonic::{Code, Status};
 
 /// Why an instance could not be started. Cloned to every caller waiting on the
@@ -27,7 +27,7 @@ pub enum LeafError {
     #[error("{0}")]
     InvalidArgument(String),
     #[error("{0}")]
-    InvalidConfig(#[from] ConfigError),
+    InvalidConfig(#[from] FunctionConfigError),
     #[error("function {0} does not exist")]
     UnknownFunction(FunctionId),
     #[error("function database: {0}")]
@@ -103,7 +103,7 @@ mod tests {
         let cases = [
             (LeafError::UnknownFunction(f.clone()), Code::NotFound),
             (LeafError::InvalidArgument("function_id: missing".into()), Code::InvalidArgument),
-            (LeafError::InvalidConfig(ConfigError::MissingImageTag), Code::InvalidArgument),
+            (LeafError::InvalidConfig(FunctionConfigError::MissingImageTag), Code::InvalidArgument),
             (LeafError::Overloaded { function: f.clone(), limit: 1 }, Code::ResourceExhausted),
             (LeafError::Start(StartError::NoWorker(f.clone())), Code::Unavailable),
             (

@@ -9,8 +9,11 @@
 //!
 //! - [`config`]: flags, config file, validated [`NodeSettings`];
 //! - [`workers`]: the worker pool, status followers and reconciliation;
+//! - [`health`]: whether a worker or child is in rotation, as named states;
+//! - [`failure`]: the one classification of statuses from workers and children;
 //! - [`instances`]: one function's instances by id;
-//! - [`scheduler`]: cold start, scaling, placement, forwarding;
+//! - [`scheduler`]: forwarding, cold start, scaling, placement, reconciliation,
+//!   scale to zero (one file each);
 //! - [`service`] / [`lb`]: `leaf.Leaf` for a leaf / a load-balancer node;
 //! - [`error`]: [`LeafError`] and its one mapping to gRPC codes;
 //! - [`server`]: building a [`Node`] and serving it.
@@ -29,6 +32,8 @@
 pub mod config;
 pub mod deadline;
 pub mod error;
+pub mod failure;
+pub mod health;
 pub mod instances;
 pub mod lb;
 pub mod metadata;

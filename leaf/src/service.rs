@@ -46,6 +46,7 @@ impl Leaf for LeafService {
             .filter(|id| !id.is_empty())
             .map_or_else(new_request_id, str::to_string);
         let ScheduleCallRequest { function_id, data } = request.into_inner();
+        proto::server::check_payload(data.len())?;
         let function = proto::convert::function_id(function_id.as_ref())
             .ok_or_else(|| LeafError::InvalidArgument("function_id: missing".into()))?;
         let forwarded = self.scheduler.call(&function, data, request_id.clone(), deadline).await?;

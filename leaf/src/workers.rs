@@ -3,14 +3,13 @@
 //! `State`, and whether it is in rotation.
 //!
 //! A worker is in rotation while its status stream is connected and its last
-//! `State` answered. Anything that suggests otherwise (a broken stream, a failed
-//! `State`, a call that could not connect) takes it out and asks the follower to
-//! resubscribe; the follower's successful resubscription and reconciliation are
-//! the only way back in.
+//! `State` answered ([`Health`]). Anything that suggests otherwise (a broken
+//! stream, a failed `State`, a call that could not connect) takes it out and
+//! asks the follower to resubscribe; the follower's successful resubscription
+//! and reconciliation are the only way back in.
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use hyperfake_core::defaults::MAX_MESSAGE_SIZE;
@@ -23,6 +22,7 @@ use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
 use crate::config::PoolSettings;
+use crate::health::{Health, HealthCell, HealthEvent};
 use crate::instances::WorkerIndex;
 
 /// What the pool tells the scheduler.
@@ -50,8 +50,7 @@ pub struct WorkerHandle {
     /// The status stream gets a connection of its own, so its event frames
     /// (two per call) never queue in front of calls.
     events: WorkerClient,
-    connected: AtomicBool,
-    healthy: AtomicBool,
+    health: HealthCell,
     resubscribe: Notify,
 }
 
@@ -60,21 +59,24 @@ impl WorkerHandle {
         self.client.clone()
     }
 
+    pub fn health(&self) -> Health {
+        self.health.get()
+    }
+
     pub fn in_rotation(&self) -> bool {
-        self.connected.load(Ordering::Acquire) && self.healthy.load(Ordering::Acquire)
+        self.health().in_rotation()
     }
 
     /// Takes the worker out of rotation until the follower reconnects.
     pub fn mark_down(&self, why: &str) {
-        if self.healthy.swap(false, Ordering::AcqRel) {
+        if self.health.apply(HealthEvent::Failed).0.in_rotation() {
             tracing::warn!(worker = %self.address, "worker out of rotation: {why}");
         }
         self.resubscribe.notify_one();
     }
 
     fn set_up(&self) {
-        self.connected.store(true, Ordering::Release);
-        if !self.healthy.swap(true, Ordering::AcqRel) {
+        if !self.health.apply(HealthEvent::Up).0.in_rotation() {
             tracing::info!(worker = %self.address, "worker in rotation");
         }
     }
@@ -126,8 +128,7 @@ impl WorkerPool {
                     subscriber_id: format!("leaf-{}-{index}", &node[..12]),
                     client,
                     events,
-                    connected: AtomicBool::new(false),
-                    healthy: AtomicBool::new(false),
+                    health: HealthCell::default(),
                     resubscribe: Notify::new(),
                 }))
             })
@@ -167,7 +168,7 @@ impl WorkerPool {
             tick.tick().await;
             loop {
                 tick.tick().await;
-                let rounds = workers.iter().filter(|w| w.connected.load(Ordering::Acquire)).map(|w| {
+                let rounds = workers.iter().filter(|w| w.health().is_subscribed()).map(|w| {
                     let events = events.clone();
                     async move {
                         match reconcile(w, interval).await {
@@ -236,7 +237,7 @@ async fn follow(worker: Arc<WorkerHandle>, settings: PoolSettings, events: mpsc:
             }
             Err(status) => worker.mark_down(&format!("cannot subscribe: {}", status.message())),
         }
-        worker.connected.store(false, Ordering::Release);
+        worker.health.apply(HealthEvent::Lost);
         if events.is_closed() {
             return;
         }
@@ -262,29 +263,4 @@ pub fn listed_instances(state: &StateResponse) -> Vec<(FunctionId, InstanceId, D
 /// Ids in a `State` answer.
 pub fn listed_ids(state: &StateResponse) -> HashSet<InstanceId> {
     listed_instances(state).into_iter().map(|(_, id, _)| id).collect()
-}
-
-/// Whether a failed call never reached the worker (refused, reset, unreachable).
-/// tonic reports these as UNAVAILABLE made on the client side: a transport
-/// error as the source, and no response metadata (a status the worker sent
-/// always carries its response headers).
-pub fn is_transport_failure(status: &tonic::Status) -> bool {
-    if status.code() != tonic::Code::Unavailable {
-        return false;
-    }
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
-    while let Some(e) = source {
-        if e.is::<tonic::transport::Error>() {
-            return true;
-        }
-        source = e.source();
-    }
-    status.metadata().is_empty()
-}
-
-/// Whether the connection to the worker broke while a call was in flight
-/// (tonic reports UNKNOWN or CANCELLED made on the client side, without any
-/// response metadata). The call may have reached the function.
-pub fn is_connection_lost(status: &tonic::Status) -> bool {
-    matches!(status.code(), tonic::Code::Unknown | tonic::Code::Cancelled) && status.metadata().is_empty()
 }

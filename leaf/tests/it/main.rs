@@ -12,6 +12,9 @@ mod auth;
 mod calls;
 /// compose.yaml: the token from a file, an internal functions network, loopback.
 mod compose;
+/// Holding calls at the leaf while every instance is at max_concurrency:
+/// spread over new instances, bounded, deadlines kept.
+mod holding;
 /// Server limits: a call without a deadline ends at the server's maximum; a
 /// load-balancer node's pending bound and CreateFunction timeout.
 mod limits;

@@ -29,10 +29,10 @@ async fn two_hundred_concurrent_cold_calls_start_exactly_one_instance_and_all_su
 async fn instances_scale_up_under_load_and_back_to_zero_after_the_timeout() {
     let ctx = TestContext::with(1, |s| s.scheduler.max_instances = 3).await;
     // simul takes 100-200 ms; one call per instance at a time; idle after 3 s.
-    // A round of 12 calls is forwarded as soon as an instance is ready (they
-    // queue on it at the worker) while the scale-ups start, so the new
-    // instances serve from the next round on: the idle timeout must outlast a
-    // round (~2 s), or they idle out before any call reaches them.
+    // A round of 12 calls finds one instance: the calls it cannot take wait
+    // at the leaf while the scale-ups start, and take the new instances as
+    // they come up. The idle timeout outlasts a round (~2 s), so instances
+    // stay up between rounds.
     let f = ctx.function(SIMUL, config(64, None, 3, 1)).await;
     let mut seen = HashSet::new();
     // The most instances alive at once, sampled on the worker during the load.

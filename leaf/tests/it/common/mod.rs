@@ -133,13 +133,13 @@ impl WorkerProcess {
         let stdout = child.stdout.take().unwrap();
         let mut line = String::new();
         std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
-        let address = line
-            .trim()
-            .rsplit(' ')
-            .next()
-            .filter(|a| a.contains(':'))
-            .unwrap_or_else(|| panic!("worker printed {line:?} instead of its address"))
-            .to_string();
+        // Either a JSON announcement ({"worker_id":..,"address":..}) or a
+        // line ending in the address.
+        let address = serde_json::from_str::<serde_json::Value>(line.trim())
+            .ok()
+            .and_then(|v| v.get("address").and_then(|a| a.as_str()).map(str::to_string))
+            .or_else(|| line.trim().rsplit(' ').next().filter(|a| a.contains(':')).map(str::to_string))
+            .unwrap_or_else(|| panic!("worker printed {line:?} instead of its address"));
         WorkerProcess { address, child }
     }
 

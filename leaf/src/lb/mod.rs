@@ -19,29 +19,35 @@
 //!   `CreateFunction` fan-out ends within [`DEFAULT_CREATE_TIMEOUT`] (or the
 //!   caller's deadline, if shorter), so one hung child cannot hold it forever.
 
+mod child;
+mod create;
+mod pending;
+mod service;
+
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hyperfake_core::defaults::MAX_MESSAGE_SIZE;
 use hyperfake_core::time::now_unix;
 use hyperfake_core::{FunctionId, trailers};
-use proto::auth::{AuthChannel, BearerToken};
+use proto::auth::BearerToken;
 use proto::leaf::leaf_client::LeafClient;
-use proto::leaf::leaf_server::Leaf;
-use proto::leaf::{
-    CreateFunctionRequest, CreateFunctionResponse, FunctionLoad, LeafStateRequest, LeafStateResponse,
-    ScheduleCallRequest, ScheduleCallResponse,
-};
+use proto::leaf::{FunctionLoad, LeafStateResponse, ScheduleCallRequest, ScheduleCallResponse};
 use tokio::task::JoinHandle;
 use tonic::metadata::AsciiMetadataValue;
-use tonic::{Code, Request, Response, Status};
+use tonic::{Request, Response};
 
 use crate::config::{DEFAULT_MAX_PENDING_CALLS, PoolSettings};
 use crate::error::LeafError;
+use crate::failure::Failure;
+use crate::health::HealthCell;
 use crate::metadata;
-use crate::workers::{channel, is_connection_lost, is_transport_failure};
+use crate::workers::channel;
+
+pub use child::Child;
+use pending::Pending;
+pub use service::BalancerService;
 
 /// How long a `CreateFunction` through a load-balancer node may take, all
 /// children included, when the caller's deadline is not shorter. A child
@@ -68,122 +74,6 @@ impl Default for BalancerLimits {
         BalancerLimits {
             max_pending_calls: DEFAULT_MAX_PENDING_CALLS,
             create_timeout: DEFAULT_CREATE_TIMEOUT,
-        }
-    }
-}
-
-/// Calls this node has in flight, by function. A count per function rather
-/// than a semaphore per function (as a leaf has): a node does not know which
-/// function ids exist, so entries must go when their last call ends.
-#[derive(Debug)]
-struct Pending {
-    limit: u32,
-    calls: Mutex<HashMap<FunctionId, u32>>,
-}
-
-/// One call counted in [`Pending`]; uncounted when dropped (the call ended,
-/// or its caller went away).
-struct PendingCall<'a> {
-    pending: &'a Pending,
-    function: FunctionId,
-}
-
-impl Pending {
-    fn begin(&self, function: &FunctionId) -> Result<PendingCall<'_>, LeafError> {
-        let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
-        let n = calls.entry(function.clone()).or_default();
-        if *n >= self.limit {
-            if *n == 0 {
-                calls.remove(function);
-            }
-            return Err(LeafError::Overloaded { function: function.clone(), limit: self.limit });
-        }
-        *n += 1;
-        Ok(PendingCall { pending: self, function: function.clone() })
-    }
-
-    fn count(&self, function: &FunctionId) -> u32 {
-        self.calls.lock().unwrap_or_else(|e| e.into_inner()).get(function).copied().unwrap_or(0)
-    }
-}
-
-impl Drop for PendingCall<'_> {
-    fn drop(&mut self) {
-        let mut calls = self.pending.calls.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = calls.get_mut(&self.function) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                calls.remove(&self.function);
-            }
-        }
-    }
-}
-
-/// One child of a load-balancer node.
-#[derive(Debug)]
-pub struct Child {
-    pub index: usize,
-    pub address: String,
-    client: LeafClient<AuthChannel>,
-    healthy: AtomicBool,
-    /// The child's last `State`, by function.
-    loads: Mutex<HashMap<FunctionId, FunctionLoad>>,
-    /// Calls this node has in flight on the child, by function.
-    in_flight: Mutex<HashMap<FunctionId, u32>>,
-}
-
-impl Child {
-    pub fn in_rotation(&self) -> bool {
-        self.healthy.load(Ordering::Acquire)
-    }
-
-    fn mark_down(&self, why: &str) {
-        if self.healthy.swap(false, Ordering::AcqRel) {
-            tracing::warn!(child = %self.address, "child out of rotation: {why}");
-        }
-    }
-
-    /// Calls the child can take for `function` before it has to scale up.
-    fn spare(&self, function: &FunctionId) -> u32 {
-        let loads = self.loads.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(load) = loads.get(function).filter(|l| l.ready_instances > 0) else { return 0 };
-        let ours =
-            self.in_flight.lock().unwrap_or_else(|e| e.into_inner()).get(function).copied().unwrap_or(0);
-        load.capacity.saturating_sub(load.in_flight_calls.max(ours))
-    }
-
-    fn begin(&self, function: &FunctionId) {
-        *self.in_flight.lock().unwrap_or_else(|e| e.into_inner()).entry(function.clone()).or_default() += 1;
-    }
-
-    fn end(&self, function: &FunctionId) {
-        let mut map = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = map.get_mut(function) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                map.remove(function);
-            }
-        }
-    }
-
-    async fn refresh(&self, within: Duration) {
-        let mut request = Request::new(LeafStateRequest {});
-        request.set_timeout(within);
-        match tokio::time::timeout(within, self.client.clone().state(request)).await {
-            Ok(Ok(state)) => {
-                let loads = state
-                    .into_inner()
-                    .functions
-                    .into_iter()
-                    .filter_map(|l| Some((proto::convert::function_id(l.function_id.as_ref())?, l)))
-                    .collect();
-                *self.loads.lock().unwrap_or_else(|e| e.into_inner()) = loads;
-                if !self.healthy.swap(true, Ordering::AcqRel) {
-                    tracing::info!(child = %self.address, "child in rotation");
-                }
-            }
-            Ok(Err(status)) => self.mark_down(&format!("State failed: {}", status.message())),
-            Err(_) => self.mark_down("State timed out"),
         }
     }
 }
@@ -230,7 +120,7 @@ impl Balancer {
                     index,
                     address: address.clone(),
                     client,
-                    healthy: AtomicBool::new(false),
+                    health: HealthCell::default(),
                     loads: Mutex::default(),
                     in_flight: Mutex::default(),
                 }))
@@ -311,7 +201,7 @@ impl Balancer {
                 request.metadata_mut().insert(trailers::REQUEST_ID, id.clone());
             }
             let forwarded_at = now_unix();
-            child.begin(function);
+            let counted = child.begin(function);
             let result = match expires {
                 None => child.client.clone().schedule_call(request).await,
                 Some(expires) => {
@@ -323,8 +213,8 @@ impl Balancer {
                     .await
                 }
             };
-            child.end(function);
-            match result {
+            drop(counted);
+            let status = match result {
                 Ok(response) => {
                     let (md, body, _) = response.into_parts();
                     let mut response = Response::new(body);
@@ -335,93 +225,25 @@ impl Balancer {
                     metadata::put_if_absent(out, metadata::LEAF_ADDRESS, &child.address);
                     return Ok(response);
                 }
-                Err(status) if crate::deadline::is_expired(&status) => {
-                    return Err(LeafError::DeadlineExceeded(deadline.unwrap_or_default()));
-                }
-                Err(status) if is_transport_failure(&status) => {
+                Err(status) => status,
+            };
+            match Failure::of(&status) {
+                Failure::Expired => return Err(LeafError::DeadlineExceeded(deadline.unwrap_or_default())),
+                // Never reached the child: another may take it.
+                Failure::Unreachable => {
                     child.mark_down(&format!("call failed: {}", status.message()));
                     excluded.insert(child.index);
                 }
-                Err(status) if is_connection_lost(&status) => {
+                Failure::ConnectionLost => {
                     child.mark_down(&format!("connection lost mid-call: {}", status.message()));
                     return Err(LeafError::ConnectionLost { node: child.address.clone(), status });
                 }
-                Err(status) => return Err(LeafError::Downstream(status)),
-            }
-        }
-    }
-
-    /// Creates at one child, then registers the id at all others, within
-    /// `deadline` or the node's create timeout, whichever is shorter.
-    pub async fn create(
-        &self,
-        request: CreateFunctionRequest,
-        deadline: Option<Duration>,
-    ) -> Result<FunctionId, LeafError> {
-        let budget = deadline.map_or(self.limits.create_timeout, |d| d.min(self.limits.create_timeout));
-        let expires = Instant::now() + budget;
-        if let Some(id) = proto::convert::function_id(request.function_id.as_ref()) {
-            return self.register_everywhere(&id, None, expires).await.map(|()| id);
-        }
-        // Refuse malformed requests here, with the same messages a leaf gives.
-        proto::convert::image_tag(request.image_tag.as_ref())?;
-        proto::convert::function_config(request.config.as_ref())?;
-        let mut order: Vec<_> = self.children.iter().collect();
-        order.sort_by_key(|c| (!c.in_rotation(), c.index));
-        let mut last = None;
-        for child in order {
-            match create_at(child, request.clone(), expires).await {
-                Ok(response) => {
-                    let id = proto::convert::function_id(response.get_ref().function_id.as_ref())
-                        .ok_or_else(|| {
-                            LeafError::Downstream(Status::internal("child returned no function id"))
-                        })?;
-                    self.register_everywhere(&id, Some(child.index), expires).await?;
-                    return Ok(id);
-                }
-                // The child may have stored the function: trying another
-                // would create a second one, so the caller hears it.
-                Err(status) if crate::deadline::is_expired(&status) => {
-                    return Err(LeafError::Downstream(Status::deadline_exceeded(format!(
-                        "CreateFunction at child {} did not answer within {budget:?}",
-                        child.address
-                    ))));
-                }
-                Err(status) if is_transport_failure(&status) || status.code() == Code::Unavailable => {
-                    child.mark_down(&format!("CreateFunction failed: {}", status.message()));
-                    last = Some(status);
-                }
-                Err(status) => return Err(LeafError::Downstream(status)),
-            }
-        }
-        Err(last.map_or(LeafError::NoChild, LeafError::Downstream))
-    }
-
-    async fn register_everywhere(
-        &self,
-        id: &FunctionId,
-        skip: Option<usize>,
-        expires: Instant,
-    ) -> Result<(), LeafError> {
-        let request = CreateFunctionRequest { function_id: Some(id.into()), ..Default::default() };
-        let results =
-            futures::future::join_all(self.children.iter().filter(|c| Some(c.index) != skip).map(|c| {
-                let request = request.clone();
-                async move { (c, create_at(c, request, expires).await) }
-            }))
-            .await;
-        let mut registered = usize::from(skip.is_some());
-        for (child, result) in results {
-            match result {
-                Ok(_) => registered += 1,
-                // NOT_FOUND means the function does not exist: the caller must hear it.
-                Err(status) if status.code() == Code::NotFound => return Err(LeafError::Downstream(status)),
-                Err(status) => {
-                    tracing::warn!(child = %child.address, function = %id, "registering failed (it will look the function up on its first call): {}", status.message());
+                // The child's own answer (it has already retried what it could).
+                Failure::Unavailable | Failure::Gone | Failure::NotFound | Failure::Answered => {
+                    return Err(LeafError::Downstream(status));
                 }
             }
         }
-        if registered == 0 { Err(LeafError::NoChild) } else { Ok(()) }
     }
 
     /// The children's loads, summed by function.
@@ -447,71 +269,19 @@ impl Balancer {
     }
 }
 
-/// `CreateFunction` at `child`, ending with DEADLINE_EXCEEDED at `expires`
-/// (the child is told how long it has).
-async fn create_at(
-    child: &Child,
-    request: CreateFunctionRequest,
-    expires: Instant,
-) -> Result<Response<CreateFunctionResponse>, Status> {
-    let remaining = expires.saturating_duration_since(Instant::now());
-    crate::deadline::call_within(remaining, Request::new(request), |r| {
-        let mut client = child.client.clone();
-        async move { client.create_function(r).await }
-    })
-    .await
-}
-
-/// `leaf.Leaf` over a [`Balancer`].
-#[derive(Debug, Clone)]
-pub struct BalancerService {
-    balancer: Arc<Balancer>,
-}
-
-impl BalancerService {
-    pub fn new(balancer: Arc<Balancer>) -> Self {
-        BalancerService { balancer }
-    }
-}
-
-#[tonic::async_trait]
-impl Leaf for BalancerService {
-    async fn schedule_call(
-        &self,
-        request: Request<ScheduleCallRequest>,
-    ) -> Result<Response<ScheduleCallResponse>, Status> {
-        let deadline = proto::deadline::from_metadata(request.metadata());
-        let request_id = request.metadata().get(trailers::REQUEST_ID).cloned();
-        let ScheduleCallRequest { function_id, data } = request.into_inner();
-        let function = proto::convert::function_id(function_id.as_ref())
-            .ok_or_else(|| LeafError::InvalidArgument("function_id: missing".into()))?;
-        Ok(self.balancer.call(&function, data, deadline, request_id).await?)
-    }
-
-    async fn create_function(
-        &self,
-        request: Request<CreateFunctionRequest>,
-    ) -> Result<Response<CreateFunctionResponse>, Status> {
-        let deadline = proto::deadline::from_metadata(request.metadata());
-        let id = self.balancer.create(request.into_inner(), deadline).await?;
-        Ok(Response::new(CreateFunctionResponse { function_id: Some((&id).into()) }))
-    }
-
-    async fn state(&self, _: Request<LeafStateRequest>) -> Result<Response<LeafStateResponse>, Status> {
-        Ok(Response::new(self.balancer.state().await))
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use tonic::{Code, Status};
+
     use super::*;
+    use crate::health::HealthEvent;
 
     fn balancer(n: usize) -> Arc<Balancer> {
         let addresses: Vec<_> = (0..n).map(|i| format!("127.0.0.1:{}", 1000 + i)).collect();
         let limits = BalancerLimits { max_pending_calls: 2, ..BalancerLimits::default() };
         let b = Balancer::new(&addresses, PoolSettings::default(), limits, &BearerToken::default()).unwrap();
         for c in b.children() {
-            c.healthy.store(true, Ordering::Release);
+            c.health.apply(HealthEvent::Up);
         }
         b
     }
@@ -556,13 +326,15 @@ mod tests {
         let other = (hashed + 1) % 3;
         warm(&b.children()[other], &f, 1, 2, 0);
         assert_eq!(b.route(&f, &none).unwrap().index, other);
-        b.children()[other].begin(&f);
-        b.children()[other].begin(&f);
+        let first = b.children()[other].begin(&f);
+        let second = b.children()[other].begin(&f);
         assert_eq!(b.route(&f, &none).unwrap().index, hashed, "no spare capacity left");
-        b.children()[other].end(&f);
+        drop(first);
         assert_eq!(b.route(&f, &none).unwrap().index, other);
         b.children()[other].mark_down("test");
         assert_eq!(b.route(&f, &none).unwrap().index, hashed, "never a child out of rotation");
+        drop(second);
+        assert!(b.children()[other].in_flight.lock().unwrap().is_empty(), "no count outlives its call");
     }
 
     #[tokio::test]
