@@ -6,9 +6,11 @@
 //! [`worker::Runtime`]: [`SimRuntime`]. A leaf, load generator or collector
 //! cannot tell it from a real worker.
 
+pub mod fleet;
 pub mod models;
 pub mod sim;
 pub mod timer;
 
+pub use fleet::SimFleet;
 pub use models::{ExplicitModel, ModelRegistry, Models, RegistryError, Skipped};
 pub use sim::{MAX_RESPONSE_BYTES, ResponseMode, Sampling, SimRuntime, SimSettings};

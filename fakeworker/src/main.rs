@@ -1,16 +1,16 @@
 //! `fakeworker`: serves `controller.Controller` like `worker`, simulating
 //! instances with trained models.
 
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::Parser;
-use fakeworker::{ExplicitModel, ModelRegistry, ResponseMode, Sampling, SimRuntime, SimSettings};
-use hyperfake_core::{Bytes, ImageTag, defaults};
-use worker::{FunctionCatalog, Worker, WorkerSettings};
+use fakeworker::{ExplicitModel, ModelRegistry, ResponseMode, Sampling, SimFleet, SimSettings};
+use hyperfake_core::{Bytes, ImageTag};
+use worker::ServeArgs;
 
 /// Serves the worker's gRPC API (Start, Call, Stop, Status, Metrics, State,
 /// Resources) but simulates each call with a model's predicted runtime, CPU
@@ -30,15 +30,14 @@ use worker::{FunctionCatalog, Worker, WorkerSettings};
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
-    /// Address to serve on (port 0 picks a free port; the bound address is printed).
-    #[arg(long, env = defaults::env::WORKER_ADDRESS, default_value = defaults::WORKER_ADDRESS)]
-    address: String,
-    /// The function database.
-    #[arg(long, env = defaults::env::DATABASE_ADDRESS, default_value = defaults::DATABASE_ADDRESS)]
-    database: String,
-    /// Names this worker in logs and events. Default: `fakeworker-<port>`.
-    #[arg(long)]
-    worker_id: Option<String>,
+    #[command(flatten)]
+    serve: ServeArgs,
+    /// Simulated workers this process serves, each its own
+    /// `controller.Controller` on its own port (see --address) with its own
+    /// id, instances, events, resource stream and simulated host, sharing the
+    /// models. Each announces itself as a JSON line on stdout.
+    #[arg(long, default_value_t = NonZeroUsize::MIN)]
+    workers: NonZeroUsize,
     /// Directory of model files to serve and watch (`trainer deploy` writes here).
     #[arg(long, default_value = "models/deployed")]
     models: PathBuf,
@@ -70,18 +69,6 @@ struct Args {
     /// How often the models directory is checked for changes.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
     reload_interval: Duration,
-    /// Only images whose tag starts with one of these prefixes may be started.
-    #[arg(long = "allow-image-prefix", default_value = defaults::IMAGE_PREFIX)]
-    allowed_image_prefixes: Vec<String>,
-    /// Require this shared token (`authorization: Bearer <token>`) on every
-    /// request; clients without it are refused with UNAUTHENTICATED. Also sent
-    /// to the database. Shows in `ps`: prefer --token-file.
-    #[arg(long, env = defaults::env::TOKEN, hide_env_values = true)]
-    token: Option<String>,
-    /// Read the shared token from this file (one line; readable by its owner
-    /// only, e.g. mode 0600). Conflicts with --token / HYPERFAKE_TOKEN.
-    #[arg(long, value_name = "PATH", env = proto::auth::TOKEN_FILE_ENV, conflicts_with = "token")]
-    token_file: Option<PathBuf>,
 }
 
 fn parse_size(s: &str) -> Result<Bytes, String> {
@@ -95,9 +82,6 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let token = proto::auth::Token::from_flags(args.token.as_deref(), args.token_file.as_deref())
-        .context("invalid --token / --token-file")?;
-    let token = token.as_ref().map(proto::auth::Token::as_str);
     let explicit = args
         .model
         .chunks(2)
@@ -113,6 +97,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let images = registry.current().images();
     if images.is_empty() {
         tracing::warn!("no models loaded: every Start will fail until models are deployed");
+    } else {
+        let names: Vec<&str> = images.iter().map(|i| i.as_str()).collect();
+        tracing::info!("models for {}", names.join(", "));
     }
     let _watcher = registry.spawn_watcher(args.reload_interval);
 
@@ -124,26 +111,5 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(cores) = args.cores {
         sim.cores = cores;
     }
-
-    let listener = tokio::net::TcpListener::bind(&args.address)
-        .await
-        .with_context(|| format!("binding {}", args.address))?;
-    let bound = listener.local_addr()?;
-    let worker_id = args.worker_id.unwrap_or_else(|| format!("fakeworker-{}", bound.port()));
-    let database = database::DatabaseClient::connect(&args.database)
-        .with_context(|| format!("database at {}", args.database))?
-        .with_token(token)
-        .context("invalid --token")?;
-    let mut settings = WorkerSettings::new(&worker_id);
-    settings.allowed_image_prefixes = args.allowed_image_prefixes;
-    let runtime = SimRuntime::new(registry, sim);
-    let worker = Worker::new(settings, Arc::new(runtime), FunctionCatalog::new(database));
-
-    let names: Vec<&str> = images.iter().map(|i| i.as_str()).collect();
-    println!("fakeworker {worker_id} listening on {bound} with models for {}", names.join(", "));
-    let options = worker::ServeOptions { token: token.map(str::to_string) };
-    let shutdown = hyperfake_cli::shutdown_signal().context("cannot listen for signals")?;
-    worker::serve_with(Arc::clone(&worker), listener, shutdown, options).await?;
-    worker.stop_all().await;
-    Ok(())
+    worker::cli::run(args.serve, args.workers.get(), SimFleet::new(registry, sim)).await
 }

@@ -12,7 +12,9 @@
 //! 2. predicts runtime, CPU, RAM (and, for 5-output models, response size and
 //!    worker overhead), clamped to the training ranges,
 //! 3. draws the runtime and the overhead from the model's spreads
-//!    ([`Sampling::Spread`], seeded, reproducible) or takes the means
+//!    ([`Sampling::Spread`], seeded, reproducible; a drawn runtime goes
+//!    through the model's `runtime_quantile_map` when it has one, so drawn
+//!    runtimes are distributed as the measured ones) or takes the means
 //!    ([`Sampling::Mean`]),
 //! 4. sleeps the runtime (reported as the handler time), then the overhead, so
 //!    the worker-measured processing time is handler + overhead as on the real
@@ -39,7 +41,7 @@ use hyperfake_model::{ALL_TARGETS, HostLoad, ModelInfo, Prediction};
 use proto::common::{CallRequest, CallResponse};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use worker::runtime::{
     CallError, CallOutput, ExitNotice, HostUsage, InstanceConn, ResourceCounters, Runtime,
 };
@@ -166,7 +168,24 @@ pub struct SimRuntime {
 }
 
 impl SimRuntime {
+    /// A lone simulated worker with a timer thread of its own.
     pub fn new(models: Arc<ModelRegistry>, settings: SimSettings) -> Self {
+        Self::for_worker(0, models, settings, PreciseTimer::new())
+    }
+
+    /// The `index`-th of several simulated workers in one process
+    /// (`fakeworker --workers N`, [`crate::fleet`]): instances, load and
+    /// draws of its own, `models` and `timer` shared (one timer thread for
+    /// every worker of the process). Its draws are the ChaCha streams
+    /// `2·index` (calls) and `2·index + 1` (starts) of `settings.seed`, so
+    /// worker 0 draws what a lone fake worker with that seed draws, and no
+    /// two workers of a process draw the same sequence.
+    pub fn for_worker(
+        index: u64,
+        models: Arc<ModelRegistry>,
+        settings: SimSettings,
+        timer: PreciseTimer,
+    ) -> Self {
         let stream = |n: u64| {
             let mut rng = ChaCha8Rng::seed_from_u64(settings.seed);
             rng.set_stream(n);
@@ -174,14 +193,14 @@ impl SimRuntime {
         };
         SimRuntime {
             state: Arc::new(SimState {
-                call_rng: stream(0),
-                start_rng: stream(1),
+                call_rng: stream(index.saturating_mul(2)),
+                start_rng: stream(index.saturating_mul(2).saturating_add(1)),
                 settings,
                 models,
                 live: Mutex::new(HashMap::new()),
                 load: Mutex::new(Load::default()),
                 payload_defaults: AtomicU64::new(0),
-                timer: PreciseTimer::new(),
+                timer,
             }),
         }
     }
@@ -256,8 +275,9 @@ impl Runtime for SimRuntime {
         })
     }
 
-    /// Simulated instances never exit on their own.
-    fn watch_exits(&self, _exits: mpsc::Sender<ExitNotice>) {}
+    /// Simulated instances never exit on their own: nothing to send, no
+    /// view to lose.
+    fn watch(&self, _exits: mpsc::Sender<ExitNotice>, _resync: Arc<Notify>) {}
 
     /// The simulated calls' load on top of the models' median host base load.
     fn usage(&self) -> HostUsage {
@@ -343,22 +363,24 @@ impl SimState {
     fn plan(&self, info: &ModelInfo, p: &Prediction) -> Plan {
         let runtime_ns = f64::from(p.runtime_ns);
         let overhead_ns = p.worker_overhead_ns.map(f64::from);
-        let (runtime_noise, overhead_noise) = match self.settings.sampling {
-            Sampling::Mean => (0.0, 0.0),
+        let (runtime_ns, overhead_noise) = match self.settings.sampling {
+            Sampling::Mean => (runtime_ns, 0.0),
             Sampling::Spread => {
                 let (u_runtime, u_overhead): (f64, f64) = {
                     let mut rng = lock(&self.call_rng);
                     (rng.random(), rng.random())
                 };
+                let drawn = runtime_ns + info.sample_runtime_residual(runtime_ns, u_runtime).unwrap_or(0.0);
                 (
-                    info.sample_runtime_residual(runtime_ns, u_runtime).unwrap_or(0.0),
+                    // Onto the measured runtime distribution (see `QuantileMap`).
+                    info.runtime_quantile_map.as_ref().map_or(drawn, |m| m.apply(drawn)),
                     overhead_ns.and_then(|o| info.sample_overhead_residual(o, u_overhead)).unwrap_or(0.0),
                 )
             }
         };
         // NaN and negatives become zero: a prediction never becomes a nonsense sleep.
         Plan {
-            runtime: Nanos::from_f64_saturating(runtime_ns + runtime_noise),
+            runtime: Nanos::from_f64_saturating(runtime_ns),
             overhead: Nanos::from_f64_saturating(overhead_ns.unwrap_or(0.0) + overhead_noise),
             cpu: finite_non_negative(f64::from(p.cpu_cores)),
             ram: finite_non_negative(f64::from(p.ram_bytes)),
@@ -379,12 +401,8 @@ impl InstanceConn for SimInstance {
         // part of the predicted times, not added to them.
         let entered = tokio::time::Instant::now();
         let models = self.state.models.current();
-        let model = models.get(&self.image).ok_or_else(|| {
-            CallError::Status(tonic::Status::failed_precondition(format!(
-                "no model for {} is loaded any more",
-                self.image
-            )))
-        })?;
+        let model =
+            models.get(&self.image).ok_or_else(|| CallError::ModelUnloaded { image: self.image.clone() })?;
         let info = model.info();
         let instances = lock(&self.state.live).len();
         // The worker host's usage as the real worker reports it: everything
@@ -421,11 +439,9 @@ impl InstanceConn for SimInstance {
             );
         }
         info.clamp_input(&mut row);
-        let prediction = model.predict_one(&row).map_err(|e| {
-            CallError::Status(tonic::Status::internal(format!(
-                "model {} failed: {e:#}",
-                model.path().display()
-            )))
+        let prediction = model.predict_one(&row).map_err(|e| CallError::ModelFailed {
+            path: model.path().to_path_buf(),
+            reason: format!("{e:#}"),
         })?;
         let plan = self.state.plan(info, &info.clamp_output(prediction));
         {

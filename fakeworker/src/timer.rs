@@ -22,8 +22,9 @@ use std::time::Instant;
 
 use tokio::sync::oneshot;
 
-/// Ends sleeps within the kernel's timer slack of their deadline.
-#[derive(Debug)]
+/// Ends sleeps within the kernel's timer slack of their deadline. Clones
+/// share the one thread (it ends when the last clone is dropped).
+#[derive(Clone, Debug)]
 pub struct PreciseTimer {
     requests: mpsc::Sender<(Instant, oneshot::Sender<()>)>,
 }

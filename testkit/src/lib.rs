@@ -6,10 +6,13 @@
 //!   labelled with the test id;
 //! - [`ContainerSweeper`]: removes every container carrying a test's label;
 //! - [`TestLeaf`]: a leaf or load-balancer node on 127.0.0.1:0;
+//! - [`contract`]: the worker's contract, one suite run against the real and
+//!   the fake worker;
 //! - [`bench`]: the build profile, machine and load a benchmark ran with;
 //! - [`sockets`]: this process's TCP sockets and their options (TCP_NODELAY).
 
 pub mod bench;
+pub mod contract;
 pub mod sockets;
 
 use std::sync::Arc;

@@ -365,10 +365,6 @@ impl Runtime for DockerRuntime {
         }
     }
 
-    fn watch_exits(&self, exits: mpsc::Sender<ExitNotice>) {
-        self.watch(exits, Arc::new(Notify::new()));
-    }
-
     fn watch(&self, exits: mpsc::Sender<ExitNotice>, resync: Arc<Notify>) {
         tokio::spawn(watch_events(self.docker.clone(), self.worker_filter(), exits, resync));
     }
@@ -569,6 +565,20 @@ impl InstanceConn for GrpcInstance {
             }
             Err(s) if s.code() == tonic::Code::DeadlineExceeded || s.code() == tonic::Code::Cancelled => {
                 Err(CallError::DeadlineExceeded)
+            }
+            // The connection broke with the call in flight (the container died
+            // or was killed): tonic reports UNKNOWN "transport error" made on
+            // this side, without response metadata. The call may have run, so
+            // it is ABORTED, not UNAVAILABLE, which the leaf would retry
+            // (e2e `faults::killed_container`).
+            Err(s)
+                if matches!(s.code(), tonic::Code::Unknown | tonic::Code::Internal)
+                    && s.metadata().is_empty() =>
+            {
+                Err(CallError::Status(tonic::Status::aborted(format!(
+                    "the instance was lost during the call (its container stopped?): {}",
+                    s.message()
+                ))))
             }
             Err(s) => Err(CallError::Status(s)),
         }

@@ -58,8 +58,46 @@ impl From<WorkerError> for tonic::Status {
             // The function's own gRPC error is passed through as it is.
             WorkerError::Call { source: CallError::Status(s), .. } => s,
             WorkerError::Call { source: CallError::Unreachable(_), .. } => Status::unavailable(message),
+            WorkerError::Call { source: CallError::ModelUnloaded { .. }, .. } => {
+                Status::failed_precondition(message)
+            }
+            WorkerError::Call { source: CallError::ModelFailed { .. }, .. } => {
+                tracing::warn!("{message}");
+                Status::internal(message)
+            }
             WorkerError::Call { source: CallError::DeadlineExceeded, .. }
             | WorkerError::DeadlineExceeded(_) => Status::deadline_exceeded(message),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call_error(source: CallError) -> tonic::Status {
+        WorkerError::Call { instance: "i".into(), source }.into()
+    }
+
+    #[test]
+    fn statuses_the_fake_worker_invents_are_mapped_here() {
+        let unloaded = call_error(CallError::ModelUnloaded { image: "hyperfaas-echo:latest".into() });
+        assert_eq!(unloaded.code(), tonic::Code::FailedPrecondition);
+        assert!(unloaded.message().contains("hyperfaas-echo:latest"), "{}", unloaded.message());
+        let failed = call_error(CallError::ModelFailed { path: "m.onnx".into(), reason: "shape".into() });
+        assert_eq!(failed.code(), tonic::Code::Internal);
+        assert!(failed.message().contains("m.onnx") && failed.message().contains("shape"));
+        let missing: tonic::Status = WorkerError::Start {
+            function: "f".into(),
+            source: RuntimeError::NoModel { image: "x:1".into() },
+        }
+        .into();
+        assert_eq!(missing.code(), tonic::Code::FailedPrecondition);
+    }
+
+    #[test]
+    fn a_functions_own_status_passes_through() {
+        let own = call_error(CallError::Status(tonic::Status::aborted("mine")));
+        assert_eq!((own.code(), own.message()), (tonic::Code::Aborted, "mine"));
     }
 }

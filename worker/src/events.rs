@@ -94,6 +94,8 @@ struct Subscriber {
 #[derive(Debug, Default)]
 pub struct EventHub {
     subscribers: Mutex<HashMap<String, Subscriber>>,
+    /// Set at shutdown: every stream has ended and new ones end at once.
+    closed: AtomicBool,
 }
 
 pub type EventStream = Pin<Box<dyn Stream<Item = Result<StatusUpdate, tonic::Status>> + Send>>;
@@ -103,7 +105,12 @@ impl EventHub {
     pub fn subscribe(&self, node_id: &str) -> EventStream {
         let (tx, rx) = mpsc::channel(SUBSCRIBER_QUEUE);
         let lagged = Arc::new(AtomicBool::new(false));
-        self.lock().insert(node_id.to_string(), Subscriber { queue: tx, lagged: Arc::clone(&lagged) });
+        let mut subscribers = self.lock();
+        // Checked under the lock `close` takes, so no subscription outlives it.
+        if !self.closed.load(Ordering::Acquire) {
+            subscribers.insert(node_id.to_string(), Subscriber { queue: tx, lagged: Arc::clone(&lagged) });
+        }
+        drop(subscribers);
         let node = node_id.to_string();
         let tail = futures::stream::once(async move {
             lagged.load(Ordering::Acquire).then(|| {
@@ -129,6 +136,15 @@ impl EventHub {
                 false
             }
         });
+    }
+
+    /// Ends every subscriber's stream, and any later subscription at once
+    /// (at shutdown: a server waits for its open streams before it exits,
+    /// and a `Status` stream never ends on its own).
+    pub fn close(&self) {
+        let mut subscribers = self.lock();
+        self.closed.store(true, Ordering::Release);
+        subscribers.clear();
     }
 
     pub fn subscriber_count(&self) -> usize {
@@ -199,6 +215,18 @@ mod tests {
         assert_eq!(seen, SUBSCRIBER_QUEUE);
         assert_eq!(err.code(), tonic::Code::DataLoss);
         assert!(slow.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn closing_ends_every_stream_and_later_ones_at_once() {
+        let hub = EventHub::default();
+        let mut before = hub.subscribe("a");
+        hub.close();
+        assert!(before.next().await.is_none(), "an open stream ends");
+        let mut after = hub.subscribe("b");
+        hub.publish(ev(Event::Start));
+        assert!(after.next().await.is_none(), "a stream opened after closing ends at once");
+        assert_eq!(hub.subscriber_count(), 0);
     }
 
     #[tokio::test]

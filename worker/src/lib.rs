@@ -6,6 +6,7 @@
 //! containers; the fake worker plugs in a simulated runtime and reuses the rest.
 
 pub mod catalog;
+pub mod cli;
 pub mod config;
 pub mod docker;
 pub mod error;
@@ -13,6 +14,7 @@ pub mod events;
 pub mod host;
 pub mod idle;
 pub mod instance;
+pub mod limits;
 pub mod reconcile;
 pub mod runtime;
 pub mod server;
@@ -20,6 +22,7 @@ pub mod service;
 pub mod worker;
 
 pub use catalog::FunctionCatalog;
+pub use cli::{RuntimeSource, ServeArgs};
 pub use config::WorkerSettings;
 pub use docker::{DockerRuntime, DockerSettings};
 pub use error::WorkerError;

@@ -7,28 +7,16 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
-use hyperfake_core::defaults;
 use worker::docker::AddressMode;
-use worker::{DockerRuntime, DockerSettings, FunctionCatalog, Worker, WorkerSettings};
+use worker::{DockerRuntime, DockerSettings, Runtime, RuntimeSource, ServeArgs};
 
 /// Runs function instances as Docker containers and serves the HyperFaaS
 /// `controller.Controller` API (Start, Call, Stop, Status, Metrics, State, Resources).
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
-    /// Address to serve on (use port 0 for any free port; the bound address is printed).
-    #[arg(long, env = defaults::env::WORKER_ADDRESS, default_value = defaults::WORKER_ADDRESS)]
-    address: String,
-    /// The function database.
-    #[arg(long, env = defaults::env::DATABASE_ADDRESS, default_value = defaults::DATABASE_ADDRESS)]
-    database: String,
-    /// Names this worker: labels its containers; containers left by an earlier
-    /// run with the same id are removed at start. Default: `worker-<port>`.
-    #[arg(long)]
-    worker_id: Option<String>,
-    /// Only images whose tag starts with one of these prefixes may be started.
-    #[arg(long = "allow-image-prefix", default_value = defaults::IMAGE_PREFIX)]
-    allowed_image_prefixes: Vec<String>,
+    #[command(flatten)]
+    serve: ServeArgs,
     /// Docker network the function containers join (default: Docker's bridge).
     #[arg(long)]
     network: Option<String>,
@@ -51,15 +39,6 @@ struct Args {
     /// engine's stats API, about a second each.
     #[arg(long, env = "HYPERFAKE_CGROUP_ROOT", default_value = worker::docker::DEFAULT_CGROUP_ROOT)]
     cgroup_root: std::path::PathBuf,
-    /// Require this shared token (`authorization: Bearer <token>`) on every
-    /// request; clients without it are refused with UNAUTHENTICATED. Also sent
-    /// to the database. Shows in `ps`: prefer --token-file.
-    #[arg(long, env = defaults::env::TOKEN, hide_env_values = true)]
-    token: Option<String>,
-    /// Read the shared token from this file (one line; readable by its owner
-    /// only, e.g. mode 0600). Conflicts with --token / HYPERFAKE_TOKEN.
-    #[arg(long, value_name = "PATH", env = proto::auth::TOKEN_FILE_ENV, conflicts_with = "token")]
-    token_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -79,52 +58,44 @@ fn parse_label(s: &str) -> Result<(String, String), String> {
 #[tokio::main]
 async fn main() -> ExitCode {
     hyperfake_cli::init_tracing("info");
-    hyperfake_cli::exit_code("worker", run(Args::parse()).await)
+    let Args { serve, network, address_mode, labels, ready_timeout, stop_grace, cgroup_root } = Args::parse();
+    let docker = Docker { network, address_mode, labels, ready_timeout, stop_grace, cgroup_root };
+    hyperfake_cli::exit_code("worker", worker::cli::run(serve, 1, docker).await)
 }
 
-async fn run(args: Args) -> anyhow::Result<()> {
-    let token = proto::auth::Token::from_flags(args.token.as_deref(), args.token_file.as_deref())
-        .context("invalid --token / --token-file")?;
-    let token = token.as_ref().map(proto::auth::Token::as_str);
-    let listener = tokio::net::TcpListener::bind(&args.address)
-        .await
-        .with_context(|| format!("binding {}", args.address))?;
-    let bound = listener.local_addr()?;
-    let worker_id = args.worker_id.unwrap_or_else(|| format!("worker-{}", bound.port()));
+/// The Docker flags, making each worker's [`DockerRuntime`].
+#[derive(Debug)]
+struct Docker {
+    network: Option<String>,
+    address_mode: Mode,
+    labels: Vec<(String, String)>,
+    ready_timeout: Duration,
+    stop_grace: Duration,
+    cgroup_root: std::path::PathBuf,
+}
 
-    let mut docker = DockerSettings::new(&worker_id);
-    docker.network = args.network;
-    docker.address_mode = match args.address_mode {
-        Mode::Published => AddressMode::Published,
-        Mode::Network => AddressMode::Network,
-    };
-    docker.extra_labels = args.labels.into_iter().collect::<HashMap<_, _>>();
-    docker.ready_timeout = args.ready_timeout;
-    docker.stop_grace = args.stop_grace;
-    docker.cgroup_root = args.cgroup_root;
-    let runtime = DockerRuntime::connect(docker).await.context("connecting to Docker")?;
-    let removed = runtime.remove_leftovers().await.context("removing leftover containers")?;
-    if removed > 0 {
-        tracing::info!(removed, "removed containers left by an earlier run of {worker_id}");
+#[async_trait::async_trait]
+impl RuntimeSource for Docker {
+    fn kind(&self) -> &'static str {
+        "worker"
     }
 
-    let database = database::DatabaseClient::connect(&args.database)
-        .with_context(|| format!("database at {}", args.database))?
-        .with_token(token)
-        .context("invalid --token")?;
-    let mut settings = WorkerSettings::new(&worker_id);
-    settings.allowed_image_prefixes = args.allowed_image_prefixes;
-    let worker = Worker::new(settings, Arc::new(runtime), FunctionCatalog::new(database));
-
-    println!("worker {worker_id} listening on {bound}");
-    tracing::info!(%bound, %worker_id, "serving controller.Controller");
-    let options = worker::ServeOptions { token: token.map(str::to_string) };
-    if options.token.is_some() {
-        tracing::info!("requiring the shared token on every request");
+    async fn runtime(&mut self, _index: usize, worker_id: &str) -> anyhow::Result<Arc<dyn Runtime>> {
+        let mut docker = DockerSettings::new(worker_id);
+        docker.network = self.network.clone();
+        docker.address_mode = match self.address_mode {
+            Mode::Published => AddressMode::Published,
+            Mode::Network => AddressMode::Network,
+        };
+        docker.extra_labels = self.labels.iter().cloned().collect::<HashMap<_, _>>();
+        docker.ready_timeout = self.ready_timeout;
+        docker.stop_grace = self.stop_grace;
+        docker.cgroup_root = self.cgroup_root.clone();
+        let runtime = DockerRuntime::connect(docker).await.context("connecting to Docker")?;
+        let removed = runtime.remove_leftovers().await.context("removing leftover containers")?;
+        if removed > 0 {
+            tracing::info!(removed, "removed containers left by an earlier run of {worker_id}");
+        }
+        Ok(Arc::new(runtime))
     }
-    let shutdown = hyperfake_cli::shutdown_signal().context("cannot listen for signals")?;
-    worker::serve_with(Arc::clone(&worker), listener, shutdown, options).await?;
-    let stopped = worker.stop_all().await;
-    tracing::info!(stopped, "worker stopped; its containers are removed");
-    Ok(())
 }

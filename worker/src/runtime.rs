@@ -74,19 +74,14 @@ pub trait Runtime: Send + Sync + std::fmt::Debug + 'static {
     /// Resource counters of a running instance, `None` if they cannot be read.
     async fn sample(&self, handle: &str) -> Option<ResourceCounters>;
 
-    /// Unexpected exits are sent to `exits` for as long as the runtime lives.
-    fn watch_exits(&self, exits: mpsc::Sender<ExitNotice>);
-
-    /// [`watch_exits`](Runtime::watch_exits), and `resync` is notified
-    /// whenever exits may have been missed: the runtime's view of its
-    /// instances was interrupted and is back (on Docker: the event stream
-    /// (re)connected; an engine restart loses its event log). The worker then
-    /// asks [`vanished`](Runtime::vanished). By default only exits are
-    /// watched: a runtime that cannot miss an exit never asks for a resync.
-    fn watch(&self, exits: mpsc::Sender<ExitNotice>, resync: Arc<Notify>) {
-        drop(resync);
-        self.watch_exits(exits);
-    }
+    /// Unexpected exits are sent to `exits` for as long as the runtime lives,
+    /// and `resync` is notified whenever exits may have been missed: the
+    /// runtime's view of its instances was interrupted and is back (on Docker:
+    /// the event stream (re)connected; an engine restart loses its event log).
+    /// The worker then asks [`vanished`](Runtime::vanished). A runtime whose
+    /// instances never exit on their own (the fake worker's) sends nothing and
+    /// never notifies.
+    fn watch(&self, exits: mpsc::Sender<ExitNotice>, resync: Arc<Notify>);
 
     /// Of `instances` (id and handle), those that no longer run, each as the
     /// notice its exit would have produced (exit code and OOM flag when still
@@ -140,4 +135,11 @@ pub enum CallError {
     Status(tonic::Status),
     #[error("deadline exceeded while waiting for the instance")]
     DeadlineExceeded,
+    /// Fake worker: the model of the instance's image was unloaded since the
+    /// instance started (a reload of a models directory without it).
+    #[error("no model for image {image} is loaded any more")]
+    ModelUnloaded { image: ImageTag },
+    /// Fake worker: the model could not predict this call.
+    #[error("model {path} failed: {reason}")]
+    ModelFailed { path: std::path::PathBuf, reason: String },
 }

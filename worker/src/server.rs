@@ -51,6 +51,13 @@ pub async fn serve_with(
     let ServeOptions { token } = options;
     let auth = RequireToken::new(token.as_deref())?;
     let background = worker.spawn_background();
+    // Graceful shutdown waits for open streams; Status and Resources streams
+    // never end on their own, so they are ended when shutdown begins.
+    let closing = Arc::clone(&worker);
+    let shutdown = async move {
+        shutdown.await;
+        closing.close_streams();
+    };
     let service = ControllerServer::new(ControllerService::new(worker))
         .max_decoding_message_size(MAX_MESSAGE_SIZE)
         .max_encoding_message_size(MAX_MESSAGE_SIZE);

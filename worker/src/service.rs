@@ -54,6 +54,7 @@ impl Controller for ControllerService {
     async fn call(&self, request: Request<CallRequest>) -> Result<Response<CallResponse>, Status> {
         let deadline = proto::deadline::from_metadata(request.metadata());
         let request = request.into_inner();
+        proto::server::check_payload(request.data.len())?;
         let request_id = request.request_id.clone();
         let result = self.worker.call(request, deadline).await?;
         let mut body = result.output.response;
@@ -123,12 +124,17 @@ impl Controller for ControllerService {
             ms => Duration::from_millis(u64::from(ms).max(10)),
         };
         let (tx, rx) = mpsc::channel(64);
+        let mut closing = self.worker.closing();
         let worker = Arc::downgrade(&self.worker);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                tick.tick().await;
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    // The worker is shutting down: end the stream.
+                    _ = closing.wait_for(|closed| *closed) => return,
+                }
                 let Some(worker) = worker.upgrade() else { return };
                 let sample = sample_resources(&worker).await;
                 if tx.send(Ok(sample)).await.is_err() {

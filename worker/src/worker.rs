@@ -18,7 +18,7 @@ use crate::error::WorkerError;
 use crate::events::{EventHub, LifecycleEvent};
 use crate::instance::{CallGuard, Instance, InstanceTable, StopReason};
 use crate::reconcile::{RECONCILE_INTERVAL, spawn_reconciler};
-use crate::runtime::{CallError, CallOutput, ExitNotice, Runtime, RuntimeError, StartSpec};
+use crate::runtime::{CallOutput, ExitNotice, Runtime, RuntimeError, StartSpec};
 
 /// How long a stopping instance may take to finish the calls already routed
 /// to it before its container is stopped anyway. Several leaves share a
@@ -43,6 +43,8 @@ pub struct Worker {
     pub catalog: FunctionCatalog,
     pub instances: InstanceTable,
     pub events: EventHub,
+    /// True once serving stops: long-lived streams (Status, Resources) end.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl Worker {
@@ -53,7 +55,21 @@ impl Worker {
             catalog,
             instances: InstanceTable::default(),
             events: EventHub::default(),
+            closing: tokio::sync::watch::Sender::new(false),
         })
+    }
+
+    /// Ends the `Status` and `Resources` streams, and any opened later. The
+    /// server calls it at shutdown: it waits for open streams to finish, and
+    /// these never finish on their own.
+    pub fn close_streams(&self) {
+        self.closing.send_replace(true);
+        self.events.close();
+    }
+
+    /// Becomes true when [`close_streams`](Self::close_streams) is called.
+    pub fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.closing.subscribe()
     }
 
     /// Starts the tasks that watch for crashed, vanished and idle instances.
@@ -353,14 +369,4 @@ fn millis(d: Duration) -> i64 {
 /// 12 hex digits, like a short Docker container id.
 fn new_instance_id() -> InstanceId {
     InstanceId::new(format!("{:012x}", rand::rng().random::<u64>() & 0xffff_ffff_ffff))
-}
-
-impl From<CallError> for tonic::Status {
-    fn from(e: CallError) -> Self {
-        match e {
-            CallError::Status(s) => s,
-            CallError::Unreachable(m) => tonic::Status::unavailable(m),
-            CallError::DeadlineExceeded => tonic::Status::deadline_exceeded("deadline exceeded"),
-        }
-    }
 }

@@ -4,6 +4,8 @@
 
 mod common;
 
+/// The worker's contract, one suite against the real and the fake worker.
+mod contract;
 /// Model inputs follow docs/units.md; Metrics report simulated usage.
 mod features;
 /// Payload features, predicted response size, worker overhead, seeded spread
@@ -11,7 +13,7 @@ mod features;
 mod fidelity;
 /// A real leaf in front of fake workers only.
 mod leaf;
-/// Lifecycle: idle timeout, stop, max_concurrency, stopped instances.
+/// Lifecycle beyond the contract: a busy instance does not expire.
 mod lifecycle;
 /// Model loading errors and hot reload under load.
 mod models;
@@ -19,3 +21,5 @@ mod models;
 mod nodelay;
 /// Runtime units: a model predicting 50 ms sleeps 50 ms (JSON ns, old JSON ms, ONNX).
 mod units;
+/// `--workers N`: many simulated workers in one process.
+mod workers;

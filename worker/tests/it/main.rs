@@ -6,13 +6,14 @@
 
 mod common;
 
-/// Concurrency limits, deadlines and routing.
+/// Fifty concurrent calls on one slot (the rest is in the contract:
+/// fakeworker's `contract.rs` runs it against this worker too).
 mod calls;
 /// Limits visible in `docker inspect`, leftovers, errors for bad requests.
 mod containers;
 /// A requested stop drains the calls in flight first.
 mod drain;
-/// Status events: START, STOP, TIMEOUT, DOWN with the right ids.
+/// Status events only real containers show: DOWN, OOM, the idle clock.
 mod events;
 /// Function containers run unprivileged, read-only and bounded.
 mod hardening;
