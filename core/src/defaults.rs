@@ -51,3 +51,10 @@ pub mod env {
 /// default of 4 MiB is too small for thumbnailer payloads; a larger request
 /// is refused with RESOURCE_EXHAUSTED instead of being buffered without bound.
 pub const MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
+/// Largest payload (`data`) one call may carry: [`MAX_MESSAGE_SIZE`] less
+/// 64 KiB for the envelope each hop wraps around it (ids, the response's
+/// fields), so a payload the leaf accepts fits every hop below it, there and
+/// back. Leaf and worker refuse a larger one with RESOURCE_EXHAUSTED before
+/// forwarding it (the fault suite, e2e `faults::payload_limit`); the load
+/// generator's largest body is the same.
+pub const MAX_PAYLOAD_SIZE: usize = MAX_MESSAGE_SIZE - 64 * 1024;

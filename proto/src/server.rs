@@ -21,6 +21,9 @@
 //! - **An outer bound** for handlers that never look at the deadline: tonic's
 //!   `Server::timeout`, [`TRANSPORT_TIMEOUT_MARGIN`] after the maximum (it
 //!   answers CANCELLED "Timeout expired", so it must not win the race).
+//! - **Oversized requests** are RESOURCE_EXHAUSTED ([`OversizedLayer`]), not
+//!   tonic's OUT_OF_RANGE, and leaf and worker refuse a payload that would
+//!   not fit the next hop's envelope the same way ([`check_payload`]).
 //! - **HTTP/2 keepalive**: a PING every [`HTTP2_KEEPALIVE_INTERVAL`]; a peer
 //!   that does not answer within [`HTTP2_KEEPALIVE_TIMEOUT`] is dropped with
 //!   its streams, so a vanished caller's calls end.
@@ -40,8 +43,14 @@
 //!     .await
 //! ```
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use hyperfake_core::defaults::MAX_PAYLOAD_SIZE;
+use tonic::Status;
+use tonic::codegen::http;
 use tonic::service::InterceptorLayer;
 use tonic::transport::Server;
 use tower::layer::util::{Identity, Stack};
@@ -74,9 +83,82 @@ pub const MAX_CALL_DURATION: Duration = Duration::from_secs(300);
 /// runs for handlers that never look.
 pub const TRANSPORT_TIMEOUT_MARGIN: Duration = Duration::from_secs(5);
 
-/// A server whose every call gets a deadline; what [`builder`] returns. Add
-/// services and more layers to it as to `Server::builder()`.
-pub type Builder = Server<Stack<InterceptorLayer<CallDeadline>, Identity>>;
+/// A server whose every call gets a deadline and whose oversized requests
+/// are RESOURCE_EXHAUSTED; what [`builder`] returns. Add services and more
+/// layers to it as to `Server::builder()`.
+pub type Builder = Server<Stack<InterceptorLayer<CallDeadline>, Stack<OversizedLayer, Identity>>>;
+
+/// Rewrites a headers-only OUT_OF_RANGE status to RESOURCE_EXHAUSTED, in
+/// every response of the service it wraps (the outermost layer of
+/// [`builder`], so whatever layers a server adds below it).
+///
+/// tonic refuses a request larger than `max_decoding_message_size` with
+/// OUT_OF_RANGE, before the call reaches the service, but gRPC (and grpc-go,
+/// which HyperFaaS clients use) reports a message over the limit as
+/// RESOURCE_EXHAUSTED, as hyperfake's own check ([`check_payload`]) and
+/// function servers do. No hyperfake service answers OUT_OF_RANGE itself, so
+/// every such status is tonic's size refusal; without the rewrite a caller
+/// saw OUT_OF_RANGE or RESOURCE_EXHAUSTED depending on which hop refused
+/// (e2e `faults::payload_limit`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OversizedLayer;
+
+impl<S> tower::Layer<S> for OversizedLayer {
+    type Service = Oversized<S>;
+
+    fn layer(&self, inner: S) -> Oversized<S> {
+        Oversized(inner)
+    }
+}
+
+/// The service of [`OversizedLayer`].
+#[derive(Clone, Debug)]
+pub struct Oversized<S>(S);
+
+impl<S, Req, B> tower::Service<Req> for Oversized<S>
+where
+    S: tower::Service<Req, Response = http::Response<B>>,
+    S::Future: Send + 'static,
+    B: 'static,
+{
+    type Response = http::Response<B>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<http::Response<B>, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Req) -> Self::Future {
+        let response = self.0.call(request);
+        Box::pin(async move { response.await.map(resource_exhausted_for_oversized) })
+    }
+}
+
+/// The rewrite [`OversizedLayer`] applies to one response.
+pub fn resource_exhausted_for_oversized<B>(mut response: http::Response<B>) -> http::Response<B> {
+    let out_of_range = http::HeaderValue::from(tonic::Code::OutOfRange as i32);
+    if response.headers().get("grpc-status") == Some(&out_of_range) {
+        response
+            .headers_mut()
+            .insert("grpc-status", http::HeaderValue::from(tonic::Code::ResourceExhausted as i32));
+    }
+    response
+}
+
+/// Refuses a call's payload larger than [`MAX_PAYLOAD_SIZE`] with
+/// RESOURCE_EXHAUSTED, before it is forwarded: a payload just under the
+/// 16 MiB message limit would otherwise pass this hop and fail the next one,
+/// whose envelope is larger, as an HTTP/2 INTERNAL error.
+pub fn check_payload(len: usize) -> Result<(), Status> {
+    if len > MAX_PAYLOAD_SIZE {
+        return Err(Status::resource_exhausted(format!(
+            "payload of {len} bytes is larger than the {MAX_PAYLOAD_SIZE} bytes a call may carry \
+             (the 16 MiB message limit less 64 KiB for each hop's envelope)"
+        )));
+    }
+    Ok(())
+}
 
 /// A server with the [`ServerLimits::default`] limits.
 pub fn builder() -> Builder {
@@ -121,6 +203,7 @@ impl ServerLimits {
             transport_timeout_margin,
         } = *self;
         Server::builder()
+            .layer(OversizedLayer)
             .max_concurrent_streams(max_concurrent_streams)
             .http2_keepalive_interval(Some(keepalive_interval))
             .http2_keepalive_timeout(Some(keepalive_timeout))

@@ -93,6 +93,31 @@ async fn a_handler_that_ignores_its_deadline_is_ended_by_the_outer_bound() {
     assert!(status.message().contains("Timeout expired"), "{status:?}");
 }
 
+#[tokio::test]
+async fn a_request_over_the_decoding_limit_is_resource_exhausted() {
+    let served = serve(ServerLimits::default()).await;
+    let channel = crate::endpoint(&served.address.to_string()).unwrap().connect().await.unwrap();
+    // tonic's default decoding limit (the probe sets none) is 4 MiB.
+    let request = CallRequest { data: vec![0; 4 << 20], ..Default::default() };
+    let status = FunctionServiceClient::new(channel)
+        .max_encoding_message_size(64 << 20)
+        .call(request)
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "not tonic's OUT_OF_RANGE: {status:?}");
+    assert!(status.message().contains("too large"), "{status:?}");
+    let after = call(&served, b"").await;
+    assert!(after.is_ok(), "the server still answers: {after:?}");
+}
+
+#[test]
+fn payloads_over_the_limit_are_resource_exhausted() {
+    assert!(check_payload(MAX_PAYLOAD_SIZE).is_ok());
+    let status = check_payload(MAX_PAYLOAD_SIZE + 1).unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    assert!(status.message().contains(&(MAX_PAYLOAD_SIZE + 1).to_string()), "{status:?}");
+}
+
 // === raw HTTP/2 ===
 
 const FRAME_SETTINGS: u8 = 0x4;
