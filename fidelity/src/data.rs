@@ -86,12 +86,14 @@ impl RunData {
 
         let mut by_image: BTreeMap<String, ImageCalls> = BTreeMap::new();
         let mut instances: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+        // Warm-up calls (loadgen's `warmup:`) are not part of the measured run.
+        let measured = rundb::calls::measured_only(&conn).map_err(sql)?;
         let mut stmt = conn
-            .prepare(
+            .prepare(&format!(
                 "SELECT image_tag, status, latency_ns, function_handler_time_ns, function_error, instance_id, \
                  leaf_got_request_ns, leaf_scheduled_call_ns, call_queued_ns, call_started_ns, \
-                 function_processing_time_ns FROM calls WHERE run_id = ?1",
-            )
+                 function_processing_time_ns FROM calls WHERE run_id = ?1 {measured}"
+            ))
             .map_err(sql)?;
         let rows = stmt
             .query_map([&run_id], |r| {

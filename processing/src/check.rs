@@ -431,8 +431,14 @@ pub fn check_run(path: &Path, run_id: &str, options: &CheckOptions) -> Result<Ru
             report.scheduled = Some(scheduled);
         }
     }
-    report.calls = db.count(CALLS_TABLE, "")?;
-    report.calls_ok = db.count(CALLS_TABLE, "AND status = :ok")?;
+    // Warm-up calls (loadgen's `warmup:`) are neither scheduled nor summarised.
+    let measured = if has(CALLS_TABLE) {
+        rundb::calls::measured_only(db.conn).map_err(ProcessError::sql("looking up calls.warmup"))?
+    } else {
+        ""
+    };
+    report.calls = db.count(CALLS_TABLE, measured)?;
+    report.calls_ok = db.count(CALLS_TABLE, &format!("AND status = :ok {measured}"))?;
     match (&report.status, report.scheduled) {
         (None, _) | (_, None) => {
             failures.push(Check::Completed, format!("no {RUNS_TABLE} row"));

@@ -33,6 +33,7 @@ pub mod plots;
 pub mod raw;
 pub mod store;
 pub mod summary;
+pub mod trace_plots;
 
 use std::path::Path;
 use std::time::Duration;

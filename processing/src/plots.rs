@@ -1,6 +1,7 @@
 //! Plots of one run, each as PNG and SVG, with an `index.html` linking them:
 //! throughput per second by status, latency decomposition per image, latency
-//! ECDF per image, live instances over time, worker CPU and RAM over time.
+//! ECDF per image, live instances over time, worker CPU and RAM over time;
+//! and for a trace replay a section of its own ([`crate::trace_plots`]).
 //!
 //! Labels are drawn with a TrueType font read at run time (plotters'
 //! `ab_glyph` backend: no fontconfig). [`hyperfake_plotfont::FONT_ENV`] names one; otherwise the
@@ -22,7 +23,7 @@ use crate::error::{ProcessError, Result};
 use crate::features::Lifecycle;
 use crate::raw::{self, RawRun};
 
-const SIZE: (u32, u32) = (1000, 600);
+pub(crate) const SIZE: (u32, u32) = (1000, 600);
 
 /// Every plot's file stem and title, in page order.
 pub const PLOTS: [(&str, &str); 6] = [
@@ -34,7 +35,7 @@ pub const PLOTS: [(&str, &str); 6] = [
     ("worker_ram", "Worker RAM (GiB)"),
 ];
 
-fn ensure_font() -> Result<()> {
+pub(crate) fn ensure_font() -> Result<()> {
     hyperfake_plotfont::ensure().map_err(|e| ProcessError::NoFont { tried: e.tried })
 }
 
@@ -62,7 +63,17 @@ pub fn draw_db(db: &Path, run_id: Option<&str>, out: &Path) -> Result<Vec<PathBu
         );
     }
     let raw = raw::read_run(&conn, &run, &indicatif::ProgressBar::hidden())?;
-    draw(&raw, out)
+    let mut written = draw(&raw, out)?;
+    // A trace replay gets its own section: calls per trace minute and
+    // inter-arrival times (`trace_plots`).
+    let trace = crate::trace_plots::draw(&conn, &run, out)?;
+    if !trace.is_empty() {
+        written.extend(trace);
+        let index = out.join("index.html");
+        std::fs::write(&index, index_html(&raw.run_id, true))
+            .map_err(|source| ProcessError::Write { path: index.clone(), source })?;
+    }
+    Ok(written)
 }
 
 /// Draws every plot of `raw` into `out`.
@@ -94,19 +105,23 @@ pub fn draw(raw: &RawRun, out: &Path) -> Result<Vec<PathBuf>> {
     both!("worker_cpu", worker_cpu);
     both!("worker_ram", worker_ram);
     let index = out.join("index.html");
-    std::fs::write(&index, index_html(&raw.run_id))
+    std::fs::write(&index, index_html(&raw.run_id, false))
         .map_err(|source| ProcessError::Write { path: index.clone(), source })?;
     written.push(index);
     Ok(written)
 }
 
-fn draw_err<E: std::fmt::Display>(path: &Path, e: E) -> ProcessError {
+pub(crate) fn draw_err<E: std::fmt::Display>(path: &Path, e: E) -> ProcessError {
     ProcessError::Draw { path: path.to_owned(), message: e.to_string() }
 }
 
-fn index_html(run_id: &str) -> String {
+fn index_html(run_id: &str, trace: bool) -> String {
     let mut body = String::new();
-    for (stem, title) in PLOTS {
+    let trace_plots = trace.then_some(crate::trace_plots::TRACE_PLOTS).into_iter().flatten();
+    for (i, (stem, title)) in PLOTS.into_iter().chain(trace_plots).enumerate() {
+        if i == PLOTS.len() {
+            body.push_str("<h1>Trace replay</h1>\n");
+        }
         body.push_str(&format!(
             "<section><h2>{title}</h2><a href=\"{stem}.svg\"><img src=\"{stem}.png\" alt=\"{title}\" \
              width=\"{w}\"></a><p><a href=\"{stem}.png\">PNG</a> · <a href=\"{stem}.svg\">SVG</a></p></section>\n",
@@ -125,7 +140,8 @@ fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-type DrawResult<DB> = std::result::Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
+pub(crate) type DrawResult<DB> =
+    std::result::Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
 
 /// Everything the plots need, in plot units (seconds, ms, cores, GiB).
 #[derive(Debug, Default)]
@@ -245,17 +261,19 @@ fn color(k: usize) -> RGBColor {
 
 /// How a line chart's axes are drawn.
 #[derive(Clone, Copy, Debug, Default)]
-struct Axes {
+pub(crate) struct Axes {
     /// Log-scale x axis (heavy-tailed latencies); points with x ≤ 0 are left out.
-    log_x: bool,
+    pub(crate) log_x: bool,
     /// The y axis counts things: whole-number ticks only.
-    count_y: bool,
+    pub(crate) count_y: bool,
     /// The legend goes to the lower right (an ECDF ends at the upper right).
-    legend_lower_right: bool,
+    pub(crate) legend_lower_right: bool,
+    /// One panel of several: smaller caption and axis label areas.
+    pub(crate) small: bool,
 }
 
 /// A line chart of named (x, y) series; an empty map draws an empty frame.
-fn lines<DB: DrawingBackend>(
+pub(crate) fn lines<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     title: &str,
     x_label: &str,
@@ -268,7 +286,11 @@ fn lines<DB: DrawingBackend>(
     let x_max = points.clone().map(|p| p.0).fold(1e-9, f64::max);
     let y_max = points.clone().map(|p| p.1).fold(1e-9, f64::max) * 1.1;
     let mut builder = ChartBuilder::on(area);
-    builder.caption(title, ("sans-serif", 24)).margin(12).x_label_area_size(40).y_label_area_size(60);
+    if axes.small {
+        builder.caption(title, ("sans-serif", 14)).margin(6).x_label_area_size(28).y_label_area_size(36);
+    } else {
+        builder.caption(title, ("sans-serif", 24)).margin(12).x_label_area_size(40).y_label_area_size(60);
+    }
     let y_tick: fn(&f64) -> String = if axes.count_y { count_tick } else { linear_tick };
     if axes.log_x {
         let x_min = points.map(|p| p.0).filter(|x| *x > 0.0).fold(f64::INFINITY, f64::min);

@@ -245,12 +245,15 @@ fn read_calls(conn: &Connection, run_id: &str, progress: &ProgressBar) -> Result
     // A run database from before payload features has no such column: NULL.
     let features =
         if column_exists(conn, "calls", "payload_features")? { "payload_features" } else { "NULL" };
+    // Warm-up calls (loadgen's `warmup:`) make no training rows and stay out
+    // of the summaries: they are not read at all.
+    let measured = if column_exists(conn, "calls", "warmup")? { "AND warmup = 0" } else { "" };
     let sql = format!(
         "SELECT call_index, request_id, image_tag, status, function_error, request_bytes, scheduled_ns,
                 sent_ns, latency_ns, bfs_size, thumb_width, thumb_height, instance_id, leaf_got_request_ns,
                 leaf_scheduled_call_ns, call_queued_ns, call_started_ns, got_response_ns,
                 function_processing_time_ns, function_handler_time_ns, response_bytes, {features}
-         FROM calls WHERE run_id = ?1 ORDER BY call_index"
+         FROM calls WHERE run_id = ?1 {measured} ORDER BY call_index"
     );
     each_row(conn, "calls", &sql, run_id, progress, |r| {
         c.call_index.push(r.get(0)?);

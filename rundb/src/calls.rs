@@ -91,6 +91,9 @@ CREATE TABLE IF NOT EXISTS calls (
     payload_features            TEXT,             -- JSON array: the image's payload feature values, in
                                                   -- declaration order, null where not computable;
                                                   -- NULL when the image declares none
+    warmup                      INTEGER NOT NULL DEFAULT 0, -- 1: a warm-up call, sent before time 0 (not in
+                                                  -- `schedule`; call_index after the schedule's), left
+                                                  -- out of training rows and summaries
     PRIMARY KEY (run_id, call_index)
 );
 CREATE INDEX IF NOT EXISTS calls_request_id ON calls (request_id);
@@ -107,7 +110,8 @@ pub fn create(conn: &Connection) -> rusqlite::Result<()> {
 /// without losing a row: `functions` and `schedule` gained `copy`, which is
 /// part of the key of `functions`. SQLite cannot change a key in place, so the
 /// old table is renamed, recreated from the schema and copied over.
-/// `functions` and `calls` gained `payload_features` (NULL in old rows).
+/// `functions` and `calls` gained `payload_features` (NULL in old rows);
+/// `calls` gained `warmup` (0 in old rows: they had no warm-up).
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     if !crate::has_column(conn, "functions", "copy")? {
         conn.execute_batch("BEGIN IMMEDIATE; ALTER TABLE functions RENAME TO functions_before_copies;")?;
@@ -132,7 +136,18 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
             conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN payload_features TEXT"))?;
         }
     }
+    if !crate::has_column(conn, CALLS_TABLE, "warmup")? {
+        conn.execute_batch("ALTER TABLE calls ADD COLUMN warmup INTEGER NOT NULL DEFAULT 0")?;
+    }
     Ok(())
+}
+
+/// The condition that keeps a reader of `calls` to the measured calls (no
+/// warm-up): `"AND warmup = 0"`, or `""` for a database from before warm-ups
+/// (every call measured). For databases opened read-only, which cannot be
+/// upgraded; append it to a `WHERE`.
+pub fn measured_only(conn: &Connection) -> rusqlite::Result<&'static str> {
+    Ok(if crate::has_column(conn, CALLS_TABLE, "warmup")? { "AND warmup = 0" } else { "" })
 }
 
 /// The `runs` row written when a run starts.
@@ -291,6 +306,9 @@ pub struct CallRow {
     /// The image's payload feature values in declaration order (`None` for
     /// one that could not be computed); `None` when the image declares none.
     pub payload_features: Option<Vec<Option<f64>>>,
+    /// A warm-up call (`loadgen`'s `warmup:`), sent before the schedule's
+    /// time 0 and left out of training rows and summaries.
+    pub warmup: bool,
 }
 
 /// The statement [`insert_call`] binds; prepare it once per transaction
@@ -300,9 +318,9 @@ pub const INSERT_CALL: &str = "INSERT INTO calls (
     latency_ns, status, grpc_code, error, function_error, request_bytes, response_bytes, bfs_size,
     thumb_width, thumb_height, instance_id, worker_address, leaf_got_request_ns, leaf_scheduled_call_ns,
     call_queued_ns, call_started_ns, got_response_ns, function_processing_time_ns, function_handler_time_ns,
-    lb_got_request_ns, lb_forwarded_call_ns, trailers_json, payload_features)
+    lb_got_request_ns, lb_forwarded_call_ns, trailers_json, payload_features, warmup)
   VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21,
-          ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32)";
+          ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33)";
 
 /// Writes one `calls` row through a statement prepared from [`INSERT_CALL`].
 pub fn insert_call(stmt: &mut CachedStatement<'_>, run_id: &str, r: &CallRow) -> rusqlite::Result<()> {
@@ -339,6 +357,7 @@ pub fn insert_call(stmt: &mut CachedStatement<'_>, run_id: &str, r: &CallRow) ->
         r.lb_forwarded_call_ns,
         r.trailers_json,
         r.payload_features.as_deref().map(payload_feature_values_json),
+        r.warmup,
     ])?;
     Ok(())
 }

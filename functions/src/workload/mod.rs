@@ -8,13 +8,14 @@ pub mod hello;
 pub mod simul;
 pub mod sleep;
 pub mod thumbnailer;
+pub mod trace;
 
 use hyperfake_core::ImageTag;
 use hyperfake_core::defaults::IMAGE_PREFIX;
 
 /// Every function, by binary name. `scripts/build-function-images.sh` builds
 /// one image per binary in `src/bin`; a unit test keeps the two lists equal.
-pub const NAMES: [&str; 7] = ["bfs", "crash", "echo", "hello", "simul", "sleep", "thumbnailer"];
+pub const NAMES: [&str; 8] = ["bfs", "crash", "echo", "hello", "simul", "sleep", "thumbnailer", "trace"];
 
 /// The image a function is built into: `hyperfaas-<name>:latest`.
 pub fn image_tag(name: &str) -> ImageTag {

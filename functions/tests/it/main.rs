@@ -12,6 +12,10 @@ mod binaries;
 /// The workload handlers served through the SDK.
 mod workloads;
 
+/// The `trace` image at a CPU quota on the real Docker engine (needs
+/// `scripts/build-function-images.sh trace`; fails, never skips, without it).
+mod trace_image;
+
 /// The Docker images from `scripts/build-function-images.sh` (ignored by
 /// default: run `cargo test -p functions --test it -- --ignored` after building them).
 mod images;

@@ -16,3 +16,7 @@ mod huawei;
 mod invariants;
 /// Plot files and the HTML index.
 mod plots;
+/// Plots of a trace replay: calls per trace minute, inter-arrival times.
+mod trace_plots;
+/// Warm-up calls: recorded, left out of training rows and summaries.
+mod warmup;

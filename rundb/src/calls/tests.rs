@@ -106,3 +106,52 @@ fn a_database_from_before_payload_features_gains_the_columns_with_null_in_old_ro
     // Opening again is a no-op.
     open(&path);
 }
+
+#[test]
+fn a_database_from_before_warmups_gains_the_column_with_0_in_old_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    {
+        // The schema as it was: `calls` without `warmup` (and its comment lines).
+        let old: String = SCHEMA
+            .lines()
+            .filter(|l| !l.contains("warmup") && !l.trim_start().starts_with("-- "))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(&old).unwrap();
+        assert!(!crate::has_column(&conn, CALLS_TABLE, "warmup").unwrap());
+        assert_eq!(measured_only(&conn).unwrap(), "", "an old database has only measured calls");
+        conn.execute(
+            "INSERT INTO calls (run_id, call_index, request_id, image_tag, function_id, phase, scheduled_ns,
+                                status, request_bytes, trailers_json)
+             VALUES ('old-run', 0, 'r0', 'e:latest', 'f', 'p', 1, 'OK', 0, '{}')",
+            [],
+        )
+        .unwrap();
+    }
+    let mut conn = open(&path);
+    assert_eq!(measured_only(&conn).unwrap(), "AND warmup = 0");
+    let old: i64 =
+        conn.query_row("SELECT warmup FROM calls WHERE run_id = 'old-run'", [], |r| r.get(0)).unwrap();
+    assert_eq!(old, 0);
+
+    // A warm-up row is marked; the filter keeps it out, and only it.
+    let tx = conn.transaction().unwrap();
+    for (index, warmup) in [(0, false), (1, false), (2, true)] {
+        let row =
+            CallRow { call_index: index, request_id: format!("r{index}"), warmup, ..CallRow::default() };
+        insert_call(&mut tx.prepare_cached(INSERT_CALL).unwrap(), "new-run", &row).unwrap();
+    }
+    tx.commit().unwrap();
+    let sql = format!(
+        "SELECT group_concat(call_index) FROM calls WHERE run_id = 'new-run' {}",
+        measured_only(&conn).unwrap()
+    );
+    let measured: String = conn.query_row(&sql, [], |r| r.get(0)).unwrap();
+    assert_eq!(measured, "0,1");
+    let marked: i64 = conn
+        .query_row("SELECT call_index FROM calls WHERE run_id = 'new-run' AND warmup = 1", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(marked, 2);
+}
