@@ -8,9 +8,11 @@
 pub mod data;
 pub mod decompose;
 pub mod plots;
+pub mod reference;
 pub mod report;
 pub mod stats;
 
 pub use data::{ImageCalls, RunData};
 pub use decompose::{CallTimings, Decomposition, DecompositionSummary, Part};
+pub use reference::{RealVsReal, Reference};
 pub use report::{Comparison, ImageComparison, Miss, SampleRelation, Side};

@@ -38,6 +38,14 @@ enum Command {
         /// Run id in --fake (needed when the file holds several runs).
         #[arg(long)]
         fake_run: Option<String>,
+        /// A second real run of the same workload (e.g. the training run, another
+        /// seed): the report shows how much the real platform differs from
+        /// itself next to how much the fake differs from it.
+        #[arg(long, value_name = "DB")]
+        reference: Option<PathBuf>,
+        /// Run id in --reference (needed when the file holds several runs).
+        #[arg(long)]
+        reference_run: Option<String>,
         /// Directory for the report.
         #[arg(long, default_value = "fidelity")]
         out: PathBuf,
@@ -96,8 +104,17 @@ fn main() -> ExitCode {
     hyperfake_cli::exit_code("fidelity", run(Cli::parse()))
 }
 
-fn report(real: &RunData, fake: &RunData, out: &std::path::Path, sample: SampleArgs) -> anyhow::Result<()> {
-    let comparison = Comparison::new(real, fake).with_sample(sample.into());
+fn report(
+    real: &RunData,
+    fake: &RunData,
+    reference: Option<&RunData>,
+    out: &std::path::Path,
+    sample: SampleArgs,
+) -> anyhow::Result<()> {
+    let mut comparison = Comparison::new(real, fake).with_sample(sample.into());
+    if let Some(reference) = reference {
+        comparison = comparison.with_reference(reference, real);
+    }
     if !comparison.same_workload {
         tracing::warn!("the two runs used different seeds or workload files");
     }
@@ -112,10 +129,11 @@ fn report(real: &RunData, fake: &RunData, out: &std::path::Path, sample: SampleA
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Compare { real, fake, real_run, fake_run, out, sample } => {
+        Command::Compare { real, fake, real_run, fake_run, reference, reference_run, out, sample } => {
             let real = RunData::load(&real, real_run.as_deref())?;
             let fake = RunData::load(&fake, fake_run.as_deref())?;
-            report(&real, &fake, &out, sample)
+            let reference = reference.map(|db| RunData::load(&db, reference_run.as_deref())).transpose()?;
+            report(&real, &fake, reference.as_ref(), &out, sample)
         }
         Command::Run { config, real, fake, db_dir, out, token, token_file, sample } => {
             let token = proto::auth::Token::from_flags(token.as_deref(), token_file.as_deref())
@@ -142,6 +160,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     max_in_flight: None,
                     token: token.clone(),
                     progress: true,
+                    writer: Default::default(),
                 };
                 let (_stop_tx, stop_rx) = tokio::sync::watch::channel(loadgen::Stop::Running);
                 let done = runtime.block_on(loadgen::run::run(options, stop_rx))?;
@@ -150,7 +169,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let real = RunData::load(&dbs[0].0, Some(&dbs[0].1))?;
             let fake = RunData::load(&dbs[1].0, Some(&dbs[1].1))?;
-            report(&real, &fake, &out, sample)
+            report(&real, &fake, None, &out, sample)
         }
     }
 }

@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::data::{ImageCalls, RunData};
 use crate::decompose::{DecompositionSummary, Part, largest_difference};
 use crate::plots::PlotFiles;
+use crate::reference::{RealVsReal, Reference, within_variation};
 use crate::stats::{ks_distance, percentile};
 
 /// Targets a faithful fake meets per function (issue 10): KS distance at most
@@ -68,7 +69,7 @@ pub struct Miss {
     pub target: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct ImageComparison {
     pub image_tag: String,
     pub real: Side,
@@ -86,6 +87,8 @@ pub struct ImageComparison {
     pub misses: Vec<Miss>,
     /// Why the function misses, with the numbers; `None` when it does not.
     pub why_it_misses: Option<String>,
+    /// A second real run against the real one (`--reference`); `None` without.
+    pub real_vs_real: Option<RealVsReal>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -100,6 +103,8 @@ pub struct Comparison {
     pub validation: Option<String>,
     /// The header line built from the two: `sample relation not stated` when neither is given.
     pub sample_relation: String,
+    /// The second real run the real platform's own variation is measured on.
+    pub reference: Option<Reference>,
     /// Same seed and same workload file: the two runs sent the same calls.
     pub same_workload: bool,
     pub images: Vec<ImageComparison>,
@@ -330,6 +335,7 @@ impl Comparison {
                     fake: fs,
                     misses: Vec::new(),
                     why_it_misses: None,
+                    real_vs_real: None,
                 };
                 c.misses = misses(&c);
                 c.why_it_misses = why_it_misses(&c);
@@ -344,11 +350,30 @@ impl Comparison {
             trained_on: None,
             validation: None,
             sample_relation: NOT_STATED.to_string(),
+            reference: None,
             same_workload: real.seed == fake.seed && real.config_yaml == fake.config_yaml,
             images,
             real_instances_over_time: real.instances_over_time.clone(),
             fake_instances_over_time: fake.instances_over_time.clone(),
         }
+    }
+
+    /// Measures the real platform's own run-to-run variation: `reference`
+    /// (a second real run of the workload) against `real`, per function, and
+    /// says for each miss whether the fake is within it.
+    pub fn with_reference(mut self, reference: &RunData, real: &RunData) -> Self {
+        for image in &mut self.images {
+            let tag = image.image_tag.as_str();
+            image.real_vs_real = RealVsReal::new(reference.by_image.get(tag), real.by_image.get(tag));
+            if let Some(more) = within_variation(image)
+                && let Some(why) = &mut image.why_it_misses
+            {
+                why.push(' ');
+                why.push_str(&more);
+            }
+        }
+        self.reference = Some(Reference { db: reference.path.clone(), run: reference.run_id.clone() });
+        self
     }
 
     /// States which data trained the models and how the compared runs relate to it.
@@ -426,6 +451,7 @@ impl Comparison {
         if !any {
             md.push_str("Every function meets the targets.\n");
         }
+        md.push_str(&crate::reference::markdown(self.reference.as_ref(), &self.images));
         md.push_str("\n## Latency decomposition\n\n");
         md.push_str(DECOMPOSITION_NOTE);
         md.push('\n');
@@ -569,6 +595,7 @@ impl Comparison {
             h.push_str("</ul>\n");
         }
 
+        h.push_str(&crate::reference::html(self.reference.as_ref(), &self.images));
         h.push_str("<h2>Per function</h2>\n<p class=\"note\">");
         h.push_str(&e(DECOMPOSITION_NOTE));
         h.push_str("</p>\n<dl class=\"parts\">");

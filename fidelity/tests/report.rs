@@ -269,6 +269,49 @@ fn the_cli_takes_the_sample_relation() {
     assert!(json["images"][0]["real_decomposition"]["parts"].as_array().unwrap().len() == 6);
 }
 
+/// `--reference`: a second real run, twice as slow in the handler, gives the
+/// "real vs real" numbers, and the fake's miss is judged against them.
+#[test]
+fn the_cli_measures_the_real_platforms_own_variation_with_a_reference_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut real = RunDb::create(dir.path(), "real.db", "real", 7);
+    let mut fake = RunDb::create(dir.path(), "fake.db", "fake", 7);
+    let mut again = RunDb::create(dir.path(), "again.db", "again", 8);
+    for i in 0..100 {
+        let handler = 5.0 + f64::from(i) / 10.0;
+        real.timed_call(ECHO, parts([0.1, 0.2, 0.3, 1.0, handler, 2.0]), 0);
+        fake.timed_call(ECHO, parts([0.1, 0.2, 0.3, 1.0, handler * 1.5, 2.0]), 0);
+        again.timed_call(ECHO, parts([0.1, 0.2, 0.3, 1.0, handler * 2.0, 2.0]), 0);
+    }
+    let out = dir.path().join("report");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_fidelity"))
+        .args(["compare", "--real"])
+        .arg(&real.path)
+        .arg("--fake")
+        .arg(&fake.path)
+        .arg("--reference")
+        .arg(&again.path)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("fidelity.json")).unwrap()).unwrap();
+    assert_eq!(json["reference"]["run"], "again");
+    let image = &json["images"][0];
+    let own = image["real_vs_real"]["latency_ratio_p50"].as_f64().unwrap();
+    let fake_ratio = image["latency_ratio_p50"].as_f64().unwrap();
+    assert!(own > fake_ratio && fake_ratio > 1.1, "real vs real {own}, fake {fake_ratio}");
+    let why = image["why_it_misses"].as_str().unwrap();
+    assert!(why.contains("within the real platform's own run-to-run variation: p50 ratio"), "{why}");
+    let md = std::fs::read_to_string(out.join("fidelity.md")).unwrap();
+    assert!(md.contains("## Real vs real"), "{md}");
+    let html = std::fs::read_to_string(out.join("fidelity.html")).unwrap();
+    assert!(html.contains("<h2>Real vs real</h2>"));
+    assert!(html.contains("again.db"));
+}
+
 /// Run databases come from other hosts: one whose `runs` is a view over a
 /// virtual table that is not innocuous (it would put the reader's file paths
 /// into the report) is refused.

@@ -152,7 +152,8 @@ fake_replay() {
     "$bin/process" --db "$fake_db" --run-id "$validation_id-fake"
 
     step "fidelity: real vs fake, out of sample"
-    "$bin/fidelity" compare --real "$validation_db" --fake "$fake_db" --out "$report_dir" \
+    # The training run is the reference: how much the real platform differs from itself between two seeds.
+    "$bin/fidelity" compare --real "$validation_db" --fake "$fake_db" --reference "$real_db" --out "$report_dir" \
         --trained-on "$real_db (run $run_id, $config, seed $training_seed)" \
         --validation "out of sample: $config with seed $validation_seed, real run $validation_id vs fake run $validation_id-fake"
     step "rendering the report in headless Chromium"

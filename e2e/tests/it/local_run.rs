@@ -76,6 +76,7 @@ async fn training_rows_of_a_real_run_satisfy_the_invariants() {
         max_in_flight: None,
         token: Default::default(),
         progress: false,
+        writer: Default::default(),
     };
     let (_stop_tx, stop) = tokio::sync::watch::channel(loadgen::Stop::Running);
     let report = tokio::time::timeout(Duration::from_secs(60), loadgen::run::run(options, stop))

@@ -69,6 +69,15 @@ fn pipeline_against_a_platform_on_another_host() {
         fidelity.contains("out of sample") && fidelity.contains(&format!("{run_id}.db")),
         "the fidelity report must say it is out of sample and name the training data:\n{fidelity}"
     );
+    // The training run is the reference: the real platform's own run-to-run variation.
+    let json: serde_json::Value = serde_json::from_str(&fidelity).expect("fidelity.json is JSON");
+    assert_eq!(json["reference"]["run"], run_id.as_str(), "no real-vs-real reference:\n{fidelity}");
+    assert!(
+        json["images"]
+            .as_array()
+            .is_some_and(|i| i.iter().any(|i| i["real_vs_real"]["ks_distance"].is_number())),
+        "no real-vs-real statistics:\n{fidelity}"
+    );
     let scored = std::fs::read_dir(report.join("out-of-sample"))
         .map(|d| {
             d.filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "json"))).count()
