@@ -5,6 +5,7 @@ use hyperfake_core::{ImageTag, Nanos};
 use serde::{Deserialize, Serialize};
 
 use crate::baseline::HostBaseline;
+use crate::quantile_map::QuantileMap;
 use crate::spread::{Spread, check_quantiles, quantile_at};
 use crate::{BASE_INPUTS, Prediction};
 
@@ -164,6 +165,9 @@ pub struct ModelInfo {
     /// The worker host's load besides the calls in flight, measured on the
     /// training run ([`HostBaseline`]).
     pub host_baseline: Option<HostBaseline>,
+    /// Maps a drawn runtime (prediction + residual, ns) onto the measured
+    /// runtime distribution ([`QuantileMap`]).
+    pub runtime_quantile_map: Option<QuantileMap>,
 }
 
 impl ModelInfo {
@@ -186,6 +190,7 @@ impl ModelInfo {
             overhead_spread: None,
             cold_start_ns_quantiles: None,
             host_baseline: None,
+            runtime_quantile_map: None,
         }
     }
 
@@ -259,6 +264,9 @@ impl ModelInfo {
         }
         if let Some(b) = &self.host_baseline {
             b.check().map_err(|e| format!("host_baseline: {e}"))?;
+        }
+        if let Some(m) = &self.runtime_quantile_map {
+            m.check().map_err(|e| format!("runtime_quantile_map: {e}"))?;
         }
         Ok(())
     }

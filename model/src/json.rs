@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::ModelError;
 use crate::baseline::HostBaseline;
 use crate::info::{ModelInfo, ModelKind, Range, RuntimeUnit};
+use crate::quantile_map::QuantileMap;
 use crate::spread::Spread;
 
 /// A whole JSON model file: image tag → model.
@@ -105,6 +106,9 @@ pub struct LinearModelEntry {
     /// The worker host's load besides the calls ([`HostBaseline`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_baseline: Option<HostBaseline>,
+    /// Maps a drawn runtime onto the measured ones ([`QuantileMap`], ns).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_quantile_map: Option<QuantileMap>,
 }
 
 /// A linear model in canonical units (runtime in ns).
@@ -205,6 +209,7 @@ fn entry_model(key: &str, entry: LinearModelEntry) -> Result<(ModelInfo, LinearP
         overhead_spread: entry.overhead_spread,
         cold_start_ns_quantiles: entry.cold_start_ns_quantiles,
         host_baseline: entry.host_baseline,
+        runtime_quantile_map: entry.runtime_quantile_map,
     };
     info.check()?;
     crate::check_input_names("features", entry.features.as_deref(), &info.payload_features)?;

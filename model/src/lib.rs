@@ -49,6 +49,7 @@
 //! | `runtime_spread` | `hyperfake.runtime_spread` | [`Spread`]: `[{"upto": predicted, "quantiles": [101 × actual − predicted]}, ..]` |
 //! | `overhead_spread` | `hyperfake.overhead_spread` | [`Spread`] of the worker overhead, ns |
 //! | `cold_start_ns_quantiles` | `hyperfake.cold_start_ns_quantiles` | 101 quantiles of Start→ready, ns |
+//! | `runtime_quantile_map` | `hyperfake.runtime_quantile_map` | [`QuantileMap`]: `{"drawn_ns": [101 quantiles], "actual_ns": [101 quantiles]}`, ns in every runtime unit: maps a drawn runtime onto the measured distribution |
 //! | `host_baseline` | `hyperfake.host_baseline` | [`HostBaseline`]: `{"cpu_cores": [101 quantiles], "ram_bytes": [101 quantiles]}`, the worker host's load besides the calls |
 //! | `runtime_residual_quantiles` | `hyperfake.runtime_residual_quantiles` | older unconditional residual quantiles |
 //! | `features` / `targets` | `hyperfake.features` / `hyperfake.targets` | names; checked against [`input_names`] (a payload feature may be named `feature_<name>`) / [`ALL_TARGETS`] when present |
@@ -97,6 +98,7 @@ mod info;
 mod json;
 mod model;
 mod onnx;
+mod quantile_map;
 mod runtime;
 mod set;
 mod spread;
@@ -108,6 +110,7 @@ pub use info::{ModelInfo, ModelKind, Range, RuntimeUnit};
 pub use json::{LinearModelEntry, LinearModelFile};
 pub use model::{Model, Prediction};
 pub use onnx::metadata_keys;
+pub use quantile_map::QuantileMap;
 pub use runtime::{ONNXRUNTIME_VERSION, onnxruntime_library, onnxruntime_search_paths};
 pub use set::ModelSet;
 pub use spread::{

@@ -68,6 +68,9 @@ pub mod metadata_keys {
     /// JSON `HostBaseline`: `{"cpu_cores": [101 quantiles], "ram_bytes": [101
     /// quantiles]}`, the worker host's load besides the calls in flight.
     pub const HOST_BASELINE: &str = "hyperfake.host_baseline";
+    /// JSON `QuantileMap`: `{"drawn_ns": [101 quantiles], "actual_ns": [101
+    /// quantiles]}`, ns whatever `runtime_unit` says.
+    pub const RUNTIME_QUANTILE_MAP: &str = "hyperfake.runtime_quantile_map";
 }
 
 /// An ONNX Runtime session. ONNX Runtime's `Run` is thread-safe but `ort`
@@ -191,6 +194,7 @@ pub(crate) fn load(path: &Path) -> Result<(ModelInfo, OnnxPredictor), ModelError
         overhead_spread: parse(&get, metadata_keys::OVERHEAD_SPREAD).map_err(meta_err)?,
         cold_start_ns_quantiles: parse(&get, metadata_keys::COLD_START_NS_QUANTILES).map_err(meta_err)?,
         host_baseline: parse(&get, metadata_keys::HOST_BASELINE).map_err(meta_err)?,
+        runtime_quantile_map: parse(&get, metadata_keys::RUNTIME_QUANTILE_MAP).map_err(meta_err)?,
     };
     info.check().map_err(invalid)?;
     let features: Option<Vec<String>> = parse(&get, metadata_keys::FEATURES).map_err(meta_err)?;

@@ -357,6 +357,7 @@ fn bench_latency(
         overhead_spread: None,
         cold_start_ns_quantiles: None,
         host_baseline: None,
+        runtime_quantile_map: None,
     };
     let mut files: Vec<(ModelKind, &str, PathBuf)> = vec![];
     for (kind, fit) in [(ModelKind::Linear, ols), (ModelKind::Ridge, ridge)] {

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use hyperfake_model::{
-    HostBaseline, LinearModelEntry, LinearModelFile, ModelKind, Range, RuntimeUnit, Spread,
+    HostBaseline, LinearModelEntry, LinearModelFile, ModelKind, QuantileMap, Range, RuntimeUnit, Spread,
     metadata_keys as keys,
 };
 use serde::Serialize;
@@ -40,6 +40,7 @@ pub struct ExportMeta {
     pub overhead_spread: Option<Spread>,
     pub cold_start_ns_quantiles: Option<Vec<f64>>,
     pub host_baseline: Option<HostBaseline>,
+    pub runtime_quantile_map: Option<QuantileMap>,
 }
 
 fn json<T: Serialize + ?Sized>(v: &T) -> String {
@@ -88,6 +89,9 @@ impl ExportMeta {
         if let Some(b) = &self.host_baseline {
             props.push((keys::HOST_BASELINE, json(b)));
         }
+        if let Some(m) = &self.runtime_quantile_map {
+            props.push((keys::RUNTIME_QUANTILE_MAP, json(m)));
+        }
         props.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
     }
 
@@ -125,6 +129,7 @@ impl ExportMeta {
             overhead_spread: self.overhead_spread.clone(),
             cold_start_ns_quantiles: self.cold_start_ns_quantiles.clone(),
             host_baseline: self.host_baseline.clone(),
+            runtime_quantile_map: self.runtime_quantile_map.clone(),
         }
     }
 }

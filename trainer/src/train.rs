@@ -246,7 +246,8 @@ fn train_image(
     // them, from the training rows (and the report says so).
     let held_x: Vec<&Vec<f64>> = sets.val_x.iter().chain(&sets.test_x).collect();
     let held_y: Vec<&Vec<f64>> = sets.val_y.iter().chain(&sets.test_y).collect();
-    let (spread_x, spread_y, spread_rows_from) = if held_x.len() >= MIN_ROWS_PER_REGION {
+    let held_out = held_x.len() >= MIN_ROWS_PER_REGION;
+    let (spread_x, spread_y, spread_rows_from) = if held_out {
         (held_x, held_y, "held-out (validation + test)")
     } else {
         (sets.train_x.iter().collect(), sets.train_y.iter().collect(), "training (too few held-out rows)")
@@ -275,6 +276,19 @@ fn train_image(
             spread::spread_of(&pairs)
         };
         let runtime_spread = spread_of(0);
+        // Held-out predictions against every row's runtime, only where the
+        // prediction has no skill: see `spread::runtime_quantile_map`.
+        let predicted: Vec<f64> = spread_preds.iter().map(|p| p[0]).collect();
+        let held_actual: Vec<f64> = spread_y.iter().map(|y| y[0]).collect();
+        let skill = metrics::Metrics::compute(&held_actual, &predicted).and_then(|m| m.r2);
+        let runtime_quantile_map = runtime_spread
+            .as_ref()
+            .filter(|_| held_out && skill.is_some_and(|r2| r2 <= spread::MAP_MAX_R2))
+            .and_then(|s| {
+                let actual: Vec<f64> =
+                    sets.train_y.iter().chain(&sets.val_y).chain(&sets.test_y).map(|y| y[0]).collect();
+                spread::runtime_quantile_map(&predicted, &actual, s, output_ranges[0])
+            });
         let overhead_spread = overhead.and_then(spread_of);
         let meta = ExportMeta {
             image_tag: tag.to_string(),
@@ -293,6 +307,7 @@ fn train_image(
             overhead_spread: overhead_spread.clone(),
             cold_start_ns_quantiles: cold_start_ns_quantiles.clone(),
             host_baseline: host_baseline.clone(),
+            runtime_quantile_map,
         };
         let onnx_rel = format!("{kind}/{file_stem}.onnx");
         let mut files = vec![onnx_rel.clone()];

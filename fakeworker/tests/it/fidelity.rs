@@ -136,8 +136,11 @@ fn spread_entry() -> serde_json::Value {
 }
 
 async fn handler_times(settings: SimSettings, calls: usize) -> Vec<u64> {
-    let ctx =
-        FakeContext::with_settings(settings, |dir| write_entries(dir, "m.json", &[spread_entry()])).await;
+    handler_times_of(spread_entry(), settings, calls).await
+}
+
+async fn handler_times_of(entry: serde_json::Value, settings: SimSettings, calls: usize) -> Vec<u64> {
+    let ctx = FakeContext::with_settings(settings, move |dir| write_entries(dir, "m.json", &[entry])).await;
     let f = ctx.function(IMAGE, config(64, None, 0, 0)).await;
     ctx.start(&f).await;
     let mut out = Vec::new();
@@ -167,6 +170,25 @@ async fn seeded_sampling_is_reproducible_and_mean_gives_the_mean() {
 
     let mean = handler_times(SimSettings { sampling: Sampling::Mean, ..test_settings() }, 4).await;
     assert_eq!(mean, vec![10_000_000; 4]);
+}
+
+/// A runtime quantile map moves every drawn runtime (5–15 ms here) onto the
+/// measured distribution it records (20–40 ms), keeping their order; the
+/// means (`--mean`) are not mapped.
+#[tokio::test]
+async fn drawn_runtimes_go_through_the_models_quantile_map() {
+    let mut entry = spread_entry();
+    entry["runtime_quantile_map"] = json!({"drawn_ns": [5e6, 15e6], "actual_ns": [20e6, 40e6]});
+    let settings = SimSettings { seed: 7, ..test_settings() };
+    let mapped = handler_times_of(entry.clone(), settings.clone(), 12).await;
+    let drawn = handler_times(settings, 12).await;
+    for (m, d) in mapped.iter().zip(&drawn) {
+        // The same draws (same seed), each mapped: 20 ms + 2 × (drawn − 5 ms).
+        let want = 20_000_000 + 2 * (d - 5_000_000);
+        assert!(m.abs_diff(want) <= 2, "drawn {d} mapped to {m}, expected {want}");
+    }
+    let mean = handler_times_of(entry, SimSettings { sampling: Sampling::Mean, ..test_settings() }, 2).await;
+    assert_eq!(mean, vec![10_000_000; 2]);
 }
 
 /// Wall time of `Start` for a model whose cold starts are `quantiles` (ns).

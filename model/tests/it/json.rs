@@ -2,7 +2,7 @@ use hyperfake_core::ImageTag;
 use hyperfake_core::payload::PayloadFeatures;
 use hyperfake_model::{
     HostBaseline, HostLoad, LinearModelEntry, LinearModelFile, Model, ModelError, ModelKind, ModelSet,
-    Prediction, Range, RuntimeUnit, Spread, SpreadRegion,
+    Prediction, QuantileMap, Range, RuntimeUnit, Spread, SpreadRegion,
 };
 
 fn entry(tag: &str, unit: Option<RuntimeUnit>) -> LinearModelEntry {
@@ -166,6 +166,10 @@ fn with_features() -> LinearModelEntry {
             cpu_cores: vec![0.2, 0.4, 1.0],
             ram_bytes: vec![6e8, 6.5e8, 7e8],
         }),
+        runtime_quantile_map: Some(QuantileMap {
+            drawn_ns: vec![0.0, 1e6, 2e6],
+            actual_ns: vec![0.0, 1.5e6, 4e6],
+        }),
         ..Default::default()
     }
 }
@@ -185,6 +189,7 @@ fn json_with_payload_features_and_five_outputs_round_trips() {
         r#""overhead_coeffs":[0.0,0.0,0.0,0.0,0.0,0.0,1.0,50000.0]"#,
         r#""cold_start_ns_quantiles":[300000000.0,400000000.0,600000000.0]"#,
         r#""host_baseline":{"cpu_cores":[0.2,0.4,1.0],"ram_bytes":[600000000.0,650000000.0,700000000.0]}"#,
+        r#""runtime_quantile_map":{"drawn_ns":[0.0,1000000.0,2000000.0],"actual_ns":[0.0,1500000.0,4000000.0]}"#,
     ] {
         assert!(text.contains(field), "{field} missing in {text}");
     }
@@ -295,6 +300,10 @@ fn malformed_entries_are_rejected_naming_the_file() {
     let mut e = with_features();
     e.host_baseline = Some(HostBaseline { cpu_cores: vec![-1.0, 0.5], ram_bytes: vec![1.0] });
     reject("baseline.json", e, "host_baseline: cpu_cores: a usage is negative");
+    // A quantile map whose lists differ in length.
+    let mut e = with_features();
+    e.runtime_quantile_map = Some(QuantileMap { drawn_ns: vec![0.0, 1.0], actual_ns: vec![0.0, 1.0, 2.0] });
+    reject("map.json", e, "runtime_quantile_map: 2 drawn and 3 actual quantiles");
     // A spread that does not validate is a JSON error naming the file.
     let path = dir.path().join("spread.json");
     std::fs::write(

@@ -133,6 +133,7 @@ fn meta_with_features() -> Vec<(&'static str, String)> {
         (keys::OVERHEAD_SPREAD, r#"[{"upto":1e9,"quantiles":[0,50,100]}]"#.into()),
         (keys::COLD_START_NS_QUANTILES, "[1e8, 2e8, 4e8]".into()),
         (keys::HOST_BASELINE, r#"{"cpu_cores":[0.1,0.3],"ram_bytes":[6e8,7e8]}"#.into()),
+        (keys::RUNTIME_QUANTILE_MAP, r#"{"drawn_ns":[0,1e6],"actual_ns":[0,2e6]}"#.into()),
     ]
 }
 
@@ -194,6 +195,8 @@ fn onnx_with_payload_features_and_five_outputs_round_trips() {
     assert_eq!(info.sample_cold_start(0.75).map(|n| n.0), Some(300_000_000));
     let base = info.host_baseline.as_ref().expect("the host baseline loads from the metadata");
     assert_eq!(base.median().ram_bytes, 6.5e8);
+    let map = info.runtime_quantile_map.as_ref().expect("the runtime quantile map loads from the metadata");
+    assert_eq!(map.apply(5e5), 1e6);
 }
 
 #[test]
@@ -271,6 +274,13 @@ fn onnx_width_and_metadata_are_checked_naming_the_file() {
         &[(keys::HOST_BASELINE, r#"{"cpu_cores":[2,1],"ram_bytes":[1]}"#.into())],
     );
     assert!(err.to_string().contains("host_baseline: cpu_cores"), "{err}");
+    // A quantile map with a negative runtime.
+    let err = load_err(
+        "map.onnx",
+        &five,
+        &[(keys::RUNTIME_QUANTILE_MAP, r#"{"drawn_ns":[0,1],"actual_ns":[-1,2]}"#.into())],
+    );
+    assert!(err.to_string().contains("runtime_quantile_map: actual_ns: a runtime is negative"), "{err}");
     // Input names that disagree with the declarations.
     let mut meta = meta_with_features();
     meta.retain(|(k, _)| *k != keys::FEATURES);

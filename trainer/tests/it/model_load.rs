@@ -54,6 +54,10 @@ fn payload_models_load_and_predict_like_the_in_process_model() {
                 // The host's load besides the calls, measured on the run, in every file.
                 let base = info.host_baseline.as_ref().expect("host baseline").median();
                 assert!(base.cpu_cores >= 0.0 && base.ram_bytes > 0.0, "{base:?}");
+                // No runtime quantile map: these runtimes follow the inputs, so a
+                // correction of their marginal distribution would bend that
+                // (`trainer::spread::MAP_MAX_R2`).
+                assert!(info.runtime_quantile_map.is_none(), "{}", file.display());
                 let predicted =
                     model.predict_rows(&rows).unwrap_or_else(|e| panic!("{}: {e:#}", file.display()));
                 for (x, p) in rows.iter().zip(&predicted) {
