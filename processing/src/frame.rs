@@ -128,7 +128,7 @@ impl CallRow {
 }
 
 /// One `training_data_avg` row: the mean targets of the training rows of one
-/// image with identical inputs.
+/// image with identical inputs and payload feature values.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AvgRow {
     pub image_tag: String,
@@ -137,12 +137,20 @@ pub struct AvgRow {
     /// Mean of each of [`TARGETS`] over the rows that have it.
     pub targets: [Option<f64>; 3],
     pub sample_count: i64,
+    /// The group's value of each payload feature column ([`Extras::feature_columns`]
+    /// order; `None`: the payload did not yield it, or the image does not declare it).
+    pub features: Vec<Option<f64>>,
 }
 
 impl AvgRow {
     /// The value of the `training_data_avg` column `column`; `None` when no
     /// such column exists.
-    pub fn value<'a>(&'a self, column: &str, run_id: &'a str) -> Option<ValueRef<'a>> {
+    pub fn value<'a>(
+        &'a self,
+        column: &str,
+        run_id: &'a str,
+        feature_columns: &[String],
+    ) -> Option<ValueRef<'a>> {
         if let Some(i) = INPUTS.iter().position(|c| *c == column) {
             return Some(ValueRef::Real(self.inputs[i]));
         }
@@ -153,7 +161,10 @@ impl AvgRow {
             "image_tag" => ValueRef::Text(self.image_tag.as_bytes()),
             "sample_count" => ValueRef::Integer(self.sample_count),
             "run_id" => ValueRef::Text(run_id.as_bytes()),
-            _ => return None,
+            feature => {
+                let value = *self.features.get(feature_columns.iter().position(|c| c == feature)?)?;
+                value.map_or(ValueRef::Null, ValueRef::Real)
+            }
         })
     }
 }
@@ -255,8 +266,11 @@ pub fn build(raw: &RawRun, f: &Features, tolerance_ns: i64, queueing_ratio: f64)
     Ok(Frames { calls, avg, summary, extras })
 }
 
-/// `training_data_avg`: training rows with all inputs known, grouped by image
-/// and inputs (floats compared by value), targets averaged over the rows that have them.
+/// `training_data_avg`: training rows with all inputs known, grouped by image,
+/// inputs and payload feature values (floats compared by value; a missing
+/// feature is its own value), targets averaged over the rows that have them.
+/// Without the features in the key, calls of one image asking for different
+/// work (bfs graphs of 100 and 100 000 nodes) would be averaged together.
 fn averages<'a>(training: impl Iterator<Item = &'a CallRow>) -> Vec<AvgRow> {
     #[derive(Default)]
     struct Sums {
@@ -264,7 +278,8 @@ fn averages<'a>(training: impl Iterator<Item = &'a CallRow>) -> Vec<AvgRow> {
         n: [u32; 3],
         rows: i64,
     }
-    let mut groups: HashMap<(&str, [u64; 5]), ([f64; 5], Sums)> = HashMap::new();
+    type Key<'a> = (&'a str, [u64; 5], Vec<Option<u64>>);
+    let mut groups: HashMap<Key<'_>, ([f64; 5], &[Option<f64>], Sums)> = HashMap::new();
     for row in training {
         let (Some(instances), Some(active), Some(cpu), Some(ram)) = (
             row.function_instances_count,
@@ -278,8 +293,11 @@ fn averages<'a>(training: impl Iterator<Item = &'a CallRow>) -> Vec<AvgRow> {
         let inputs = [row.request_size_bytes as f64, instances as f64, active as f64, cpu, ram as f64];
         // +0.0 and −0.0 are one group, as they are one value.
         let key = inputs.map(|x| (x + 0.0).to_bits());
-        let (_, sums) =
-            groups.entry((row.image_tag.as_str(), key)).or_insert_with(|| (inputs, Sums::default()));
+        let features: Vec<Option<u64>> =
+            row.features.iter().map(|f| f.map(|x| (x + 0.0).to_bits())).collect();
+        let (_, _, sums) = groups
+            .entry((row.image_tag.as_str(), key, features))
+            .or_insert_with(|| (inputs, row.features.as_slice(), Sums::default()));
         #[allow(clippy::cast_precision_loss)]
         let targets = [
             row.function_processing_time_ns.map(|v| v as f64),
@@ -296,11 +314,12 @@ fn averages<'a>(training: impl Iterator<Item = &'a CallRow>) -> Vec<AvgRow> {
     }
     let mut avg: Vec<AvgRow> = groups
         .into_iter()
-        .map(|((image, _), (inputs, s))| AvgRow {
+        .map(|((image, _, _), (inputs, features, s))| AvgRow {
             image_tag: image.to_owned(),
             inputs,
             targets: std::array::from_fn(|k| (s.n[k] > 0).then(|| s.sum[k] / f64::from(s.n[k]))),
             sample_count: s.rows,
+            features: features.to_vec(),
         })
         .collect();
     avg.sort_by(|a, b| {
@@ -311,6 +330,17 @@ fn averages<'a>(training: impl Iterator<Item = &'a CallRow>) -> Vec<AvgRow> {
                 .map(|(x, y)| x.total_cmp(y))
                 .find(|o| o.is_ne())
                 .unwrap_or(std::cmp::Ordering::Equal)
+                .then_with(|| {
+                    let key = |f: &[Option<f64>]| {
+                        f.iter().map(|v| v.unwrap_or(f64::NEG_INFINITY)).collect::<Vec<_>>()
+                    };
+                    key(&a.features)
+                        .iter()
+                        .zip(&key(&b.features))
+                        .map(|(x, y)| x.total_cmp(y))
+                        .find(|o| o.is_ne())
+                        .unwrap_or(std::cmp::Ordering::Equal)
+                })
         })
     });
     avg

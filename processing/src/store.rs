@@ -65,8 +65,10 @@ pub fn write_run(conn: &mut Connection, frames: &Frames, progress: &ProgressBar)
     progress.set_length(progress.length().unwrap_or(0) + rows as u64);
     let tx = conn.transaction().map_err(ProcessError::sql("starting the write"))?;
     // Inside the transaction: a failed write leaves no half-added columns behind.
-    rundb::training::add_missing_columns(&tx, "training_data", &extras.feature_columns)
-        .map_err(ProcessError::sql("adding the payload feature columns to training_data"))?;
+    for table in ["training_data", "training_data_avg"] {
+        rundb::training::add_missing_columns(&tx, table, &extras.feature_columns)
+            .map_err(ProcessError::sql(format!("adding the payload feature columns to {table}")))?;
+    }
     for table in RUN_TABLES {
         tx.execute(&format!("DELETE FROM {table} WHERE run_id = ?1"), [run_id])
             .map_err(ProcessError::sql(format!("replacing {table} rows of {run_id}")))?;
@@ -82,12 +84,14 @@ pub fn write_run(conn: &mut Connection, frames: &Frames, progress: &ProgressBar)
         |row, column| row.training_value(column, run_id, features),
         progress,
     )?;
+    let mut avg_columns: Vec<&str> = AVG_COLUMNS.to_vec();
+    avg_columns.extend(extras.feature_columns.iter().map(String::as_str));
     insert_rows(
         &tx,
         "training_data_avg",
-        &AVG_COLUMNS,
+        &avg_columns,
         avg.iter(),
-        |row, column| row.value(column, run_id),
+        |row, column| row.value(column, run_id, features),
         progress,
     )?;
     {

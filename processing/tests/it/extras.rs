@@ -76,6 +76,40 @@ fn payload_feature_values_become_columns_and_nulls_stay_null_and_are_counted() {
     );
 }
 
+/// `training_data_avg` (HyperFake's averaged table) groups by the payload
+/// features too and carries their columns: calls with the same five inputs
+/// but different graph sizes are different groups.
+#[test]
+fn averaged_rows_are_grouped_by_payload_features_and_carry_them() {
+    let mut f = fixture();
+    f.features = features(r#"[{"name":"graph_nodes","json":"/Size"}]"#);
+    let small = [f.call("aaaaaaaaaaa1", ms(100), ms(200)), f.call("aaaaaaaaaaa1", ms(300), ms(400))];
+    let large = f.call("aaaaaaaaaaa1", ms(500), ms(600));
+    let unknown = f.call("aaaaaaaaaaa1", ms(700), ms(800));
+    for i in small {
+        f.calls[i].payload_features = Some(vec![Some(100.0)]);
+    }
+    f.calls[large].payload_features = Some(vec![Some(100_000.0)]);
+    f.calls[unknown].payload_features = Some(vec![None]);
+    // The same five inputs (the fixture gives each call its own request size).
+    for i in [small[0], small[1], large, unknown] {
+        f.calls[i].request_bytes = 100;
+    }
+    let (db, _) = f.process();
+    assert_eq!(count(&db, "training_data", ""), 4);
+    let conn = Connection::open(&db).unwrap();
+    let groups: Vec<(Option<f64>, i64)> = conn
+        .prepare(
+            "SELECT feature_graph_nodes, sample_count FROM training_data_avg ORDER BY feature_graph_nodes",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(groups, [(None, 1), (Some(100.0), 2), (Some(100_000.0), 1)]);
+}
+
 #[test]
 fn response_size_and_worker_overhead_are_extra_targets_null_when_unknown() {
     let mut f = fixture();
