@@ -5,7 +5,8 @@
 /// `Cargo.toml`'s `[profile.dev.package.<name>]` sections say (a test keeps
 /// the two equal). Every dependency is at `opt-level = 2` too; the rest of
 /// the workspace (tests' helpers, functions, CLI glue) is unoptimised.
-pub const DEV_OPTIMISED: [&str; 5] = ["fakeworker", "hyperfake-model", "processing", "trainer", "fidelity"];
+pub const DEV_OPTIMISED: [&str; 8] =
+    ["fakeworker", "hyperfake-model", "processing", "trainer", "fidelity", "loadgen", "leaf", "worker"];
 
 /// The build profile of a binary compiled with `debug_assertions` (pass the
 /// caller's own `cfg!(debug_assertions)`: this crate's flag could differ).
