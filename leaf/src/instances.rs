@@ -110,14 +110,6 @@ impl InstanceSet {
         idle
     }
 
-    /// Instances on `worker` (all functions' sets are summed for placement).
-    pub fn on_worker(&self, worker: WorkerIndex) -> (usize, u32) {
-        self.instances
-            .values()
-            .filter(|p| p.worker == worker)
-            .fold((0, 0), |(n, calls), p| (n + 1, calls + p.in_flight))
-    }
-
     /// Reconciliation: drops instances on `worker` that the worker's `State`,
     /// requested at `asked_at`, did not list. Instances learnt after the request
     /// are kept (the answer may predate them). Returns the ids dropped.
@@ -200,6 +192,6 @@ mod tests {
         let gone = set.retain_listed(0, &HashSet::from([id("listed")]), t0 + Duration::from_secs(1));
         assert_eq!(gone, vec![id("phantom")]);
         assert_eq!(set.len(), 3);
-        assert_eq!(set.on_worker(0), (2, 0));
+        assert_eq!(set.iter().filter(|(_, p)| p.worker == 0).count(), 2);
     }
 }
