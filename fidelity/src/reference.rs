@@ -106,12 +106,26 @@ pub const NOTE: &str = "Real vs real: a second real run of the same workload (an
      above, with the same statistics (ratio = second / first). The fake cannot be expected to match a real run \
      more closely than the real platform matches itself.";
 
+/// One function's row: p50 ratio, p99 ratio and KS, each the fake's then
+/// the real platform's own (`–` where unknown).
+fn cells(i: &ImageComparison) -> [String; 6] {
+    let ratio = Column::fit(Unit::Ratio, []);
+    let r = |v: Option<f64>| ratio.cell_opt(v);
+    let rr = i.real_vs_real;
+    [
+        r(i.latency_ratio_p50),
+        r(rr.and_then(|x| x.latency_ratio_p50)),
+        r(i.latency_ratio_p99),
+        r(rr.and_then(|x| x.latency_ratio_p99)),
+        r(i.ks_distance),
+        r(rr.and_then(|x| x.ks_distance)),
+    ]
+}
+
 /// The Markdown section: one row per function with the fake's and the real
 /// platform's own statistics. Empty without a reference.
 pub fn markdown(reference: Option<&Reference>, images: &[ImageComparison]) -> String {
     let Some(reference) = reference else { return String::new() };
-    let ratio = Column::fit(Unit::Ratio, []);
-    let r = |v: Option<f64>| ratio.cell_opt(v);
     let mut md = String::from("\n## Real vs real\n\n");
     let _ = writeln!(
         md,
@@ -125,17 +139,11 @@ pub fn markdown(reference: Option<&Reference>, images: &[ImageComparison]) -> St
          |---|---:|---:|---:|\n",
     );
     for i in images {
-        let rr = i.real_vs_real;
+        let [p50, p50_own, p99, p99_own, ks, ks_own] = cells(i);
         let _ = writeln!(
             md,
-            "| {} | {} / {} | {} / {} | {} / {} |",
-            md_escape(&i.image_tag),
-            r(i.latency_ratio_p50),
-            r(rr.and_then(|x| x.latency_ratio_p50)),
-            r(i.latency_ratio_p99),
-            r(rr.and_then(|x| x.latency_ratio_p99)),
-            r(i.ks_distance),
-            r(rr.and_then(|x| x.ks_distance)),
+            "| {} | {p50} / {p50_own} | {p99} / {p99_own} | {ks} / {ks_own} |",
+            md_escape(&i.image_tag)
         );
     }
     md
@@ -145,8 +153,6 @@ pub fn markdown(reference: Option<&Reference>, images: &[ImageComparison]) -> St
 pub fn html(reference: Option<&Reference>, images: &[ImageComparison]) -> String {
     let Some(reference) = reference else { return String::new() };
     let e = crate::report::html_escape;
-    let ratio = Column::fit(Unit::Ratio, []);
-    let r = |v: Option<f64>| ratio.cell_opt(v);
     let mut h = String::from("<h2>Real vs real</h2>\n");
     let _ = writeln!(
         h,
@@ -162,18 +168,8 @@ pub fn html(reference: Option<&Reference>, images: &[ImageComparison]) -> String
          </tr></thead><tbody>\n",
     );
     for i in images {
-        let rr = i.real_vs_real;
-        let _ = writeln!(
-            h,
-            "<tr><th>{}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            e(&i.image_tag),
-            r(i.latency_ratio_p50),
-            r(rr.and_then(|x| x.latency_ratio_p50)),
-            r(i.latency_ratio_p99),
-            r(rr.and_then(|x| x.latency_ratio_p99)),
-            r(i.ks_distance),
-            r(rr.and_then(|x| x.ks_distance)),
-        );
+        let cells: String = cells(i).iter().map(|c| format!("<td>{c}</td>")).collect();
+        let _ = writeln!(h, "<tr><th>{}</th>{cells}</tr>", e(&i.image_tag));
     }
     h.push_str("</tbody></table>\n");
     h

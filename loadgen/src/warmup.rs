@@ -33,7 +33,7 @@ use crate::config::{MAX_WARMUP_INSTANCES, Warmup, WarmupInstances, Workload};
 use crate::payload::Payloads;
 use crate::record::{CallRecord, CallStatus};
 use crate::schedule::{RequestParams, Schedule};
-use crate::sender::{Stop, Target, call_status, metadata_map, reaches, request_id};
+use crate::sender::{Stop, Target, call_status, metadata_map, reaches, record_answer, request_id};
 
 /// The `calls.phase` of every warm-up call.
 pub const WARMUP_PHASE: &str = "warmup";
@@ -343,16 +343,7 @@ impl WarmupCall {
         record.sent_ns = Some(sent_ns);
         record.latency_ns = Some(i64::try_from(sent.elapsed().as_nanos()).unwrap_or(i64::MAX));
         match outcome {
-            Ok(Ok(response)) => {
-                record.metadata = metadata_map(response.metadata());
-                let response = response.into_inner();
-                record.status = CallStatus::Ok;
-                record.grpc_code = Some(0);
-                record.response_bytes = Some(i64::try_from(response.data.len()).unwrap_or(i64::MAX));
-                record.function_error = response.error.map(|e| e.message);
-                record.response_instance_id =
-                    proto::convert::instance_id(response.instance_id.as_ref()).map(|i| i.0);
-            }
+            Ok(Ok(response)) => record_answer(&mut record, response),
             Ok(Err(status)) => {
                 record.metadata = metadata_map(status.metadata());
                 record.status = call_status(status.code());

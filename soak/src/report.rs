@@ -152,7 +152,7 @@ pub fn build(inputs: &Inputs<'_>) -> anyhow::Result<Report> {
 
     let header = Header {
         profile: inputs.profile.clone(),
-        machine: machine::machine(),
+        machine: hyperfake_core::build::machine(),
         written_at: hyperfake_core::time::UtcTime::now().rfc3339(),
         db: inputs.db.to_path_buf(),
         workload: config_path,

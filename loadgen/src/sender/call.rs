@@ -119,16 +119,7 @@ impl Call {
             return;
         };
         match outcome {
-            Ok(Ok(response)) => {
-                record.metadata = metadata_map(response.metadata());
-                let response = response.into_inner();
-                record.status = CallStatus::Ok;
-                record.grpc_code = Some(0);
-                record.response_bytes = Some(i64::try_from(response.data.len()).unwrap_or(i64::MAX));
-                record.function_error = response.error.map(|e| e.message);
-                record.response_instance_id =
-                    proto::convert::instance_id(response.instance_id.as_ref()).map(|i| i.0);
-            }
+            Ok(Ok(response)) => record_answer(&mut record, response),
             Ok(Err(status)) => {
                 counters.errors.fetch_add(1, Ordering::Relaxed);
                 // tonic reports its own client-side deadline as CANCELLED ("Timeout
@@ -159,6 +150,18 @@ impl Call {
 
 /// Every metadata entry as text; binary (`-bin`) values as base64. Repeated
 /// keys are joined with `,` as HTTP does.
+/// Records a call's answer in `record`: OK, the trailers, the response size,
+/// the function's own error and the instance that served it.
+pub fn record_answer(record: &mut CallRecord, response: tonic::Response<proto::leaf::ScheduleCallResponse>) {
+    record.metadata = metadata_map(response.metadata());
+    let response = response.into_inner();
+    record.status = CallStatus::Ok;
+    record.grpc_code = Some(0);
+    record.response_bytes = Some(i64::try_from(response.data.len()).unwrap_or(i64::MAX));
+    record.function_error = response.error.map(|e| e.message);
+    record.response_instance_id = proto::convert::instance_id(response.instance_id.as_ref()).map(|i| i.0);
+}
+
 pub fn metadata_map(md: &MetadataMap) -> BTreeMap<String, String> {
     let mut out: BTreeMap<String, String> = BTreeMap::new();
     for entry in md.iter() {

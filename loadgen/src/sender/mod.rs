@@ -30,7 +30,7 @@ use proto::leaf::leaf_client::LeafClient;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-pub use call::{call_status, metadata_map};
+pub use call::{call_status, metadata_map, record_answer};
 
 use crate::payload::Payloads;
 use crate::record::CallRecord;

@@ -63,25 +63,6 @@ pub struct ProcessTrend {
     pub cpu_cores_mean: Option<f64>,
 }
 
-/// CPUs, CPU model and kernel, as benchmark headers state them
-/// (`hyperfake_testkit::bench::machine`; not a dependency here, since the
-/// test harness pulls in the worker and the leaf).
-pub(super) fn machine() -> String {
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, m)| m.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".to_string());
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map_or_else(|_| "unknown".to_string(), |k| k.trim().to_string());
-    format!("{cpus} CPUs ({model}), Linux {kernel}")
-}
-
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
