@@ -8,8 +8,8 @@ use std::process::Command;
 
 use database::{DatabaseClient, Function, Store};
 use hyperfake_core::{Bytes, FunctionConfig, ImageTag};
+use loadgen::Stop;
 use loadgen::run::{FunctionCleanup, RunOptions, RunReport, run, run_with_cleanup};
-use loadgen::{Stop, Workload};
 use rusqlite::Connection;
 use tempfile::TempDir;
 use tokio::sync::watch;
@@ -62,18 +62,7 @@ fn tiny_workload(leaf: SocketAddr) -> String {
 }
 
 fn options(yaml: &str, db: &Path) -> RunOptions {
-    RunOptions {
-        workload: Workload::from_yaml(yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}")),
-        config_yaml: yaml.to_string(),
-        config_path: None,
-        out: Some(db.to_path_buf()),
-        leaf_address: None,
-        run_id: Some("test-run".into()),
-        max_in_flight: None,
-        token: Default::default(),
-        progress: false,
-        writer: Default::default(),
-    }
+    crate::common::run_options(yaml, db, "test-run")
 }
 
 fn count(db: &Path, sql: &str) -> u64 {

@@ -8,8 +8,8 @@ use std::path::Path;
 use hyperfake_testkit::{
     ContainerSweeper, ECHO, TestDatabase, TestLeaf, TestWorker, leaf_settings, require_image,
 };
+use loadgen::Stop;
 use loadgen::run::{RunOptions, run};
-use loadgen::{Stop, Workload};
 use proto::leaf::LeafStateRequest;
 use rusqlite::Connection;
 use tokio::sync::watch;
@@ -49,18 +49,7 @@ impl Platform {
 }
 
 fn options(yaml: &str, db: &Path) -> RunOptions {
-    RunOptions {
-        workload: Workload::from_yaml(yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}")),
-        config_yaml: yaml.to_string(),
-        config_path: None,
-        out: Some(db.to_path_buf()),
-        leaf_address: None,
-        run_id: Some("warm-run".into()),
-        max_in_flight: None,
-        token: Default::default(),
-        progress: false,
-        writer: Default::default(),
-    }
+    crate::common::run_options(yaml, db, "warm-run")
 }
 
 fn query<T: rusqlite::types::FromSql>(db: &Path, sql: &str) -> T {

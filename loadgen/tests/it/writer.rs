@@ -168,20 +168,12 @@ async fn sending_stops_when_the_writer_gives_up() {
 /// for a lock, retries every 20 ms and gives up after `give_up_after`.
 fn run_options(yaml: &str, db: &Path, busy: Duration, give_up_after: Duration) -> RunOptions {
     RunOptions {
-        workload: Workload::from_yaml(yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}")),
-        config_yaml: yaml.to_string(),
-        config_path: None,
-        out: Some(db.to_path_buf()),
-        leaf_address: None,
-        run_id: Some(RUN.into()),
-        max_in_flight: None,
-        token: Default::default(),
-        progress: false,
         writer: WriterSettings {
             retry_interval: Duration::from_millis(20),
             give_up_after,
             busy_timeout: busy,
         },
+        ..crate::common::run_options(yaml, db, RUN)
     }
 }
 

@@ -299,3 +299,21 @@ pub fn workload_yaml(
     }
     yaml
 }
+
+/// `loadgen::run` options for `yaml` (panicking, naming the text, if it does
+/// not parse) writing run `run_id` to `db`, with no leaf address override and
+/// the default writer.
+pub fn run_options(yaml: &str, db: &std::path::Path, run_id: &str) -> loadgen::run::RunOptions {
+    loadgen::run::RunOptions {
+        workload: loadgen::Workload::from_yaml(yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}")),
+        config_yaml: yaml.to_string(),
+        config_path: None,
+        out: Some(db.to_path_buf()),
+        leaf_address: None,
+        run_id: Some(run_id.into()),
+        max_in_flight: None,
+        token: Default::default(),
+        progress: false,
+        writer: Default::default(),
+    }
+}
