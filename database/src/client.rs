@@ -44,6 +44,15 @@ pub enum ClientError {
         #[source]
         source: InvalidRecord,
     },
+    /// The database holds the requested function, but its stored row no
+    /// longer validates (DATA_LOSS); asking again gives the same answer.
+    #[error("database at {address} holds function {id}, but its stored record does not validate: {}", .source.message())]
+    StoredInvalid {
+        address: String,
+        id: FunctionId,
+        #[source]
+        source: Status,
+    },
     /// Any other failure the database reported (storage errors are INTERNAL).
     #[error("database at {address} failed")]
     Server {
@@ -228,6 +237,9 @@ impl DatabaseClient {
         match (status.code(), id) {
             (Code::NotFound, Some(id)) => ClientError::NotFound(id.clone()),
             (Code::InvalidArgument, _) => ClientError::Invalid(status.message().to_string()),
+            (Code::DataLoss, Some(id)) => {
+                ClientError::StoredInvalid { address, id: id.clone(), source: status }
+            }
             (Code::Unavailable, _) => ClientError::Unavailable { address, source: status },
             (Code::DeadlineExceeded, _) => self.timeout_error(),
             _ => ClientError::Server { address, source: status },

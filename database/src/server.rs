@@ -136,6 +136,12 @@ fn status(error: Error) -> Status {
             Status::invalid_argument(error.to_string())
         }
         Error::Store(StoreError::NotFound(id)) => Status::not_found(format!("function {id} not found")),
+        // Not retryable: the row is there but no longer validates (written by
+        // an older build or edited by hand); asking again gives the same answer.
+        Error::Store(StoreError::Corrupt(invalid)) => {
+            warn!(error = %invalid, "a requested stored function does not validate");
+            Status::data_loss(invalid.to_string())
+        }
         Error::Store(error) => {
             let mut chain = error.to_string();
             let mut source = error.source();

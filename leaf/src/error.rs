@@ -63,6 +63,9 @@ impl From<LeafError> for Status {
             LeafError::UnknownFunction(_) => Status::not_found(message),
             LeafError::Database(ref d) if d.is_not_found() => Status::not_found(message),
             LeafError::Database(ClientError::Invalid(_)) => Status::invalid_argument(message),
+            // The function exists but cannot be served until its row is fixed
+            // or the function re-created: not worth retrying.
+            LeafError::Database(ClientError::StoredInvalid { .. }) => Status::failed_precondition(message),
             LeafError::Database(_) => Status::unavailable(message),
             LeafError::Overloaded { .. } => Status::resource_exhausted(message),
             LeafError::Start(StartError::NoWorker(_) | StartError::Interrupted(_)) | LeafError::NoChild => {

@@ -46,7 +46,7 @@ async fn a_killed_server_loses_nothing_that_was_acknowledged() {
 }
 
 #[tokio::test]
-async fn a_record_edited_into_nonsense_is_an_internal_error_not_a_bogus_function() {
+async fn a_record_edited_into_nonsense_is_data_loss_not_a_bogus_function() {
     let db = TestDb::start().await;
     let client = db.client();
     let echo = client.create(&ImageTag::from("hyperfaas-echo:latest"), &config()).await.unwrap();
@@ -56,7 +56,11 @@ async fn a_record_edited_into_nonsense_is_an_internal_error_not_a_bogus_function
         .unwrap();
 
     let err = client.get(&echo.id).await.unwrap_err();
-    let database::ClientError::Server { source, .. } = &err else { panic!("expected Server, got {err:?}") };
-    assert_eq!(source.code(), tonic::Code::Internal);
+    let database::ClientError::StoredInvalid { id, source, .. } = &err else {
+        panic!("expected StoredInvalid, got {err:?}")
+    };
+    assert_eq!(*id, echo.id);
+    assert_eq!(source.code(), tonic::Code::DataLoss);
     assert!(source.message().contains("config.memory"), "{source:?}");
+    assert!(!err.is_unavailable(), "a row that does not validate is not worth retrying");
 }

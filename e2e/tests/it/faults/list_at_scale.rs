@@ -82,7 +82,10 @@ async fn a_leaf_starts_over_200k_functions_and_a_corrupt_row() {
     report.check("it logs skipping the one invalid row", log.contains("skipped=1"));
     report
         .check("a stored function answers", last.ok() && last.result.as_ref().is_ok_and(|r| r.0 == b"found"));
-    report.check("the corrupt row's id is refused, not served", !corrupt.ok());
+    report.check(
+        "the corrupt row's id is refused as FAILED_PRECONDITION (not retryable), not served",
+        corrupt.code() == tonic::Code::FailedPrecondition,
+    );
     let debug = || format!("{}{}{}", leaf.log_tail(30), worker.log_tail(30), database.log_tail(30));
     report.finish(debug);
     drop((client, leaf, worker, database, sweeper));
