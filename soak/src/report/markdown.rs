@@ -39,7 +39,7 @@ pub fn markdown(r: &Report) -> String {
     let _ = writeln!(
         w,
         "Load average (1/5/15 min) {} at the start, {} at the end; 1-minute load mean {} and max {} over {} samples \
-         (the machine is shared with other builds and tests: not an idle machine).\n",
+         (the table of minutes below splits the machine's busy cores into the soak's and other work's).\n",
         loads(l.first),
         loads(l.last),
         num(l.mean_1min, 2),
@@ -150,11 +150,14 @@ pub fn markdown(r: &Report) -> String {
     let pct = |v: Option<f64>| v.map_or_else(|| "–".into(), |v| format!("{:+.1} %", v * 100.0));
     let _ = writeln!(
         w,
-        "\nDrift, minute {} → {}: latency p50 {}, p99 {}; of which the handler's own time (the fake's model \
+        "\nDrift, least-squares trend over the minutes: latency p50 {}, p99 {}. \
+         Minute {} alone → minute {} alone: latency p50 {}, p99 {}; of which the handler's own time (the fake's model \
          draws) p50 {}, and the rest (hops, queues, cold starts: what a busy machine stretches) p50 {}, p99 {}. \
          Load average {} → {}. Over the minutes, p50 against the load average: Pearson r = {}. CPU the soak's \
          own processes used per call: {} ms in minute {} and {} ms in minute {} (the platform's work per call; \
          flat while latency grows means the calls waited for a CPU that other work held).",
+        pct(d.p50_trend),
+        pct(d.p99_trend),
         d.first_minute,
         d.last_minute,
         pct(d.p50_drift),

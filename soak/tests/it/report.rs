@@ -179,6 +179,9 @@ fn a_clean_run_passes_every_check_with_the_figures_it_was_given() {
     assert_eq!((m[0].p50_ms, m[0].p99_ms), (Some(50.0), Some(99.0)));
     let drift = report.drift.p50_drift.unwrap();
     assert!((drift - 0.05).abs() < 0.01, "{drift}");
+    // Two minutes: the line through them is the line between them.
+    let trend = report.drift.p50_trend.unwrap();
+    assert!((trend - drift).abs() < 1e-9, "{trend} vs {drift}");
 
     let i = &report.instances;
     assert_eq!((i.starts, i.idle_stops, i.scale_to_zero, i.alive_at_end), (2, 2, 2, 0));
