@@ -21,7 +21,7 @@ use proto::function::function_service_client::FunctionServiceClient;
 use tonic::transport::Channel;
 
 const QUOTAS: [&str; 3] = ["0.25", "0.5", "1.0"];
-const DURATIONS_MS: [u64; 5] = [50, 100, 200, 500, 1000];
+const DURATIONS_MS: [u64; 8] = [5, 10, 20, 50, 100, 200, 500, 1000];
 const REPEATS: usize = 5;
 const MEMORY_MIB: u64 = 32;
 
@@ -254,6 +254,9 @@ fn write_reports(
     });
     let stem = std::env::var("HYPERFAKE_BENCH_OUT")
         .unwrap_or_else(|_| format!("{}/../bench-results/trace-function", env!("CARGO_MANIFEST_DIR")));
+    if let Some(dir) = std::path::Path::new(&stem).parent() {
+        std::fs::create_dir_all(dir).expect("create the report's directory");
+    }
     std::fs::write(format!("{stem}.md"), md).expect("write the markdown report");
     std::fs::write(format!("{stem}.json"), serde_json::to_string_pretty(&json).unwrap() + "\n")
         .expect("write the JSON report");
