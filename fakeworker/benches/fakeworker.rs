@@ -182,45 +182,40 @@ async fn channel(address: &str) -> Channel {
         .unwrap()
 }
 
-/// Calls/s of the fake worker's `Controller.Call` over `channels`.
-async fn fake_rate(channels: &[Channel], function: &FunctionId) -> f64 {
-    let next = Arc::new(AtomicU64::new(0));
+/// Calls/s of `call` (one request each) over `channels`, each caller on the
+/// next channel in turn.
+async fn rate<C, Fut>(channels: &[Channel], function: &FunctionId, call: C) -> f64
+where
+    C: Fn(Channel, CallRequest) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = bool> + Send + 'static,
+{
+    let next = AtomicU64::new(0);
     throughput(|| {
         let ch = channels
             [usize::try_from(next.fetch_add(1, Ordering::Relaxed) % CONNECTIONS as u64).unwrap_or(0)]
         .clone();
-        let function = function.clone();
+        let (function, call) = (function.clone(), call.clone());
         async move {
-            let client = proto::controller::controller_client::ControllerClient::new(ch);
-            Box::new(move || {
-                let mut c = client.clone();
-                let r = request(&function);
-                tokio::spawn(async move { c.call(r).await.is_ok() })
-            }) as Box<dyn FnMut() -> tokio::task::JoinHandle<bool> + Send>
+            Box::new(move || tokio::spawn(call(ch.clone(), request(&function))))
+                as Box<dyn FnMut() -> tokio::task::JoinHandle<bool> + Send>
         }
     })
     .await
 }
 
-/// Calls/s of the bare echo service at `address`.
-async fn echo_rate(address: &str, function: &FunctionId) -> f64 {
-    let channels: Vec<Channel> = futures::future::join_all((0..CONNECTIONS).map(|_| channel(address))).await;
-    let next = Arc::new(AtomicU64::new(0));
-    throughput(|| {
-        let ch = channels
-            [usize::try_from(next.fetch_add(1, Ordering::Relaxed) % CONNECTIONS as u64).unwrap_or(0)]
-        .clone();
-        let function = function.clone();
-        async move {
-            let client = FunctionServiceClient::new(ch);
-            Box::new(move || {
-                let mut c = client.clone();
-                let r = request(&function);
-                tokio::spawn(async move { c.call(r).await.is_ok() })
-            }) as Box<dyn FnMut() -> tokio::task::JoinHandle<bool> + Send>
-        }
-    })
-    .await
+/// `Controller.Call` on the fake worker.
+async fn fake_call(ch: Channel, r: CallRequest) -> bool {
+    proto::controller::controller_client::ControllerClient::new(ch).call(r).await.is_ok()
+}
+
+/// `FunctionService.Call` on a bare echo server.
+async fn echo_call(ch: Channel, r: CallRequest) -> bool {
+    FunctionServiceClient::new(ch).call(r).await.is_ok()
+}
+
+/// `CONNECTIONS` channels to `address`.
+async fn channels(address: &str) -> Vec<Channel> {
+    futures::future::join_all((0..CONNECTIONS).map(|_| channel(address))).await
 }
 
 /// Listens on a port of the kernel's choosing: the listener and its address.
@@ -236,8 +231,7 @@ async fn main() {
     let sleeping = sleeping_calls().await;
 
     let (_db, worker, _rt, function, _dir) = fake_worker(0.0).await;
-    let channels: Vec<Channel> =
-        futures::future::join_all((0..CONNECTIONS).map(|_| channel(&worker.address))).await;
+    let fake_channels = channels(&worker.address).await;
     let (listener, bare_address) = listen().await;
     let bare = tokio::spawn(
         tonic::transport::Server::builder()
@@ -251,6 +245,7 @@ async fn main() {
             .add_service(FunctionServiceServer::new(BareEcho))
             .serve_with_incoming(proto::net::incoming(listener)),
     );
+    let (bare_channels, stack_channels) = (channels(&bare_address).await, channels(&stack_address).await);
     // The three servers in turn, ROUNDS times, so that drift of a shared
     // machine (or of the CPU's clock) hits each alike.
     let (mut fake, mut bare_rounds, mut stack_rounds) = (Vec::new(), Vec::new(), Vec::new());
@@ -258,9 +253,9 @@ async fn main() {
         eprintln!(
             "round {round}/{ROUNDS}: fake worker, bare echo, echo on hyperfake's builder ({THROUGHPUT_SECONDS} s each)"
         );
-        fake.push(fake_rate(&channels, &function).await);
-        bare_rounds.push(echo_rate(&bare_address, &function).await);
-        stack_rounds.push(echo_rate(&stack_address, &function).await);
+        fake.push(rate(&fake_channels, &function, fake_call).await);
+        bare_rounds.push(rate(&bare_channels, &function, echo_call).await);
+        stack_rounds.push(rate(&stack_channels, &function, echo_call).await);
     }
     bare.abort();
     stack.abort();
