@@ -126,3 +126,64 @@ async fn rows_that_do_not_validate_are_skipped_and_counted_the_others_listed() {
     }
     assert_eq!((seen, skipped), (vec![good, later], 4));
 }
+
+#[test]
+fn the_file_syncs_normally_under_wal() {
+    let (_dir, _path, store) = open();
+    let synchronous: i64 = store
+        .connections
+        .writer
+        .lock()
+        .unwrap()
+        .pragma_query_value(None, "synchronous", |r| r.get(0))
+        .unwrap();
+    assert_eq!(synchronous, 1, "NORMAL (see Store::open)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_proceed_while_the_writer_holds_a_transaction_open() {
+    let (_dir, _path, store) = open();
+    let stored = store.create(ImageTag::from("hyperfaas-echo:latest"), config()).await.unwrap();
+    let (opened_tx, opened_rx) = tokio::sync::oneshot::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let writer = store.clone();
+    let writing = tokio::spawn(async move {
+        writer
+            .write(move |conn| {
+                conn.execute_batch("BEGIN IMMEDIATE")?;
+                conn.execute(
+                    &format!("INSERT INTO functions ({COLUMNS}) VALUES ('open', 'hyperfaas-echo:latest', 67108864, NULL, NULL, 0, 0, 1)"),
+                    [],
+                )?;
+                opened_tx.send(()).unwrap();
+                release_rx.recv().unwrap();
+                conn.execute_batch("COMMIT")?;
+                Ok(())
+            })
+            .await
+    });
+    opened_rx.await.unwrap();
+    // With the writer's transaction open: many Gets at once, more than there
+    // are readers, all answered; none sees the uncommitted row.
+    let mut gets = tokio::task::JoinSet::new();
+    for _ in 0..200 {
+        let (store, id) = (store.clone(), stored.id.clone());
+        gets.spawn(async move { store.get(&id).await });
+    }
+    let results = tokio::time::timeout(Duration::from_secs(10), gets.join_all())
+        .await
+        .expect("reads blocked by the writer");
+    assert!(results.iter().all(|r| r.as_ref().is_ok_and(|f| *f == stored)), "{results:?}");
+    let open = FunctionId::from("open");
+    let unseen = tokio::time::timeout(Duration::from_secs(10), store.get(&open)).await.unwrap();
+    assert!(matches!(unseen, Err(StoreError::NotFound(_))), "{unseen:?}");
+    let page =
+        tokio::time::timeout(Duration::from_secs(10), store.list_page(None, 10)).await.unwrap().unwrap();
+    assert_eq!(page.functions, vec![stored.clone()]);
+    // Committed: visible to every reader.
+    release_tx.send(()).unwrap();
+    writing.await.unwrap().unwrap();
+    for _ in 0..READERS + 1 {
+        assert_eq!(store.get(&open).await.unwrap().id, open);
+    }
+}
