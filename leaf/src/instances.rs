@@ -3,12 +3,16 @@
 //!
 //! Tracking instances by id (not a bare counter) is what lets a STOP, TIMEOUT or
 //! DOWN event, a `State` reconciliation or a worker's FAILED_PRECONDITION remove
-//! exactly the instance that is gone.
+//! exactly the instance that is gone. Every change is reported to the leaf's
+//! [`WorkerFunctions`] index, so it cannot drift from the sets.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hyperfake_core::InstanceId;
+use hyperfake_core::{FunctionId, InstanceId};
+
+use crate::worker_functions::WorkerFunctions;
 
 /// Index of a worker in the leaf's pool.
 pub type WorkerIndex = usize;
@@ -27,19 +31,32 @@ pub struct Placed {
 }
 
 /// One function's instances, keyed by id (ordered, so ties break stably).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct InstanceSet {
     instances: BTreeMap<InstanceId, Placed>,
+    function: FunctionId,
+    /// The leaf's index of functions by worker, told of every change here.
+    index: Arc<WorkerFunctions>,
 }
 
 impl InstanceSet {
+    /// `function`'s instances, none yet, reported to `index`.
+    pub fn new(function: FunctionId, index: Arc<WorkerFunctions>) -> Self {
+        InstanceSet { instances: BTreeMap::new(), function, index }
+    }
+
     /// Adds an instance; adding one already known keeps its counters.
     pub fn insert(&mut self, id: InstanceId, worker: WorkerIndex, now: Instant) {
-        self.instances.entry(id).or_insert(Placed { worker, in_flight: 0, last_active: now, added_at: now });
+        if let std::collections::btree_map::Entry::Vacant(entry) = self.instances.entry(id) {
+            entry.insert(Placed { worker, in_flight: 0, last_active: now, added_at: now });
+            self.index.added(worker, &self.function);
+        }
     }
 
     pub fn remove(&mut self, id: &InstanceId) -> Option<Placed> {
-        self.instances.remove(id)
+        let placed = self.instances.remove(id)?;
+        self.index.removed(placed.worker, &self.function);
+        Some(placed)
     }
 
     pub fn contains(&self, id: &InstanceId) -> bool {
@@ -105,7 +122,7 @@ impl InstanceSet {
             .map(|(id, p)| (id.clone(), p.worker))
             .collect();
         for (id, _) in &idle {
-            self.instances.remove(id);
+            self.remove(id);
         }
         idle
     }
@@ -126,7 +143,7 @@ impl InstanceSet {
             .map(|(id, _)| id.clone())
             .collect();
         for id in &gone {
-            self.instances.remove(id);
+            self.remove(id);
         }
         gone
     }
@@ -140,6 +157,14 @@ impl InstanceSet {
     }
 }
 
+impl Drop for InstanceSet {
+    fn drop(&mut self) {
+        for placed in self.instances.values() {
+            self.index.removed(placed.worker, &self.function);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,10 +173,14 @@ mod tests {
         InstanceId::from(s)
     }
 
+    fn set() -> InstanceSet {
+        InstanceSet::new(FunctionId::from("f"), Arc::default())
+    }
+
     #[test]
     fn picks_the_least_loaded_usable_instance_and_breaks_ties_stably() {
         let now = Instant::now();
-        let mut set = InstanceSet::default();
+        let mut set = set();
         set.insert(id("b"), 1, now);
         set.insert(id("a"), 0, now);
         let none = HashSet::new();
@@ -168,7 +197,7 @@ mod tests {
     #[test]
     fn only_instances_idle_for_the_timeout_are_taken() {
         let start = Instant::now();
-        let mut set = InstanceSet::default();
+        let mut set = set();
         set.insert(id("busy"), 0, start);
         set.insert(id("idle"), 0, start);
         set.insert(id("fresh"), 0, start + Duration::from_secs(5));
@@ -184,7 +213,7 @@ mod tests {
     #[test]
     fn reconciliation_drops_only_unlisted_instances_known_before_the_request() {
         let t0 = Instant::now();
-        let mut set = InstanceSet::default();
+        let mut set = set();
         set.insert(id("listed"), 0, t0);
         set.insert(id("phantom"), 0, t0);
         set.insert(id("other-worker"), 1, t0);
@@ -193,5 +222,51 @@ mod tests {
         assert_eq!(gone, vec![id("phantom")]);
         assert_eq!(set.len(), 3);
         assert_eq!(set.iter().filter(|(_, p)| p.worker == 0).count(), 2);
+    }
+
+    /// What the index should hold: the sets' instances counted by worker and function.
+    fn expected(sets: &[&InstanceSet]) -> Vec<(WorkerIndex, FunctionId, u32)> {
+        let mut counts = BTreeMap::new();
+        for set in sets {
+            for (_, p) in set.iter() {
+                *counts.entry((p.worker, set.function.clone())).or_insert(0) += 1;
+            }
+        }
+        counts.into_iter().map(|((w, f), n)| (w, f, n)).collect()
+    }
+
+    #[test]
+    fn every_change_to_a_set_is_reflected_in_the_index() {
+        let index = Arc::new(WorkerFunctions::default());
+        let t0 = Instant::now();
+        let mut f = InstanceSet::new(FunctionId::from("f"), Arc::clone(&index));
+        let mut g = InstanceSet::new(FunctionId::from("g"), Arc::clone(&index));
+        let id = InstanceId::from;
+        f.insert(id("f1"), 0, t0);
+        f.insert(id("f2"), 0, t0);
+        f.insert(id("f2"), 1, t0); // already known: unchanged
+        f.insert(id("f3"), 1, t0);
+        g.insert(id("g1"), 1, t0);
+        g.insert(id("g2"), 2, t0 + Duration::from_secs(5));
+        assert_eq!(index.counts(), expected(&[&f, &g]));
+        assert_eq!(index.on(0), vec![FunctionId::from("f")]);
+        let mut on_1 = index.on(1);
+        on_1.sort();
+        assert_eq!(on_1, vec![FunctionId::from("f"), FunctionId::from("g")]);
+
+        assert!(f.remove(&id("f1")).is_some());
+        assert!(f.remove(&id("f1")).is_none());
+        assert_eq!(index.counts(), expected(&[&f, &g]));
+        // Reaping idle instances (g2 is not idle yet).
+        assert_eq!(g.take_idle(Duration::from_secs(1), t0 + Duration::from_secs(2)).len(), 1);
+        assert_eq!(index.counts(), expected(&[&f, &g]));
+        // Reconciliation dropping unlisted instances of worker 0.
+        assert_eq!(f.retain_listed(0, &HashSet::new(), t0 + Duration::from_secs(1)), vec![id("f2")]);
+        assert_eq!(index.counts(), expected(&[&f, &g]));
+        assert!(index.on(0).is_empty(), "a worker without instances leaves the index");
+        drop(g);
+        assert_eq!(index.counts(), expected(&[&f]));
+        drop(f);
+        assert!(index.counts().is_empty());
     }
 }

@@ -12,6 +12,7 @@
 //! - [`health`]: whether a worker or child is in rotation, as named states;
 //! - [`failure`]: the one classification of statuses from workers and children;
 //! - [`instances`]: one function's instances by id;
+//! - [`worker_functions`]: which functions have instances on each worker;
 //! - [`scheduler`]: forwarding, cold start, scaling, placement, reconciliation,
 //!   scale to zero (one file each);
 //! - [`service`] / [`lb`]: `leaf.Leaf` for a leaf / a load-balancer node;
@@ -40,6 +41,7 @@ pub mod metadata;
 pub mod scheduler;
 pub mod server;
 pub mod service;
+pub mod worker_functions;
 pub mod workers;
 
 pub use config::{NodeSettings, PoolSettings, Role, SchedulerSettings};

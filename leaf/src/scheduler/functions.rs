@@ -39,11 +39,11 @@ impl Scheduler {
         self.slot(id).await.map(|s| s.function.id.clone())
     }
 
-    fn insert(&self, function: Function) -> Arc<FunctionSlot> {
+    pub(super) fn insert(&self, function: Function) -> Arc<FunctionSlot> {
         let mut functions = self.functions.lock().unwrap_or_else(|e| e.into_inner());
-        let slot = functions
-            .entry(function.id.clone())
-            .or_insert_with(|| Arc::new(FunctionSlot::new(function, self.settings.max_pending_calls)));
+        let slot = functions.entry(function.id.clone()).or_insert_with(|| {
+            Arc::new(FunctionSlot::new(function, self.settings.max_pending_calls, &self.worker_functions))
+        });
         Arc::clone(slot)
     }
 

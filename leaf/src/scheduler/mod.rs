@@ -19,7 +19,9 @@
 //!   rotation with the fewest instances of the function, then fewest
 //!   instances, then least in flight.
 //! - [`reconcile`](self::reconcile): keeping the view true from the workers'
-//!   lifecycle events and `State` lists.
+//!   lifecycle events and `State` lists; a worker's list is checked against
+//!   the functions with instances on it only
+//!   ([`WorkerFunctions`](crate::worker_functions::WorkerFunctions)).
 //! - [`reaper`](self::reaper): **scale to zero**: an instance without calls for
 //!   `Config.timeout` is removed and stopped with `Stop`. The worker's own idle
 //!   timeout may win the race; its TIMEOUT event (or NOT_FOUND from `Stop`) is
@@ -27,7 +29,7 @@
 //! - **Bounded load**: each function has a semaphore of `max_pending_calls`
 //!   permits, taken without waiting; a call that finds none is refused with
 //!   RESOURCE_EXHAUSTED. An explicit semaphore, not tower's `ConcurrencyLimit`
-//!   + `LoadShed`, because the bound is per function (a key in the request),
+//!   and `LoadShed`, because the bound is per function (a key in the request),
 //!   while tower's limit is per service: one hot function must not shed calls
 //!   of the others.
 
@@ -39,6 +41,8 @@ mod reaper;
 mod reconcile;
 mod slot;
 mod start;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
@@ -52,6 +56,7 @@ use tokio::task::JoinHandle;
 use tonic::metadata::MetadataMap;
 
 use crate::config::SchedulerSettings;
+use crate::worker_functions::WorkerFunctions;
 use crate::workers::WorkerPool;
 
 pub use slot::FunctionSlot;
@@ -91,12 +96,27 @@ pub struct Scheduler {
     pool: WorkerPool,
     database: DatabaseClient,
     functions: Mutex<HashMap<FunctionId, Arc<FunctionSlot>>>,
+    /// Which functions have instances on each worker (kept by the slots'
+    /// instance sets), so reconciling a worker visits only its functions.
+    worker_functions: Arc<WorkerFunctions>,
     pub stats: Stats,
 }
 
 impl Scheduler {
     pub fn new(settings: SchedulerSettings, pool: WorkerPool, database: DatabaseClient) -> Arc<Self> {
-        Arc::new(Scheduler { settings, pool, database, functions: Mutex::default(), stats: Stats::default() })
+        Arc::new(Scheduler {
+            settings,
+            pool,
+            database,
+            functions: Mutex::default(),
+            worker_functions: Arc::default(),
+            stats: Stats::default(),
+        })
+    }
+
+    /// Which functions have instances on each worker.
+    pub fn worker_functions(&self) -> &WorkerFunctions {
+        &self.worker_functions
     }
 
     pub fn pool(&self) -> &WorkerPool {

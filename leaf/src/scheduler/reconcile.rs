@@ -36,8 +36,10 @@ impl Scheduler {
             }
             PoolEvent::Reconciled { worker, state, asked_at } => {
                 let listed = listed_ids(&state);
-                let slots = self.slots();
-                for slot in &slots {
+                // Only functions with instances on this worker can lose one
+                // here: the cost is this worker's functions, not all of them.
+                let on_worker = self.worker_functions.on(worker);
+                for slot in on_worker.iter().filter_map(|f| self.known(f)) {
                     let (gone, held) = {
                         let mut st = slot.lock();
                         (st.instances.retain_listed(worker, &listed, asked_at), st.held > 0)

@@ -11,6 +11,7 @@ use tokio::sync::{Notify, Semaphore};
 
 use crate::error::StartError;
 use crate::instances::{InstanceSet, WorkerIndex};
+use crate::worker_functions::WorkerFunctions;
 
 /// A start callers can wait for, shared by all of them.
 pub(super) type ColdStart = Shared<BoxFuture<'static, Result<(), StartError>>>;
@@ -26,7 +27,6 @@ pub struct FunctionSlot {
     pub(super) room: Notify,
 }
 
-#[derive(Default)]
 pub(super) struct SlotState {
     pub(super) instances: InstanceSet,
     /// Starts in progress (cold and scale-up).
@@ -52,11 +52,19 @@ impl std::fmt::Debug for SlotState {
 }
 
 impl FunctionSlot {
-    pub(super) fn new(function: Function, max_pending: u32) -> Self {
+    /// A slot for `function`, whose instances are reported to `index`.
+    pub(super) fn new(function: Function, max_pending: u32, index: &Arc<WorkerFunctions>) -> Self {
+        let state = SlotState {
+            instances: InstanceSet::new(function.id.clone(), Arc::clone(index)),
+            starting: 0,
+            starting_on: Vec::new(),
+            cold: None,
+            held: 0,
+        };
         FunctionSlot {
             function,
             pending: Arc::new(Semaphore::new(max_pending as usize)),
-            state: Mutex::default(),
+            state: Mutex::new(state),
             room: Notify::new(),
         }
     }

@@ -78,11 +78,11 @@ impl Scheduler {
                 if let Some(i) = st.starting_on.iter().position(|w| *w == worker) {
                     st.starting_on.swap_remove(i);
                 }
-                if let Ok(started) = &result {
-                    if let Some(id) = proto::convert::instance_id(started.get_ref().instance_id.as_ref()) {
-                        tracing::info!(%function, instance = %id, worker = %handle.address, "instance started");
-                        st.instances.insert(id, worker, Instant::now());
-                    }
+                if let Ok(started) = &result
+                    && let Some(id) = proto::convert::instance_id(started.get_ref().instance_id.as_ref())
+                {
+                    tracing::info!(%function, instance = %id, worker = %handle.address, "instance started");
+                    st.instances.insert(id, worker, Instant::now());
                 }
                 st.held > 0
             };
