@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use database::ClientError;
 use hyperfake_core::{FunctionConfigError, FunctionId};
+use tonic::metadata::{AsciiMetadataValue, MetadataMap};
 use tonic::{Code, Status};
 
 /// Why an instance could not be started. Cloned to every caller waiting on the
@@ -67,7 +68,7 @@ impl From<LeafError> for Status {
             // or the function re-created: not worth retrying.
             LeafError::Database(ClientError::StoredInvalid { .. }) => Status::failed_precondition(message),
             LeafError::Database(_) => Status::unavailable(message),
-            LeafError::Overloaded { .. } => Status::resource_exhausted(message),
+            LeafError::Overloaded { .. } => refused(message),
             LeafError::Start(StartError::NoWorker(_) | StartError::Interrupted(_)) | LeafError::NoChild => {
                 Status::unavailable(message)
             }
@@ -94,6 +95,14 @@ impl From<LeafError> for Status {
             LeafError::Downstream(status) => status,
         }
     }
+}
+
+/// RESOURCE_EXHAUSTED for a call this node refused before anything ran,
+/// marked so that a load-balancer node above may give it to another child.
+fn refused(message: String) -> Status {
+    let mut md = MetadataMap::new();
+    md.insert(crate::metadata::REFUSED, AsciiMetadataValue::from_static("overloaded"));
+    Status::with_metadata(Code::ResourceExhausted, message, md)
 }
 
 #[cfg(test)]

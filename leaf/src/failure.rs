@@ -6,6 +6,8 @@
 
 use tonic::{Code, Status};
 
+use crate::metadata;
+
 /// What a status from a node below means.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Failure {
@@ -30,13 +32,19 @@ pub enum Failure {
     Gone,
     /// The node has no such instance or function (NOT_FOUND). Nothing ran.
     NotFound,
+    /// The node refused the call at its bound for the function
+    /// (RESOURCE_EXHAUSTED marked [`metadata::REFUSED`]). Nothing ran; another
+    /// node may take it, and this one stays in rotation. An unmarked
+    /// RESOURCE_EXHAUSTED may come after the function ran (its response was
+    /// too large) and is [`Failure::Answered`].
+    Refused,
     /// Anything else: the function's or the node's own answer, passed up as it is.
     Answered,
 }
 
 impl Failure {
     /// Classifies `status`, in this order: expired, connection lost,
-    /// unreachable / unavailable, gone / not found, answered.
+    /// unreachable / unavailable, gone / not found, refused, answered.
     pub fn of(status: &Status) -> Failure {
         match status.code() {
             Code::DeadlineExceeded => Failure::Expired,
@@ -46,6 +54,7 @@ impl Failure {
             Code::Unavailable => Failure::Unavailable,
             Code::FailedPrecondition => Failure::Gone,
             Code::NotFound => Failure::NotFound,
+            Code::ResourceExhausted if status.metadata().contains_key(metadata::REFUSED) => Failure::Refused,
             _ => Failure::Answered,
         }
     }
@@ -53,7 +62,14 @@ impl Failure {
     /// Whether the call certainly did not reach a function (a worker's
     /// `Call`): another instance may take it.
     pub fn before_function(self) -> bool {
-        matches!(self, Failure::Unreachable | Failure::Unavailable | Failure::Gone | Failure::NotFound)
+        matches!(
+            self,
+            Failure::Unreachable
+                | Failure::Unavailable
+                | Failure::Gone
+                | Failure::NotFound
+                | Failure::Refused
+        )
     }
 
     /// Whether the node should leave rotation.
@@ -99,7 +115,8 @@ mod tests {
             (sent(Code::NotFound, "no such instance"), Failure::NotFound),
             (sent(Code::Unknown, "the function panicked"), Failure::Answered),
             (sent(Code::Aborted, "the function said so"), Failure::Answered),
-            (sent(Code::ResourceExhausted, "full"), Failure::Answered),
+            (sent(Code::ResourceExhausted, "response too large"), Failure::Answered),
+            (Status::from(crate::LeafError::Overloaded { function: "f".into(), limit: 1 }), Failure::Refused),
         ];
         for (status, kind) in cases {
             assert_eq!(Failure::of(&status), kind, "{status:?}");
@@ -109,9 +126,9 @@ mod tests {
     #[test]
     fn only_failures_before_the_function_are_retried_and_only_broken_links_take_a_node_down() {
         use Failure::*;
-        let all = [Expired, Unreachable, ConnectionLost, Unavailable, Gone, NotFound, Answered];
+        let all = [Expired, Unreachable, ConnectionLost, Unavailable, Gone, NotFound, Refused, Answered];
         let retried: Vec<_> = all.iter().filter(|f| f.before_function()).collect();
-        assert_eq!(retried, [&Unreachable, &Unavailable, &Gone, &NotFound]);
+        assert_eq!(retried, [&Unreachable, &Unavailable, &Gone, &NotFound, &Refused]);
         let down: Vec<_> = all.iter().filter(|f| f.node_down()).collect();
         assert_eq!(down, [&Unreachable, &ConnectionLost]);
     }

@@ -23,6 +23,13 @@ pub const FORWARDED_KEYS: [&str; 12] = [
 /// The leaf that served the call (set by the load-balancer node above it).
 pub const LEAF_ADDRESS: &str = "leafaddress";
 
+/// Set on a RESOURCE_EXHAUSTED a node sends when it refuses a call at its
+/// bound for the function, before anything ran (value: the node's role).
+/// It is what tells that refusal apart from a RESOURCE_EXHAUSTED that did run
+/// (a function's response too large to send), so a load-balancer node may
+/// give the call to another child ([`crate::failure::Failure::Refused`]).
+pub const REFUSED: &str = "hyperfake-refused";
+
 /// Copies the known timing keys present in `from`.
 pub fn forward(from: &MetadataMap, to: &mut MetadataMap) {
     for key in FORWARDED_KEYS {

@@ -1,5 +1,4 @@
-//! One child of a load-balancer node: its client, health, last `State` and
-//! the calls this node has in flight on it.
+//! One child of a load-balancer node: its client, health and last `State`.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -20,10 +19,8 @@ pub struct Child {
     pub address: String,
     pub(super) client: LeafClient<AuthChannel>,
     pub(super) health: HealthCell,
-    /// The child's last `State`, by function.
+    /// The child's last `State`, by function (summed into the node's own).
     pub(super) loads: Mutex<HashMap<FunctionId, FunctionLoad>>,
-    /// Calls this node has in flight on the child, by function.
-    pub(super) in_flight: Mutex<HashMap<FunctionId, u32>>,
 }
 
 impl Child {
@@ -34,32 +31,6 @@ impl Child {
     pub(super) fn mark_down(&self, why: &str) {
         if self.health.apply(HealthEvent::Failed).0.in_rotation() {
             tracing::warn!(child = %self.address, "child out of rotation: {why}");
-        }
-    }
-
-    /// Calls the child can take for `function` before it has to scale up.
-    pub(super) fn spare(&self, function: &FunctionId) -> u32 {
-        let loads = self.loads.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(load) = loads.get(function).filter(|l| l.ready_instances > 0) else { return 0 };
-        let ours =
-            self.in_flight.lock().unwrap_or_else(|e| e.into_inner()).get(function).copied().unwrap_or(0);
-        load.capacity.saturating_sub(load.in_flight_calls.max(ours))
-    }
-
-    /// Counts a call of `function` on this child until the guard is dropped
-    /// (answered, or its caller went away mid-call).
-    pub(super) fn begin<'a>(&'a self, function: &'a FunctionId) -> ChildCall<'a> {
-        *self.in_flight.lock().unwrap_or_else(|e| e.into_inner()).entry(function.clone()).or_default() += 1;
-        ChildCall { child: self, function }
-    }
-
-    fn end(&self, function: &FunctionId) {
-        let mut map = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = map.get_mut(function) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                map.remove(function);
-            }
         }
     }
 
@@ -82,17 +53,5 @@ impl Child {
             Ok(Err(status)) => self.mark_down(&format!("State failed: {}", status.message())),
             Err(_) => self.mark_down("State timed out"),
         }
-    }
-}
-
-/// One call counted on a [`Child`]; uncounted when dropped.
-pub(super) struct ChildCall<'a> {
-    child: &'a Child,
-    function: &'a FunctionId,
-}
-
-impl Drop for ChildCall<'_> {
-    fn drop(&mut self) {
-        self.child.end(self.function);
     }
 }

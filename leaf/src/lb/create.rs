@@ -55,7 +55,11 @@ impl Balancer {
                     child.mark_down(&format!("CreateFunction failed: {}", status.message()));
                     last = Some(status);
                 }
-                Failure::ConnectionLost | Failure::Gone | Failure::NotFound | Failure::Answered => {
+                Failure::ConnectionLost
+                | Failure::Gone
+                | Failure::NotFound
+                | Failure::Refused
+                | Failure::Answered => {
                     return Err(LeafError::Downstream(status));
                 }
             }

@@ -6,19 +6,22 @@
 //!   database) and then registered at every other child under the same id
 //!   (`CreateFunctionRequest.function_id`). A child that misses it finds it in
 //!   the database on its first call.
-//! - `ScheduleCall` goes to a child with warm capacity for the function (ready
-//!   instances whose capacity is not used up, as its `State` reported and the
-//!   node's own in-flight count confirms), else to the child a rendezvous hash
-//!   of the function id picks, so a function's cold starts land on one child.
+//! - `ScheduleCall` goes to the function's child by [`affinity`]: the first
+//!   in rotation of the children ranked by a rendezvous hash of the function
+//!   id, so all of a function's calls, and its instances, stay on one child
+//!   (not one instance per child).
 //! - A child whose `State` fails, or a call that could not connect, takes it
 //!   out of rotation until its next `State` answers; that call is retried on
-//!   another child.
+//!   the function's next-ranked child. A child that refuses a call at its
+//!   bound ([`Failure::Refused`], RESOURCE_EXHAUSTED before anything ran)
+//!   spills it to the next-ranked child too.
 //! - **Bounded load**, as in a leaf: each function may have
 //!   `max_pending_calls` calls in this node; more are refused with
 //!   RESOURCE_EXHAUSTED instead of piling up on a slow child. And the
 //!   `CreateFunction` fan-out ends within [`DEFAULT_CREATE_TIMEOUT`] (or the
 //!   caller's deadline, if shorter), so one hung child cannot hold it forever.
 
+mod affinity;
 mod child;
 mod create;
 mod pending;
@@ -87,19 +90,6 @@ pub struct Balancer {
     pending: Pending,
 }
 
-/// FNV-1a: a hash that is the same on every node and every run, so every
-/// load-balancer node sends a function's cold calls to the same child.
-fn stable_hash(parts: &[&str]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in parts {
-        for byte in part.bytes().chain(std::iter::once(0xff)) {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    hash
-}
-
 impl Balancer {
     /// A node over the children at `addresses`, sending `token` with every request.
     pub fn new(
@@ -122,7 +112,6 @@ impl Balancer {
                     client,
                     health: HealthCell::default(),
                     loads: Mutex::default(),
-                    in_flight: Mutex::default(),
                 }))
             })
             .collect::<Result<_, _>>()?;
@@ -164,22 +153,18 @@ impl Balancer {
         })]
     }
 
-    /// The child for a call of `function`, skipping `excluded`.
+    /// The child for a call of `function`, skipping `excluded`: the
+    /// function's highest-ranked child in rotation ([`affinity`]). With no
+    /// child known to be healthy, the highest-ranked of the others rather than
+    /// a refusal: a dead one fails fast on connect.
     pub fn route(&self, function: &FunctionId, excluded: &HashSet<usize>) -> Option<Arc<Child>> {
-        let open: Vec<_> = self.children.iter().filter(|c| !excluded.contains(&c.index)).collect();
-        let healthy: Vec<_> = open.iter().copied().filter(|c| c.in_rotation()).collect();
-        // With no child known to be healthy, try the others rather than refuse:
-        // a dead one fails fast on connect.
-        let candidates = if healthy.is_empty() { open } else { healthy };
-        let warm = candidates
-            .iter()
-            .map(|c| (c.spare(function), *c))
-            .filter(|(spare, _)| *spare > 0)
-            .max_by_key(|(spare, c)| (*spare, std::cmp::Reverse(c.index)));
-        if let Some((_, child)) = warm {
-            return Some(Arc::clone(child));
-        }
-        candidates.into_iter().max_by_key(|c| stable_hash(&[function.as_str(), &c.address])).map(Arc::clone)
+        let open = || self.children.iter().filter(|c| !excluded.contains(&c.index));
+        let rank = |c: &&Arc<Child>| (affinity::score(function, &c.address), std::cmp::Reverse(c.index));
+        open()
+            .filter(|c| c.in_rotation())
+            .max_by_key(rank)
+            .or_else(|| open().max_by_key(rank))
+            .map(Arc::clone)
     }
 
     pub async fn call(
@@ -193,15 +178,18 @@ impl Balancer {
         let expires = deadline.map(|d| Instant::now() + d);
         let _pending = self.pending.begin(function)?;
         let mut excluded = HashSet::new();
+        // The last child's refusal, answered when every child refused.
+        let mut refused = None;
         loop {
-            let child = self.route(function, &excluded).ok_or(LeafError::NoChild)?;
+            let Some(child) = self.route(function, &excluded) else {
+                return Err(refused.map_or(LeafError::NoChild, LeafError::Downstream));
+            };
             let mut request =
                 Request::new(ScheduleCallRequest { function_id: Some(function.into()), data: data.clone() });
             if let Some(id) = &request_id {
                 request.metadata_mut().insert(trailers::REQUEST_ID, id.clone());
             }
             let forwarded_at = now_unix();
-            let counted = child.begin(function);
             let result = match expires {
                 None => child.client.clone().schedule_call(request).await,
                 Some(expires) => {
@@ -213,7 +201,6 @@ impl Balancer {
                     .await
                 }
             };
-            drop(counted);
             let status = match result {
                 Ok(response) => {
                     let (md, body, _) = response.into_parts();
@@ -237,6 +224,14 @@ impl Balancer {
                 Failure::ConnectionLost => {
                     child.mark_down(&format!("connection lost mid-call: {}", status.message()));
                     return Err(LeafError::ConnectionLost { node: child.address.clone(), status });
+                }
+                // Full for this function, nothing ran: spill to the next-ranked
+                // child, which starts an instance of its own if it must. The
+                // child stays in rotation for the functions it has room for.
+                Failure::Refused => {
+                    tracing::debug!(child = %child.address, %function, "child refused the call: {}", status.message());
+                    excluded.insert(child.index);
+                    refused = Some(status);
                 }
                 // The child's own answer (it has already retried what it could).
                 Failure::Unavailable | Failure::Gone | Failure::NotFound | Failure::Answered => {
@@ -286,55 +281,65 @@ mod tests {
         b
     }
 
-    fn warm(child: &Child, function: &FunctionId, ready: u32, capacity: u32, in_flight: u32) {
-        child.loads.lock().unwrap().insert(
-            function.clone(),
-            FunctionLoad {
-                function_id: Some(function.into()),
-                ready_instances: ready,
-                capacity,
-                in_flight_calls: in_flight,
-                ..Default::default()
-            },
-        );
-    }
-
     #[tokio::test]
-    async fn cold_functions_go_where_the_stable_hash_says() {
-        let b = balancer(3);
+    async fn a_function_keeps_to_one_child_while_it_is_in_rotation() {
+        let b = balancer(4);
         let none = HashSet::new();
         let f = FunctionId::from("f");
         let first = b.route(&f, &none).unwrap().index;
         for _ in 0..10 {
             assert_eq!(b.route(&f, &none).unwrap().index, first);
         }
-        // Different functions spread over the children.
-        let spread: HashSet<_> =
-            (0..50).map(|i| b.route(&FunctionId::new(format!("f{i}")), &none).unwrap().index).collect();
-        assert_eq!(spread.len(), 3);
-        // Excluding the chosen child picks another, deterministically.
+        // Its load elsewhere does not draw it away (that would start a second instance).
+        let other = &b.children()[(first + 1) % 4];
+        other.loads.lock().unwrap().insert(
+            f.clone(),
+            FunctionLoad {
+                function_id: Some((&f).into()),
+                ready_instances: 3,
+                capacity: 48,
+                ..Default::default()
+            },
+        );
+        assert_eq!(b.route(&f, &none).unwrap().index, first);
+        // Out of rotation, or excluded after a failed attempt: the next-ranked
+        // child, the same one both ways.
         let second = b.route(&f, &HashSet::from([first])).unwrap().index;
         assert_ne!(second, first);
+        b.children()[first].mark_down("test");
+        assert_eq!(b.route(&f, &none).unwrap().index, second);
+        let third = b.route(&f, &HashSet::from([second])).unwrap().index;
+        assert!(third != first && third != second, "never a child out of rotation while others are in");
+        // Back in rotation: back to the first choice.
+        b.children()[first].health.apply(HealthEvent::Up);
+        assert_eq!(b.route(&f, &none).unwrap().index, first);
+        // With none in rotation, still the ranking; with all excluded, none.
+        for c in b.children() {
+            c.mark_down("test");
+        }
+        assert_eq!(b.route(&f, &none).unwrap().index, first);
+        assert!(b.route(&f, &(0..4).collect()).is_none());
     }
 
     #[tokio::test]
-    async fn warm_capacity_wins_over_the_hash_until_it_is_used_up() {
-        let b = balancer(3);
-        let none = HashSet::new();
-        let f = FunctionId::from("f");
-        let hashed = b.route(&f, &none).unwrap().index;
-        let other = (hashed + 1) % 3;
-        warm(&b.children()[other], &f, 1, 2, 0);
-        assert_eq!(b.route(&f, &none).unwrap().index, other);
-        let first = b.children()[other].begin(&f);
-        let second = b.children()[other].begin(&f);
-        assert_eq!(b.route(&f, &none).unwrap().index, hashed, "no spare capacity left");
-        drop(first);
-        assert_eq!(b.route(&f, &none).unwrap().index, other);
-        b.children()[other].mark_down("test");
-        assert_eq!(b.route(&f, &none).unwrap().index, hashed, "never a child out of rotation");
-        drop(second);
-        assert!(b.children()[other].in_flight.lock().unwrap().is_empty(), "no count outlives its call");
+    async fn functions_spread_roughly_evenly_over_the_children() {
+        let addresses: Vec<_> = (0..4).map(|i| format!("127.0.0.1:{}", 40_000 + i)).collect();
+        let b = Balancer::new(
+            &addresses,
+            PoolSettings::default(),
+            BalancerLimits::default(),
+            &BearerToken::default(),
+        )
+        .unwrap();
+        for c in b.children() {
+            c.health.apply(HealthEvent::Up);
+        }
+        let mut counts = [0usize; 4];
+        for i in 0..1000 {
+            counts[b.route(&FunctionId::new(format!("fn-{i:05}")), &HashSet::new()).unwrap().index] += 1;
+        }
+        // 250 expected each; the binomial standard deviation is under 14.
+        assert!(counts.iter().all(|n| n.abs_diff(250) <= 60), "{counts:?}");
     }
 
     #[tokio::test]

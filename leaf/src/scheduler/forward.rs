@@ -87,19 +87,27 @@ impl Scheduler {
                 }
                 Failure::Answered => return Err(LeafError::Downstream(status)),
                 // Could not reach the worker or the instance, or the worker no
-                // longer has it (or any of the function): try another.
-                Failure::Unreachable | Failure::Unavailable | Failure::Gone | Failure::NotFound => {}
+                // longer has it (or any of the function), or it refused the
+                // call at its bound: try another.
+                Failure::Unreachable
+                | Failure::Unavailable
+                | Failure::Gone
+                | Failure::NotFound
+                | Failure::Refused => {}
             }
             if failure.node_down() {
                 handle.mark_down(&format!("call failed: {}", status.message()));
             }
             tracing::debug!(%instance, worker = %handle.address, "call did not reach a function: {}", status.message());
-            let held = {
-                let mut st = slot.lock();
-                st.instances.remove(&instance);
-                st.held > 0
-            };
-            slot.instances_changed(held);
+            // A refusal is the worker's answer for now: the instance stays.
+            if failure != Failure::Refused {
+                let held = {
+                    let mut st = slot.lock();
+                    st.instances.remove(&instance);
+                    st.held > 0
+                };
+                slot.instances_changed(held);
+            }
             excluded.insert(instance);
             attempt += 1;
             if attempt > self.settings.call_retries {
