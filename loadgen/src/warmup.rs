@@ -6,7 +6,8 @@
 //! How: the leaf starts instances on demand, one more whenever the calls in
 //! flight exceed `max_concurrency × (ready + starting)`. So for a function
 //! that should have `n` instances, `n × max_concurrency` calls are sent at
-//! once (each with the body of the function's first scheduled call), the
+//! once (each with the body of one of the function's scheduled calls,
+//! [`WarmFunction::body_of`]), the
 //! leaf's `State` is polled until it reports `n` ready, and another round is
 //! sent whenever one ended short of it. Every warm-up call is recorded in
 //! `calls` with `warmup = 1`, `phase = "warmup"` and a `call_index` after the
@@ -52,9 +53,14 @@ pub struct WarmFunction {
     pub instances: u32,
     /// Calls one instance takes before the leaf starts another.
     pub per_instance: u32,
-    /// Index in [`Schedule::calls`] of the function's first call, whose body
-    /// the warm-up calls send; `None` for a function the schedule never calls.
-    pub first_call: Option<usize>,
+    /// Index in [`Schedule::calls`] of the call whose body the warm-up calls
+    /// send: the function's first call, except for trace calls, where it is
+    /// the one asking the most memory (the shortest of those, then the
+    /// first), so that each warmed instance has faulted in the memory the
+    /// run will ask of it before the clock starts (the trace function keeps
+    /// it; `functions/src/workload/trace/memory.rs`). `None` for a function
+    /// the schedule never calls.
+    pub body_of: Option<usize>,
 }
 
 /// The functions to warm and how far, in image and copy order; functions
@@ -66,9 +72,12 @@ pub fn plan(
     schedule: &Schedule,
     functions: &HashMap<ImageTag, Vec<FunctionId>>,
 ) -> Vec<WarmFunction> {
-    let mut first_call: HashMap<(&ImageTag, u32), usize> = HashMap::new();
+    let mut body_of: HashMap<(&ImageTag, u32), usize> = HashMap::new();
     for (i, call) in schedule.calls.iter().enumerate() {
-        first_call.entry((&call.image_tag, call.copy)).or_insert(i);
+        let chosen = body_of.entry((&call.image_tag, call.copy)).or_insert(i);
+        if warms_more(&call.request, &schedule.calls[*chosen].request) {
+            *chosen = i;
+        }
     }
     let busy_seconds = match warmup.instances {
         WarmupInstances::Each(_) => HashMap::new(),
@@ -97,12 +106,25 @@ pub fn plan(
                     function_id: function_id.clone(),
                     instances,
                     per_instance,
-                    first_call: first_call.get(&(image_tag, copy)).copied(),
+                    body_of: body_of.get(&(image_tag, copy)).copied(),
                 });
             }
         }
     }
     out
+}
+
+/// Whether a warm-up sending `call`'s body prepares an instance better than
+/// one sending `chosen`'s: only trace calls differ, by more memory, then a
+/// shorter duration (the warm-up waits for its calls).
+fn warms_more(call: &RequestParams, chosen: &RequestParams) -> bool {
+    match (call, chosen) {
+        (
+            RequestParams::Trace { duration_us: d, memory_mib: m },
+            RequestParams::Trace { duration_us: chosen_d, memory_mib: chosen_m },
+        ) => (m, std::cmp::Reverse(d)) > (chosen_m, std::cmp::Reverse(chosen_d)),
+        _ => false,
+    }
 }
 
 /// A run's warm-up: everything it reads.
@@ -219,7 +241,7 @@ pub async fn warm(
     progress.set_length(wanted);
     let bodies: Vec<Arc<Vec<u8>>> = functions
         .iter()
-        .map(|f| Arc::new(f.first_call.map(|i| payloads.body(&schedule.calls[i])).unwrap_or_default()))
+        .map(|f| Arc::new(f.body_of.map(|i| payloads.body(&schedule.calls[i])).unwrap_or_default()))
         .collect();
     let mut next_index = schedule.calls.len() as u64;
     let mut records = Vec::new();
@@ -262,8 +284,8 @@ pub async fn warm(
                 continue;
             }
             let f = &functions[i];
-            let first = f.first_call.map(|c| &schedule.calls[c]);
-            let features = first.and_then(|call| payloads.feature_values(call, &bodies[i]));
+            let sent = f.body_of.map(|c| &schedule.calls[c]);
+            let features = sent.and_then(|call| payloads.feature_values(call, &bodies[i]));
             let calls = f.instances.saturating_mul(f.per_instance);
             outstanding[i] = calls;
             for _ in 0..calls {
@@ -429,16 +451,40 @@ data_providers:
         );
         // Each warm-up call sends the body of its function's first call.
         for f in &plan {
-            let first = &schedule.calls[f.first_call.unwrap()];
+            let first = &schedule.calls[f.body_of.unwrap()];
             assert_eq!((&first.image_tag, first.copy), (&f.image_tag, f.copy));
             assert!(
                 schedule
                     .calls
                     .iter()
-                    .take(f.first_call.unwrap())
+                    .take(f.body_of.unwrap())
                     .all(|c| (&c.image_tag, c.copy) != (&f.image_tag, f.copy))
             );
         }
+    }
+
+    #[test]
+    fn trace_calls_warm_with_the_most_memory_then_the_shortest_duration() {
+        let workload = Workload::from_yaml(&format!("{YAML}warmup: {{instances: 1}}\n")).unwrap();
+        let mut schedule = Schedule::resolve(&workload);
+        // Echo copy 0's calls become trace calls: 10, 300, 300, 50 MiB with
+        // durations 5, 9, 2, 1 ms; the warm-up should send the 300 MiB, 2 ms one.
+        let trace = [(10, 5_000), (300, 9_000), (300, 2_000), (50, 1_000)];
+        let mut copy0 =
+            schedule.calls.iter_mut().filter(|c| c.copy == 0 && c.image_tag.name() == "hyperfaas-echo");
+        let mut indices = Vec::new();
+        for (call, (memory, duration)) in copy0.by_ref().zip(trace) {
+            call.request = RequestParams::Trace { duration_us: duration, memory_mib: Some(memory) };
+            indices.push(usize::try_from(call.index).unwrap());
+        }
+        copy0.for_each(|call| call.request = RequestParams::Trace { duration_us: 1, memory_mib: Some(1) });
+        let plan = plan(workload.warmup.as_ref().unwrap(), &workload, &schedule, &ids(&workload));
+        let echo0 = plan.iter().find(|f| f.function_id.as_str() == "hyperfaas-echo-0").unwrap();
+        assert_eq!(echo0.body_of, Some(indices[2]));
+        // Other calls keep the first call's body.
+        let echo1 = plan.iter().find(|f| f.function_id.as_str() == "hyperfaas-echo-1").unwrap();
+        let first1 = schedule.calls.iter().position(|c| c.copy == 1).unwrap();
+        assert_eq!(echo1.body_of, Some(first1));
     }
 
     #[test]

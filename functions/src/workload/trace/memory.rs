@@ -1,96 +1,101 @@
-//! The instance's memory for calls: buffers kept between calls and reused.
+//! The instance's memory: one arena, grown to the largest request, kept
+//! between calls and shared by the calls in flight.
 //!
-//! Why a pool. The traces' memory is what the app holds (Azure 2019: an
-//! app's allocated memory), not something it allocates afresh on every
-//! call. Allocating and first-touching 300 MiB per call costs the kernel a
-//! page fault and a zeroed page for each of 77 000 pages: seconds of CPU at a
-//! quarter core on a virtual machine, where the requested 5 ms call took
-//! 16 s (measured in the first pipeline run of the trace example). A
-//! buffer returned to the pool is resident, so the next call writes its
-//! pages without faulting: the container holds the memory as the app did,
-//! and a call's CPU is its own work. The first call of a size on an instance
-//! pays the faults (which is what a warm-up call is for).
+//! Why one arena for the instance. The traces' memory is what the app
+//! holds (Azure 2019: an app's allocated memory), not something each call
+//! allocates afresh. Allocating and first-touching memory costs the kernel a
+//! page fault and a zeroed page for each 4 KiB: 380 MiB took 0.2 s of a full
+//! core on this VM, so about 0.8 s at a quarter core. Memory the instance
+//! already holds is resident, and a call writes its pages without faulting:
+//! 1–11 ms for the same 380 MiB. So the arena is faulted in once per
+//! instance, by the first call that asks for that much (which is what the
+//! warm-up's calls do: they ask for the most memory any call of the run
+//! asks), and calls in flight share it, as an app's concurrent invocations
+//! share the app's memory. A pool of per-call buffers (the design before
+//! this one) faulted again for every new largest request and for every
+//! second call in flight: in the Azure example pipeline 116 of 663 calls
+//! took more than twice their duration, all of them on such faults.
 //!
-//! Bound: buffers in use and pooled never exceed the instance's memory limit
-//! less the process's reserve; a call that would exceed it counting only the
-//! buffers in use is refused, and pooled buffers are dropped (largest first)
-//! to make room for one that fits.
+//! Layout: 1 MiB chunks (requests are whole MiB), each mapped lazily (a
+//! zeroed allocation of that size is a fresh anonymous mapping), so growing
+//! the arena costs nothing until a call writes the pages; chunks never move,
+//! so a call holds the ones it uses while the arena grows for another.
+//! Transparent huge pages were measured and rejected: first-touching
+//! 380 MiB as 2 MiB pages took 2.2 s (compaction), ten times the 4 KiB
+//! pages' 0.2 s.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
-/// Buffers in use and kept, under one lock (held for bookkeeping only:
-/// a new buffer is mapped lazily, so allocating it is cheap).
+/// Bytes per chunk: one MiB.
+pub const CHUNK: usize = 1 << 20;
+/// Bytes touched per page (one write each).
+pub const PAGE: usize = 4096;
+const PAGES_PER_CHUNK: usize = CHUNK / PAGE;
+
+/// One MiB of the arena. Atomic bytes so that calls in flight may write the
+/// same pages (a relaxed load and store is a plain move on x86 and ARM).
+#[derive(Debug)]
+pub struct Chunk(Box<[AtomicU8]>);
+
+impl Chunk {
+    fn new() -> Chunk {
+        let bytes = vec![0_u8; CHUNK].into_boxed_slice();
+        // SAFETY: `AtomicU8` has the same size, alignment and bit validity
+        // as `u8` (its documentation guarantees it), so a boxed `[u8]` is a
+        // valid boxed `[AtomicU8]` of the same length, freed with the same
+        // layout. The zeroed allocation stays lazily mapped.
+        Chunk(unsafe { Box::from_raw(Box::into_raw(bytes) as *mut [AtomicU8]) })
+    }
+}
+
+/// The instance's arena.
 #[derive(Debug, Default)]
-pub struct MemoryPool {
-    state: Mutex<PoolState>,
+pub struct Arena {
+    chunks: Mutex<Vec<Arc<Chunk>>>,
 }
 
-#[derive(Debug, Default)]
-struct PoolState {
-    pool: Vec<Vec<u8>>,
-    pooled_bytes: u64,
-    in_use_bytes: u64,
-}
-
-/// A buffer cannot be had: the bytes already in use by other calls.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct NoRoom {
-    pub in_use_bytes: u64,
-}
-
-impl MemoryPool {
-    /// A buffer of at least `bytes` (the smallest pooled one that is large
-    /// enough, else a new one), with `usable` the most that buffers in use
-    /// and pooled may add up to (`None`: no limit).
-    pub fn take(&self, bytes: u64, usable: Option<u64>) -> Result<Option<Vec<u8>>, NoRoom> {
-        if bytes == 0 {
-            return Ok(None);
+impl Arena {
+    /// The first `mib` MiB of the arena, growing it to that size first.
+    /// The caller checks `mib` against the instance's limit.
+    pub fn take(&self, mib: u64) -> Pages {
+        let wanted = usize::try_from(mib).expect("mib is bounded by MAX_MEMORY_MIB");
+        let mut chunks = self.chunks.lock().unwrap_or_else(PoisonError::into_inner);
+        while chunks.len() < wanted {
+            chunks.push(Arc::new(Chunk::new()));
         }
-        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let fitting = st
-            .pool
-            .iter()
-            .enumerate()
-            .filter(|(_, b)| b.len() as u64 >= bytes)
-            .min_by_key(|(_, b)| b.len())
-            .map(|(i, _)| i);
-        if let Some(i) = fitting {
-            let buffer = st.pool.swap_remove(i);
-            st.pooled_bytes -= buffer.len() as u64;
-            st.in_use_bytes += buffer.len() as u64;
-            return Ok(Some(buffer));
-        }
-        if let Some(usable) = usable {
-            if st.in_use_bytes + bytes > usable {
-                return Err(NoRoom { in_use_bytes: st.in_use_bytes });
-            }
-            st.pool.sort_by_key(Vec::len);
-            while st.in_use_bytes + st.pooled_bytes + bytes > usable {
-                let Some(dropped) = st.pool.pop() else { break };
-                st.pooled_bytes -= dropped.len() as u64;
-            }
-        }
-        st.in_use_bytes += bytes;
-        drop(st);
-        let len = usize::try_from(bytes).expect("bytes are bounded by MAX_MEMORY_MIB");
-        Ok(Some(vec![0_u8; len]))
+        Pages { chunks: chunks[..wanted].to_vec() }
     }
 
-    /// Returns a buffer taken with [`MemoryPool::take`] (or, when the call's
-    /// thread panicked and took its buffer with it, just `len`).
-    pub fn give_back(&self, buffer: Option<Vec<u8>>, len: u64) {
-        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        st.in_use_bytes -= len;
-        if let Some(buffer) = buffer {
-            st.pooled_bytes += buffer.len() as u64;
-            st.pool.push(buffer);
-        }
+    /// Bytes the arena holds (mapped; resident once a call wrote them).
+    pub fn bytes(&self) -> u64 {
+        let chunks = self.chunks.lock().unwrap_or_else(PoisonError::into_inner);
+        (chunks.len() * CHUNK) as u64
+    }
+}
+
+/// The pages one call writes.
+#[derive(Debug, Default)]
+pub struct Pages {
+    chunks: Vec<Arc<Chunk>>,
+}
+
+impl Pages {
+    /// Number of pages.
+    pub fn len(&self) -> usize {
+        self.chunks.len() * PAGES_PER_CHUNK
     }
 
-    /// Bytes in buffers in use and pooled.
-    pub fn bytes(&self) -> (u64, u64) {
-        let st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        (st.in_use_bytes, st.pooled_bytes)
+    pub fn is_empty(&self) -> bool {
+        self.chunks.is_empty()
+    }
+
+    /// Writes the first byte of page `page` (`< len()`): faults it in if
+    /// nobody has yet. Not a constant store: a page already holding it
+    /// could be skipped by a clever compiler.
+    pub fn touch(&self, page: usize) {
+        let byte = &self.chunks[page / PAGES_PER_CHUNK].0[(page % PAGES_PER_CHUNK) * PAGE];
+        byte.store(byte.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
     }
 }
 
@@ -99,33 +104,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn buffers_are_reused_smallest_first() {
-        let pool = MemoryPool::default();
-        let a = pool.take(100, None).unwrap().unwrap();
-        let b = pool.take(300, None).unwrap().unwrap();
-        assert_eq!(pool.bytes(), (400, 0));
-        pool.give_back(Some(a), 100);
-        pool.give_back(Some(b), 300);
-        assert_eq!(pool.bytes(), (0, 400));
-        // 50 bytes: the 100-byte buffer, not the 300-byte one.
-        let c = pool.take(50, None).unwrap().unwrap();
-        assert_eq!(c.len(), 100);
-        assert_eq!(pool.bytes(), (100, 300));
-        pool.give_back(Some(c), 100);
-        assert_eq!(pool.take(0, Some(0)).unwrap(), None);
-    }
-
-    #[test]
-    fn the_limit_counts_buffers_in_use_and_drops_pooled_ones_to_make_room() {
-        let pool = MemoryPool::default();
-        let a = pool.take(600, Some(1000)).unwrap().unwrap();
-        assert_eq!(pool.take(500, Some(1000)), Err(NoRoom { in_use_bytes: 600 }));
-        pool.give_back(Some(a), 600);
-        // 700 does not fit beside the pooled 600: that one is dropped.
-        let b = pool.take(700, Some(1000)).unwrap().unwrap();
-        assert_eq!(b.len(), 700);
-        assert_eq!(pool.bytes(), (700, 0));
-        pool.give_back(None, 700);
-        assert_eq!(pool.bytes(), (0, 0), "a buffer lost with a panicked call is still accounted for");
+    fn the_arena_grows_to_the_largest_request_and_shares_it() {
+        let arena = Arena::default();
+        let small = arena.take(2);
+        assert_eq!((small.len(), arena.bytes()), (2 * PAGES_PER_CHUNK, 2 * CHUNK as u64));
+        let large = arena.take(5);
+        assert_eq!(arena.bytes(), 5 * CHUNK as u64);
+        // The smaller call's pages are the first of the larger's.
+        assert!(Arc::ptr_eq(&small.chunks[1], &large.chunks[1]));
+        small.touch(PAGES_PER_CHUNK + 3);
+        large.touch(PAGES_PER_CHUNK + 3);
+        assert_eq!(large.chunks[1].0[3 * PAGE].load(Ordering::Relaxed), 2, "both calls wrote the same page");
+        assert_eq!(arena.take(3).len(), 3 * PAGES_PER_CHUNK);
+        assert_eq!(arena.bytes(), 5 * CHUNK as u64, "a smaller request does not shrink it");
+        assert!(arena.take(0).is_empty());
     }
 }

@@ -4,12 +4,12 @@
 //!
 //! Request (JSON): `{"duration_us": D, "memory_mib": M}`. `duration_us` is
 //! the handler's wall time in microseconds (the Azure traces' `duration`),
-//! 0..=[`MAX_DURATION_US`]; `memory_mib` (optional, default 0) is MiB to
-//! write (every page) and hold until the call ends, in a buffer the instance
-//! keeps for later calls ([`memory`]: the traces' memory is what an app
-//! holds, not what it allocates per call),
-//! 0..=[`MAX_MEMORY_MIB`] and at most the instance's memory limit less
-//! [`MEMORY_RESERVE_MIB`] and what calls in flight hold. A request outside
+//! 0..=[`MAX_DURATION_US`]; `memory_mib` (optional, default 0) is MiB the
+//! instance holds and the call writes (every page), in the instance's
+//! arena, which grows to the largest request and is shared by the calls in
+//! flight ([`memory`]: the traces' memory is what an app holds, not what
+//! each call allocates), 0..=[`MAX_MEMORY_MIB`] and at most the instance's
+//! memory limit less [`MEMORY_RESERVE_MIB`]. A request outside
 //! these bounds is refused before any work, with an error that starts
 //! `invalid argument:` and names the field, the value and the bound.
 //!
@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 use tracing::info;
 
 pub use cgroup::Limits;
-pub use memory::MemoryPool;
+pub use memory::{Arena, Pages};
 pub use work::{Calibration, Outcome};
 
 /// Longest accepted duration: 10 minutes, longer than any call timeout the
@@ -93,9 +93,9 @@ pub enum TraceError {
     Memory(u64),
     #[error(
         "invalid argument: memory_mib: {requested} MiB does not fit this instance's memory limit of \
-         {limit_mib} MiB less {MEMORY_RESERVE_MIB} MiB for the process and {held_mib} MiB held by calls in flight"
+         {limit_mib} MiB less {MEMORY_RESERVE_MIB} MiB for the process"
     )]
-    MemoryLimit { requested: u64, limit_mib: u64, held_mib: u64 },
+    MemoryLimit { requested: u64, limit_mib: u64 },
     #[error("trace worker thread failed: {0}")]
     Worker(String),
 }
@@ -107,8 +107,8 @@ pub struct TraceFunction {
     limits: Limits,
     calibration: Calibration,
     in_flight: AtomicUsize,
-    /// Buffers of calls in flight and kept for the next calls (`memory`).
-    memory: MemoryPool,
+    /// The memory the instance holds, shared by the calls (`memory`).
+    memory: Arena,
     /// The calibration is logged at the first call: at start, before the
     /// SDK set up logging, it would be lost.
     logged: Once,
@@ -126,7 +126,7 @@ impl TraceFunction {
             limits,
             calibration,
             in_flight: AtomicUsize::new(0),
-            memory: MemoryPool::default(),
+            memory: Arena::default(),
             logged: Once::new(),
         })
     }
@@ -149,22 +149,11 @@ impl TraceFunction {
         });
         let request: TraceRequest =
             serde_json::from_slice(&input).map_err(|e| TraceError::Json(e.to_string()))?;
-        let mut held = self.hold(&request)?;
+        let pages = self.hold(&request)?;
         let function = Arc::clone(&self);
-        let buffer = held.buffer.take();
-        let outcome = tokio::task::spawn_blocking(move || {
-            let mut buffer = buffer;
-            let outcome = function.work(start, &request, buffer.as_deref_mut());
-            (outcome, buffer)
-        })
-        .await
-        .map(|(outcome, buffer)| {
-            held.buffer = buffer;
-            outcome
-        })
-        .map_err(|e| TraceError::Worker(e.to_string()));
-        drop(held);
-        let outcome = outcome?;
+        let outcome = tokio::task::spawn_blocking(move || function.work(start, &request, &pages))
+            .await
+            .map_err(|e| TraceError::Worker(e.to_string()))?;
         let response = TraceResponse {
             duration_us: request.duration_us,
             elapsed_us: micros(outcome.elapsed),
@@ -175,65 +164,42 @@ impl TraceFunction {
         serde_json::to_vec(&response).map_err(|e| TraceError::Worker(e.to_string()))
     }
 
-    /// Checks the bounds and takes the call's memory from the pool
-    /// (returned on drop).
-    pub fn hold(&self, request: &TraceRequest) -> Result<Held<'_>, TraceError> {
+    /// Checks the bounds and gives the call its pages of the arena (grown
+    /// to them first).
+    pub fn hold(&self, request: &TraceRequest) -> Result<Pages, TraceError> {
         if request.duration_us > MAX_DURATION_US {
             return Err(TraceError::Duration(request.duration_us));
         }
         if request.memory_mib > MAX_MEMORY_MIB {
             return Err(TraceError::Memory(request.memory_mib));
         }
-        let bytes = request.memory_mib * MIB;
-        let usable = self.limits.memory.map(|limit| limit.0.saturating_sub(MEMORY_RESERVE_MIB * MIB));
-        let buffer = self.memory.take(bytes, usable).map_err(|no_room| TraceError::MemoryLimit {
-            requested: request.memory_mib,
-            limit_mib: self.limits.memory.map_or(0, |l| l.0 / MIB),
-            held_mib: no_room.in_use_bytes / MIB,
-        })?;
-        let len = buffer.as_ref().map_or(0, |b| b.len() as u64);
-        Ok(Held { function: self, buffer, len, bytes })
+        if let Some(limit) = self.limits.memory {
+            let usable_mib = (limit.0 / MIB).saturating_sub(MEMORY_RESERVE_MIB);
+            if request.memory_mib > usable_mib {
+                return Err(TraceError::MemoryLimit {
+                    requested: request.memory_mib,
+                    limit_mib: limit.0 / MIB,
+                });
+            }
+        }
+        Ok(self.memory.take(request.memory_mib))
     }
 
-    /// The busy loop for one call, paced by the calls in flight; writes the
-    /// first `memory_mib` MiB of `buffer`.
-    fn work(&self, start: Instant, request: &TraceRequest, buffer: Option<&mut [u8]>) -> Outcome {
+    /// The busy loop for one call, paced by the calls in flight.
+    fn work(&self, start: Instant, request: &TraceRequest, pages: &Pages) -> Outcome {
         self.in_flight.fetch_add(1, Ordering::SeqCst);
         let share = self.limits.cpu.map(|c| c.0).filter(|_| request.pace);
-        let bytes = usize::try_from(request.memory_mib * MIB).unwrap_or(usize::MAX);
-        let memory = buffer.map_or(&mut [][..], |b| {
-            let len = bytes.min(b.len());
-            &mut b[..len]
-        });
         let outcome =
-            work::run(start, Duration::from_micros(request.duration_us), memory, self.calibration, || {
+            work::run(start, Duration::from_micros(request.duration_us), pages, self.calibration, || {
                 work::duty(share, self.in_flight.load(Ordering::SeqCst))
             });
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
         outcome
     }
 
-    /// Bytes of memory in buffers of calls in flight, and kept for reuse.
-    pub fn memory_bytes(&self) -> (u64, u64) {
+    /// Bytes the instance's arena holds.
+    pub fn memory_bytes(&self) -> u64 {
         self.memory.bytes()
-    }
-}
-
-/// A call's memory: its buffer (taken by the work while it runs) goes back
-/// to the pool on drop.
-#[derive(Debug)]
-pub struct Held<'a> {
-    function: &'a TraceFunction,
-    buffer: Option<Vec<u8>>,
-    /// Length of the buffer taken (may exceed `bytes`: a larger pooled one).
-    len: u64,
-    /// Bytes the call asked for.
-    pub bytes: u64,
-}
-
-impl Drop for Held<'_> {
-    fn drop(&mut self) {
-        self.function.memory.give_back(self.buffer.take(), self.len);
     }
 }
 

@@ -21,7 +21,7 @@ async fn answers_with_what_it_did() {
     assert_eq!(response.cpu_share, Some(0.5));
     assert!(response.elapsed_us >= 20_000, "{response:?}");
     assert!(response.busy_us <= response.elapsed_us, "{response:?}");
-    assert_eq!(f.memory_bytes(), (0, 8 * MIB), "the buffer is kept for the next call");
+    assert_eq!(f.memory_bytes(), 8 * MIB, "the instance keeps the memory for the next call");
 }
 
 #[tokio::test]
@@ -59,18 +59,23 @@ async fn refuses_absurd_requests_naming_the_field() {
     assert!(err.contains("unknown field `extra`"), "{err}");
 }
 
-#[test]
-fn memory_held_by_calls_in_flight_counts() {
+#[tokio::test]
+async fn calls_share_the_instances_memory_which_grows_to_the_largest_request() {
     let f = function(Some(128));
-    let first = f.hold(&TraceRequest { duration_us: 0, memory_mib: 100, pace: true }).unwrap();
-    let err = f.hold(&TraceRequest { duration_us: 0, memory_mib: 20, pace: true }).unwrap_err();
-    assert_eq!(err, TraceError::MemoryLimit { requested: 20, limit_mib: 128, held_mib: 100 });
-    drop(first);
-    // The pooled 100 MiB buffer is reused for 20 MiB.
-    let second = f.hold(&TraceRequest { duration_us: 0, memory_mib: 20, pace: true }).unwrap();
-    assert_eq!(f.memory_bytes(), (100 * MIB, 0));
-    drop(second);
-    assert_eq!(f.memory_bytes(), (0, 100 * MIB));
+    // Two calls in flight of 100 MiB each fit a 128 MiB instance: they
+    // write the same pages, as an app's invocations share its memory.
+    let (a, b) = tokio::join!(
+        call(&f, r#"{"duration_us": 20000, "memory_mib": 100}"#),
+        call(&f, r#"{"duration_us": 20000, "memory_mib": 100}"#)
+    );
+    assert_eq!((a.unwrap().memory_mib, b.unwrap().memory_mib), (100, 100));
+    assert_eq!(f.memory_bytes(), 100 * MIB);
+    call(&f, r#"{"duration_us": 0, "memory_mib": 20}"#).await.unwrap();
+    assert_eq!(f.memory_bytes(), 100 * MIB, "a smaller call uses the first 20 MiB");
+    call(&f, r#"{"duration_us": 0, "memory_mib": 112}"#).await.unwrap();
+    assert_eq!(f.memory_bytes(), 112 * MIB);
+    let err = f.hold(&TraceRequest { duration_us: 0, memory_mib: 113, pace: true }).unwrap_err();
+    assert_eq!(err, TraceError::MemoryLimit { requested: 113, limit_mib: 128 });
 }
 
 #[test]

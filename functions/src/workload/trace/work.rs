@@ -1,4 +1,4 @@
-//! The busy loop: touch the requested memory and keep one thread busy until
+//! The busy loop: write the requested memory and keep one thread busy until
 //! the requested wall-clock deadline, paced to the instance's CPU quota.
 //!
 //! Why paced. A trace's duration is the handler's wall time. Under a CFS
@@ -22,6 +22,8 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use super::memory::Pages;
+
 /// How often the spinning loop reads the clock.
 pub const CHECK_INTERVAL: Duration = Duration::from_micros(20);
 /// How long the loop spins before it re-checks its pace.
@@ -30,9 +32,7 @@ pub const SLICE: Duration = Duration::from_millis(1);
 /// sleeps' wake-ups need the rest, and a loop at exactly 100 % would still
 /// be throttled now and then.
 pub const PACE_MARGIN: f64 = 0.95;
-/// Bytes touched per page (one write each).
-pub const PAGE: usize = 4096;
-/// Pages touched per spin unit while memory remains untouched.
+/// Pages written per spin unit while memory remains unwritten.
 const PAGES_PER_UNIT: usize = 16;
 
 /// Spin-kernel speed of this machine, measured once.
@@ -97,23 +97,23 @@ pub struct Outcome {
     pub pages: usize,
 }
 
-/// Writes every page of `memory` (the call's buffer), reads every page back,
-/// and stays busy until `start + duration`, paced by `duty()` (re-read every
-/// [`SLICE`], as calls come and go). Both passes over the memory are part of
-/// the paced work before the deadline: a read-back after it put a fixed
-/// cost on every call (0.3 ms for 32 MiB, +6 % of a 5 ms call). A large
-/// allocation at a small quota can take longer than `duration`: the outcome
-/// then shows it.
+/// Writes every page of `memory` (the call's share of the instance's
+/// arena) once, and stays busy until `start + duration`, paced by `duty()`
+/// (re-read every [`SLICE`], as calls come and go). The writes are part of
+/// the paced work before the deadline. Pages the instance holds already
+/// cost a write each; pages nobody wrote yet cost a page fault, and a large
+/// first touch at a small quota can take longer than `duration`: the
+/// outcome then shows it.
 pub fn run(
     start: Instant,
     duration: Duration,
-    memory: &mut [u8],
+    memory: &Pages,
     calibration: Calibration,
     duty: impl Fn() -> f64,
 ) -> Outcome {
     let deadline = start + duration;
-    let pages = memory.len().div_ceil(PAGE);
-    let (mut touched, mut read, mut checksum) = (0_usize, 0_usize, 0_usize);
+    let pages = memory.len();
+    let mut touched = 0_usize;
     let cpu_start = thread_cpu_time();
     let mut wall_busy = Duration::ZERO;
     // CPU time of this thread since the start (wall time spinning if the
@@ -125,7 +125,7 @@ pub fn run(
     let mut state = 0x2545_F491_4F6C_DD1D_u64;
     loop {
         let now = Instant::now();
-        let memory_done = read == pages;
+        let memory_done = touched == pages;
         if now >= deadline && memory_done {
             break;
         }
@@ -138,16 +138,8 @@ pub fn run(
             loop {
                 if touched < pages {
                     let end = (touched + PAGES_PER_UNIT).min(pages);
-                    for page in touched..end {
-                        // Not a constant: a page already holding it would
-                        // be read, not written, by a clever compiler.
-                        memory[page * PAGE] = memory[page * PAGE].wrapping_add(1);
-                    }
+                    (touched..end).for_each(|page| memory.touch(page));
                     touched = end;
-                } else if read < pages {
-                    let end = (read + PAGES_PER_UNIT).min(pages);
-                    checksum += (read..end).map(|page| usize::from(memory[page * PAGE])).sum::<usize>();
-                    read = end;
                 } else {
                     spin(calibration.iterations_per_check, &mut state);
                 }
@@ -163,7 +155,6 @@ pub fn run(
             std::thread::sleep(wake.saturating_duration_since(now));
         }
     }
-    black_box(checksum);
     Outcome { elapsed: start.elapsed(), busy: busy(wall_busy), pages: touched }
 }
 
@@ -181,6 +172,7 @@ pub fn thread_cpu_time() -> Option<Duration> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::memory::{Arena, CHUNK, PAGE};
     use super::*;
 
     #[test]
@@ -217,8 +209,9 @@ mod tests {
     fn touches_every_page_and_reaches_the_deadline() {
         let calibration = Calibration::measure();
         let start = Instant::now();
-        let outcome = run(start, Duration::from_millis(30), &mut vec![0; 3 * PAGE + 1], calibration, || 1.0);
-        assert_eq!(outcome.pages, 4);
+        let arena = Arena::default();
+        let outcome = run(start, Duration::from_millis(30), &arena.take(2), calibration, || 1.0);
+        assert_eq!(outcome.pages, 2 * CHUNK / PAGE);
         assert!(outcome.elapsed >= Duration::from_millis(30), "{outcome:?}");
         assert!(outcome.busy <= outcome.elapsed);
     }
@@ -226,7 +219,8 @@ mod tests {
     #[test]
     fn a_paced_call_is_busy_for_its_share() {
         let calibration = Calibration::measure();
-        let outcome = run(Instant::now(), Duration::from_millis(200), &mut [], calibration, || 0.25);
+        let outcome =
+            run(Instant::now(), Duration::from_millis(200), &Pages::default(), calibration, || 0.25);
         assert!(outcome.elapsed >= Duration::from_millis(200), "{outcome:?}");
         // Never ahead of the pace by more than the last slice: CPU time at
         // most 25 % of the elapsed time plus one slice. (Not a lower bound:
@@ -237,7 +231,7 @@ mod tests {
 
     #[test]
     fn zero_duration_and_memory_return_at_once() {
-        let outcome = run(Instant::now(), Duration::ZERO, &mut [], Calibration::measure(), || 1.0);
+        let outcome = run(Instant::now(), Duration::ZERO, &Pages::default(), Calibration::measure(), || 1.0);
         assert_eq!(outcome.pages, 0);
         assert!(outcome.elapsed < Duration::from_secs(1));
     }
