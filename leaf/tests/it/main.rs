@@ -6,6 +6,9 @@
 
 mod common;
 
+/// A load-balancer node over leaves over fake workers: each function keeps to
+/// one leaf, moves when that leaf goes away, and functions spread over leaves.
+mod affinity;
 /// The shared token at the leaf and load-balancer node, and passed down.
 mod auth;
 /// Creating functions and calling them through a leaf; codes and metadata.
