@@ -5,10 +5,11 @@
 //! Request (JSON): `{"duration_us": D, "memory_mib": M}`. `duration_us` is
 //! the handler's wall time in microseconds (the Azure traces' `duration`),
 //! 0..=[`MAX_DURATION_US`]; `memory_mib` (optional, default 0) is MiB the
-//! instance holds and the call writes (every page), in the instance's
-//! arena, which grows to the largest request and is shared by the calls in
-//! flight ([`memory`]: the traces' memory is what an app holds, not what
-//! each call allocates), 0..=[`MAX_MEMORY_MIB`] and at most the instance's
+//! instance holds, resident, while the call runs: the instance's arena
+//! grows to the largest request, is shared by the calls in flight, and a
+//! call writes (faults in) the pages of it the instance does not hold yet
+//! ([`memory`]: the traces' memory is what an app holds, not what each call
+//! allocates or rewrites), 0..=[`MAX_MEMORY_MIB`] and at most the instance's
 //! memory limit less [`MEMORY_RESERVE_MIB`]. A request outside
 //! these bounds is refused before any work, with an error that starts
 //! `invalid argument:` and names the field, the value and the bound.

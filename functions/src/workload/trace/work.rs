@@ -93,17 +93,16 @@ pub struct Outcome {
     pub elapsed: Duration,
     /// CPU time the call's thread used (spinning and writing memory).
     pub busy: Duration,
-    /// Pages written, each once.
+    /// Pages written (faulted in), each once.
     pub pages: usize,
 }
 
-/// Writes every page of `memory` (the call's share of the instance's
-/// arena) once, and stays busy until `start + duration`, paced by `duty()`
-/// (re-read every [`SLICE`], as calls come and go). The writes are part of
-/// the paced work before the deadline. Pages the instance holds already
-/// cost a write each; pages nobody wrote yet cost a page fault, and a large
-/// first touch at a small quota can take longer than `duration`: the
-/// outcome then shows it.
+/// Writes every page of `memory` (the pages of the call's memory that the
+/// instance does not hold yet) once, and stays busy until
+/// `start + duration`, paced by `duty()` (re-read every [`SLICE`], as calls
+/// come and go). The writes are part of the paced work before the
+/// deadline; each costs a page fault, and a large first touch at a small
+/// quota can take longer than `duration`: the outcome then shows it.
 pub fn run(
     start: Instant,
     duration: Duration,
