@@ -62,8 +62,8 @@ impl Drop for ServedNode {
     }
 }
 
-/// Three leaves with two fake workers each (echo: 2 ms, 20 ms cold start),
-/// and a load-balancer node over them.
+/// Three leaves with two fake workers each (echo: 2 ms unless told, 20 ms
+/// cold start), and a load-balancer node over them.
 struct Tree {
     _models: tempfile::TempDir,
     _database: TestDatabase,
@@ -75,10 +75,15 @@ struct Tree {
 
 impl Tree {
     async fn start() -> Self {
+        Self::with(Duration::from_millis(2), |_| {}).await
+    }
+
+    /// Calls that take `runtime`; leaves with the settings `tweak` makes.
+    async fn with(runtime: Duration, tweak: impl Fn(&mut NodeSettings)) -> Self {
         let models = tempfile::tempdir().unwrap();
         let constant = |v: f64| [0.0, 0.0, 0.0, 0.0, 0.0, v];
         let entry = serde_json::json!({ ECHO: {
-            "image_tag": ECHO, "runtime_coeffs": constant(2e6), "cpu_coeffs": constant(0.1),
+            "image_tag": ECHO, "runtime_coeffs": constant(runtime.as_nanos() as f64), "cpu_coeffs": constant(0.1),
             "ram_coeffs": constant(1e6), "runtime_unit": "ns",
             "sample_count": 100, "runtime_r2": 0.9, "cpu_r2": 0.9, "ram_r2": 0.9,
         }});
@@ -102,7 +107,9 @@ impl Tree {
                 addresses.push(worker.address.clone());
                 workers.push(worker);
             }
-            leaves.push(ServedNode::start(leaf_settings(&database.address, addresses)).await);
+            let mut settings = leaf_settings(&database.address, addresses);
+            tweak(&mut settings);
+            leaves.push(ServedNode::start(settings).await);
         }
         let mut settings =
             NodeSettings::balancer(&database.address, leaves.iter().map(|l| l.address.clone()).collect());
@@ -114,13 +121,23 @@ impl Tree {
 
     /// Calls `f` `n` times, `n` at once, and returns how many each leaf served.
     async fn calls(&self, f: &FunctionId, n: usize) -> HashMap<String, usize> {
+        let (served_by, failed) = self.try_calls(f, n).await;
+        assert!(failed.is_empty(), "calls of {f} failed: {failed:?}");
+        served_by
+    }
+
+    /// [`calls`](Self::calls), returning the failures too.
+    async fn try_calls(&self, f: &FunctionId, n: usize) -> (HashMap<String, usize>, Vec<tonic::Status>) {
         let results = futures::future::join_all((0..n).map(|_| call(&self.client, f, b"x"))).await;
         let mut served_by = HashMap::new();
-        for (i, r) in results.into_iter().enumerate() {
-            let r = r.unwrap_or_else(|s| panic!("call {i} of {f}: {s:?}"));
-            *served_by.entry(metadata_str(&r, leaf::metadata::LEAF_ADDRESS)).or_default() += 1;
+        let mut failed = Vec::new();
+        for r in results {
+            match r {
+                Ok(r) => *served_by.entry(metadata_str(&r, leaf::metadata::LEAF_ADDRESS)).or_default() += 1,
+                Err(status) => failed.push(status),
+            }
         }
-        served_by
+        (served_by, failed)
     }
 
     /// Creates an echo function through the node (no Docker image needed:
@@ -200,4 +217,21 @@ async fn different_functions_spread_over_the_leaves_one_leaf_each() {
     // 15 functions all on one of three leaves would be a 1-in-1.6-million
     // chance; an even spread over 1 000 ids is checked in the unit tests.
     assert!(leaves_used.len() >= 2, "{leaves_used:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_refused_by_the_functions_leaf_at_its_bound_spills_to_the_next_ranked_leaf() {
+    // Calls take 1 s; a leaf takes at most 2 calls of a function at once.
+    let tree = Tree::with(Duration::from_secs(1), |s| s.scheduler.max_pending_calls = 2).await;
+    let f = tree.function().await;
+    let served_by = tree.calls(&f, 4).await;
+    assert_eq!(served_by.values().copied().collect::<Vec<_>>(), [2, 2], "{served_by:?}");
+    // Every leaf full: the last refusal, still marked so a node above could spill it.
+    let (served_by, failed) = tree.try_calls(&f, 7).await;
+    assert_eq!(served_by.values().sum::<usize>(), 6, "{served_by:?}");
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].code(), tonic::Code::ResourceExhausted, "{:?}", failed[0]);
+    assert_eq!(leaf::failure::Failure::of(&failed[0]), leaf::failure::Failure::Refused, "{:?}", failed[0]);
+    // Refusals do not take a leaf out of rotation.
+    assert!(tree.lb.node.balancer().unwrap().children().iter().all(|c| c.in_rotation()));
 }
