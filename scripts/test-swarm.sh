@@ -56,8 +56,22 @@ engine_check || die "cannot run private engines here (see above)"
 docker info >/dev/null 2>&1 || die "cannot reach this machine's Docker engine (it supplies the images)"
 command -v python3 >/dev/null || die "python3 is needed to check the run database"
 host_swarm_state="$(docker info --format '{{.Swarm.LocalNodeState}}')"
-models_file="${MODELS_FILE:-$(ls -t models/*/linear.json 2>/dev/null | head -n 1)}"
-[[ -f "$models_file" ]] || die "no JSON model set for the fake workers (MODELS_FILE, or models/<run>/linear.json)"
+# The newest model set with a model for every image the workload calls (a
+# newer pipeline run of another workload, e.g. the Azure trace example, has
+# only its own images).
+workload_images=($(grep -o 'image_tag: *[^ ,}]*' "$config" | sed 's/image_tag: *//' | sort -u))
+newest_models_with_images() {
+    local file image
+    for file in $(ls -t models/*/linear.json 2>/dev/null); do
+        for image in "${workload_images[@]}"; do
+            grep -q "\"$image\"" "$file" || continue 2
+        done
+        echo "$file"
+        return
+    done
+}
+models_file="${MODELS_FILE:-$(newest_models_with_images)}"
+[[ -f "$models_file" ]] || die "no JSON model set for the fake workers with a model for each of ${workload_images[*]} (MODELS_FILE, or models/<run>/linear.json)"
 models_file="$(realpath "$models_file")"
 if [[ -n "$(engine_list)" ]]; then
     echo "note: engines of another run exist ($(engine_list | tr '\n' ' ')); left alone" >&2
