@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use hyperfake_testkit::{ECHO, config};
+use proto::controller::controller_client::ControllerClient;
 
 use super::report::Report;
 use super::support::*;
@@ -30,14 +31,16 @@ async fn a_paused_container_honours_the_callers_deadline() {
     let via_leaf = call(&p.client, &f, b"paused?".to_vec(), DEADLINE).await;
     // The worker's own hop: a call straight to the worker, same deadline.
     let direct = {
-        let mut client = hyperfake_testkit::connect_controller(&p.workers[0].address).await;
+        let mut client = ControllerClient::with_origin(transport(), origin(&p.workers[0].address));
         let mut request = tonic::Request::new(proto::common::CallRequest {
             request_id: hyperfake_testkit::unique("req"),
             instance_id: None,
             data: b"paused?".to_vec(),
             function_id: Some((&f).into()),
         });
-        request.set_timeout(DEADLINE);
+        request
+            .metadata_mut()
+            .insert("grpc-timeout", proto::deadline::encode_grpc_timeout(DEADLINE).parse().unwrap());
         let started = std::time::Instant::now();
         let result = client.call(request).await;
         (result.err().map(|s| s.code()), started.elapsed())

@@ -9,12 +9,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 use hyperfake_core::defaults::LABEL_TEST;
 use hyperfake_core::{FunctionConfig, FunctionId};
-use hyperfake_testkit::{ContainerSweeper, connect_leaf, unique};
+use hyperfake_testkit::{ContainerSweeper, unique};
 use proto::leaf::leaf_client::LeafClient;
 use proto::leaf::{CreateFunctionRequest, LeafStateRequest, LeafStateResponse, ScheduleCallRequest};
-use tonic::transport::Channel;
 
 /// A workspace binary (`database`, `worker`, `leaf`, …) next to this test
 /// binary: `cargo test --workspace` builds them before the tests.
@@ -178,13 +180,41 @@ pub(crate) fn leaf(database: &str, workers: &[&Proc], logs: &Path) -> Proc {
     Proc::spawn("leaf", &args, &[], logs)
 }
 
+/// The harness's HTTP/2 transport: hyper's client, not tonic's `Channel`.
+/// A `Channel` arms a timer of its own from any `grpc-timeout` header a
+/// request carries (tonic 0.14, `transport/service/grpc_timeout.rs`, layered
+/// on every connection) and ends the call CANCELLED "Timeout expired" at the
+/// deadline itself; on a starved machine that raced the platform's
+/// DEADLINE_EXCEEDED (sent about 6 ms before the deadline) and failed the
+/// fault cases' "answers by its deadline + 1 s" check with the client's own
+/// answer. With this transport every answer the checks see is the platform's.
+pub(crate) type Transport = Client<HttpConnector, tonic::body::Body>;
+
 /// A leaf client that may send and receive 4 × 16 MiB, so the platform (not
 /// this client) is what refuses an oversized call.
-pub(crate) async fn leaf_client(address: &str) -> LeafClient<Channel> {
-    connect_leaf(address).await.max_encoding_message_size(64 << 20).max_decoding_message_size(64 << 20)
+pub(crate) async fn leaf_client(address: &str) -> LeafClient<Transport> {
+    LeafClient::with_origin(transport(), origin(address))
+        .max_encoding_message_size(64 << 20)
+        .max_decoding_message_size(64 << 20)
 }
 
-pub(crate) async fn create(client: &LeafClient<Channel>, image: &str, config: &FunctionConfig) -> FunctionId {
+/// A [`Transport`] (connects on the first call).
+pub(crate) fn transport() -> Transport {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    Client::builder(TokioExecutor::new()).http2_only(true).build(connector)
+}
+
+/// `http://address`.
+pub(crate) fn origin(address: &str) -> http::Uri {
+    format!("http://{address}").parse().expect("a host:port address")
+}
+
+pub(crate) async fn create(
+    client: &LeafClient<Transport>,
+    image: &str,
+    config: &FunctionConfig,
+) -> FunctionId {
     hyperfake_testkit::require_image(image);
     let request = CreateFunctionRequest {
         image_tag: Some(proto::common::ImageTag { tag: image.to_string() }),
@@ -223,12 +253,11 @@ impl Outcome {
 const HANG_GUARD: Duration = Duration::from_secs(10);
 
 /// One `ScheduleCall` with `deadline`, sent as the `grpc-timeout` header
-/// only: tonic's client timer (`Request::set_timeout`) would race the
-/// platform's answer with a CANCELLED of its own, so the platform's own
+/// over [`Transport`], which arms no timer from it, so the platform's own
 /// DEADLINE_EXCEEDED is what is measured. A call with no answer by
 /// `deadline` + 10 s ends as UNKNOWN "no answer", which no check accepts.
 pub(crate) async fn call(
-    client: &LeafClient<Channel>,
+    client: &LeafClient<Transport>,
     function: &FunctionId,
     data: Vec<u8>,
     deadline: Duration,
@@ -249,7 +278,7 @@ pub(crate) async fn call(
     Outcome { result, took: started.elapsed(), started }
 }
 
-pub(crate) async fn leaf_state(client: &LeafClient<Channel>) -> Result<LeafStateResponse, tonic::Status> {
+pub(crate) async fn leaf_state(client: &LeafClient<Transport>) -> Result<LeafStateResponse, tonic::Status> {
     let mut request = tonic::Request::new(LeafStateRequest {});
     request.set_timeout(Duration::from_secs(2));
     client.clone().state(request).await.map(tonic::Response::into_inner)
@@ -285,7 +314,7 @@ pub(crate) fn codes(outcomes: &[Outcome]) -> std::collections::BTreeMap<String, 
 /// Sends calls to `function` at `rate` per second (each with `deadline`)
 /// until `stop` is set; returns every outcome in send order.
 pub(crate) fn load(
-    client: LeafClient<Channel>,
+    client: LeafClient<Transport>,
     function: FunctionId,
     rate: u32,
     deadline: Duration,
@@ -364,7 +393,7 @@ pub(crate) fn secs(d: Duration) -> f64 {
 /// killed worker leaves them), the database, the sweeper, the directory.
 #[derive(Debug)]
 pub(crate) struct Platform {
-    pub(crate) client: LeafClient<Channel>,
+    pub(crate) client: LeafClient<Transport>,
     pub(crate) leaf: Proc,
     pub(crate) workers: Vec<Proc>,
     pub(crate) database: Proc,
