@@ -130,7 +130,7 @@ async fn a_docker_daemon_restart_leaves_no_phantom_instances() {
         Proc::start("worker", command, dir.path())
     };
     let leaf = leaf(&database.address, &[&worker], dir.path());
-    let client = leaf_client(&leaf.address).await;
+    let client = leaf_client(&leaf.address);
     let debug = || {
         format!(
             "{}{}{}--- dockerd\n{}",

@@ -61,7 +61,7 @@ async fn a_leaf_starts_over_200k_functions_and_a_corrupt_row() {
     let leaf = leaf(&database.address, &[&worker], dir.path());
     let start_time = started.elapsed();
     let log = leaf.log();
-    let client = leaf_client(&leaf.address).await;
+    let client = leaf_client(&leaf.address);
     let last =
         call(&client, &FunctionId::new(id(FUNCTIONS - 1)), b"found".to_vec(), Duration::from_secs(60)).await;
     let corrupt =

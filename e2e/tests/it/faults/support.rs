@@ -192,7 +192,7 @@ pub(crate) type Transport = Client<HttpConnector, tonic::body::Body>;
 
 /// A leaf client that may send and receive 4 × 16 MiB, so the platform (not
 /// this client) is what refuses an oversized call.
-pub(crate) async fn leaf_client(address: &str) -> LeafClient<Transport> {
+pub(crate) fn leaf_client(address: &str) -> LeafClient<Transport> {
     LeafClient::with_origin(transport(), origin(address))
         .max_encoding_message_size(64 << 20)
         .max_decoding_message_size(64 << 20)
@@ -414,7 +414,7 @@ impl Platform {
         let workers: Vec<Proc> =
             (0..workers).map(|_| worker(&sweeper, &database.address, docker_host, dir.path())).collect();
         let leaf = leaf(&database.address, &workers.iter().collect::<Vec<_>>(), dir.path());
-        let client = leaf_client(&leaf.address).await;
+        let client = leaf_client(&leaf.address);
         Platform { client, leaf, workers, database, sweeper, dir }
     }
 
