@@ -36,6 +36,9 @@ const LOOKAHEAD: usize = 256;
 const RECORD_QUEUE: usize = 16_384;
 /// How long to wait for the leaf's TCP connection before giving up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections the measured calls go over, each with a task of its own
+/// ([`crate::sender`]): as many as the no-op leaf's ceiling client opens.
+const SEND_CONNECTIONS: usize = 4;
 /// Deadline for one `CreateFunction`: the leaf may pull or register an image.
 const CREATE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -361,7 +364,7 @@ async fn prepare_target(
     mut stop: watch::Receiver<Stop>,
 ) -> anyhow::Result<Target> {
     let work = async {
-        let mut client = connect(leaf_address, token).await?;
+        let mut client = connect(leaf_address, token.clone()).await?;
         let total: u64 = workload.functions.values().map(|spec| u64::from(spec.copies)).sum();
         let bar = progress_bar(progress, total, "functions created");
         let mut functions = HashMap::new();
@@ -393,7 +396,11 @@ async fn prepare_target(
             functions.insert(image_tag.clone(), ids);
         }
         bar.finish_and_clear();
-        anyhow::Ok(Target { client, functions })
+        let mut clients = vec![client];
+        for _ in 1..SEND_CONNECTIONS {
+            clients.push(connect(leaf_address, token.clone()).await?);
+        }
+        anyhow::Ok(Target::new(clients, functions))
     };
     tokio::select! {
         result = work => result,

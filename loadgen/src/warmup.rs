@@ -175,7 +175,7 @@ impl Warming<'_> {
             progress: bar,
         };
         let records = tokio::select! {
-            records = warm(&target.client, &functions, options) => records?,
+            records = warm(target.client(), &functions, options) => records?,
             () = reaches(&mut stop, Stop::Drain) => bail!("interrupted during the warm-up, before any measured call"),
         };
         store(conn, run_id, &records).context("cannot record the warm-up calls")?;

@@ -38,9 +38,20 @@ impl Dispatcher {
         let lost = Arc::new(AtomicU64::new(0));
         // Calls start on the caller's runtime in batches: one wake-up of it
         // per batch instead of one per call, and the calls of one batch go
-        // out on the HTTP/2 connection in one write.
-        let (launches, launched) = mpsc::unbounded_channel::<Vec<Launch>>();
-        let launcher = calls.spawn(launch(launched, records.clone(), lost.clone()));
+        // out on the HTTP/2 connection in one write. Each connection has a
+        // launcher task of its own and the batches go to them in turn, so
+        // that the runtime's threads share the calls' work: with one launcher
+        // and one connection, the generator never used more than one core and
+        // new batches waited behind the answers of earlier ones.
+        let (launches, launchers): (Vec<_>, Vec<_>) = target
+            .clients
+            .iter()
+            .map(|_| {
+                let (tx, rx) = mpsc::unbounded_channel::<Vec<Launch>>();
+                (tx, calls.spawn(launch(rx, records.clone(), lost.clone())))
+            })
+            .unzip();
+        let mut lane = 0;
         let mut interrupted = false;
         let mut due = 0u64;
         let mut last_batch = clock.instant - DISPATCH_QUANTUM;
@@ -111,7 +122,7 @@ impl Dispatcher {
                     counters.in_flight.fetch_add(1, Ordering::Relaxed);
                     counters.sent.fetch_add(1, Ordering::Relaxed);
                     batch.push(Launch::Call(Call {
-                        client: target.client.clone(),
+                        client: target.clients[lane].clone(),
                         meta,
                         body,
                         timeout: options.call_timeout,
@@ -131,17 +142,22 @@ impl Dispatcher {
                 }
             }
             last_batch = Instant::now();
-            if !batch.is_empty() && launches.send(batch).is_err() {
-                tracing::error!("the call launcher stopped; sending no more calls");
-                break;
+            if !batch.is_empty() {
+                if launches[lane].send(batch).is_err() {
+                    tracing::error!("a call launcher stopped; sending no more calls");
+                    break;
+                }
+                lane = (lane + 1) % launches.len();
             }
         }
         drop(lookahead);
         drop(launches);
         // Calls in flight end by their deadline (plus grace), or at once on
         // `Stop::Abandon`, so this is bounded.
-        if let Err(e) = launcher.await {
-            tracing::error!("call launcher failed, records may be lost: {e}");
+        for launcher in launchers {
+            if let Err(e) = launcher.await {
+                tracing::error!("call launcher failed, records may be lost: {e}");
+            }
         }
         if let Err(e) = producer.await {
             tracing::error!("body builder failed: {e}");
@@ -161,7 +177,8 @@ enum Launch {
     Record(CallRecord),
 }
 
-/// Runs every call of every batch, then waits for all of them. The calls
+/// Runs every call of every batch it is handed (one connection's), then
+/// waits for all of them. The calls
 /// are futures of this one task rather than tasks of their own: the calls of
 /// a batch are polled one after the other before the task yields, so the
 /// connection's task finds them all queued and writes them in one system

@@ -87,12 +87,30 @@ pub struct Counters {
     pub errors: AtomicU64,
 }
 
-/// Where calls go: the leaf and the functions created for each image (one per
-/// copy, indexed by [`ScheduledCall::copy`]).
+/// Where calls go: the leaf, over one or more connections, and the functions
+/// created for each image (one per copy, indexed by [`ScheduledCall::copy`]).
 #[derive(Clone, Debug)]
 pub struct Target {
-    pub client: LeafClient<AuthChannel>,
+    /// One client per connection to the leaf; never empty. The dispatcher
+    /// hands its batches to them in turn, each served by a task of its own.
+    clients: Vec<LeafClient<AuthChannel>>,
     pub functions: HashMap<ImageTag, Vec<FunctionId>>,
+}
+
+impl Target {
+    /// Calls go over `clients` (one per connection).
+    ///
+    /// # Panics
+    /// If `clients` is empty.
+    pub fn new(clients: Vec<LeafClient<AuthChannel>>, functions: HashMap<ImageTag, Vec<FunctionId>>) -> Self {
+        assert!(!clients.is_empty(), "a target needs at least one connection to the leaf");
+        Target { clients, functions }
+    }
+
+    /// The first connection's client (the warm-up's calls go on it).
+    pub fn client(&self) -> &LeafClient<AuthChannel> {
+        &self.clients[0]
+    }
 }
 
 #[derive(Clone, Debug)]

@@ -130,7 +130,7 @@ async fn sending_stops_when_the_writer_gives_up() {
     let client =
         loadgen::run::connect(&served.addr.to_string(), proto::auth::BearerToken::default()).await.unwrap();
     let image = ImageTag::from("hyperfaas-echo:latest");
-    let target = Target { client, functions: HashMap::from([(image, vec![FunctionId::from("fn-echo")])]) };
+    let target = Target::new(vec![client], HashMap::from([(image, vec![FunctionId::from("fn-echo")])]));
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("run.db");
