@@ -21,7 +21,8 @@
 # Starts, as host processes on 127.0.0.1 (ports chosen by the kernel):
 #   - the database;
 #   - one `fakeworker --workers $WORKERS` process (the newest committed
-#     random forests, or $FAKE_MODELS);
+#     random forests with a model for every image of $WORKLOAD, or
+#     $FAKE_MODELS);
 #   - $LEAVES leaves, leaf i over every $LEAVES-th worker starting at i;
 #   - a load-balancer node over the leaves;
 #   - the collector following every worker (lifecycle events and samples);
@@ -70,7 +71,7 @@ workload="${WORKLOAD:-$repo/configs/scale.yaml}"
 bin="$(profile_dir "$profile")"
 run_dir="${RUN_DIR:-$CARGO_TARGET_DIR/scale-bench}"
 out="${HYPERFAKE_BENCH_OUT:-$repo/bench-results}"
-models="${FAKE_MODELS:-$(ls -d "$repo"/models/*/random-forest | sort | tail -n 1)}"
+models="${FAKE_MODELS:-$(newest_models random-forest "$workload")}"
 # Extra flags for every leaf and the load-balancer node, e.g.
 # LEAF_ARGS="--reconcile-interval 10s" on a starved machine (a worker whose
 # State does not answer within the reconcile interval leaves rotation).
@@ -87,7 +88,7 @@ if [[ "${REPORT_ONLY:-0}" == 1 ]]; then
     scale_report "$run_dir" "$out"
     exit 0
 fi
-[[ -d "$models" ]] || die "no models at $models (set FAKE_MODELS)"
+[[ -n "$models" && -d "$models" ]] || die "no models/*/random-forest has a model for every image of $workload (set FAKE_MODELS)"
 [[ -r "$workload" ]] || die "WORKLOAD: cannot read $workload"
 [[ "$workers" =~ ^[0-9]+$ && "$leaves" =~ ^[0-9]+$ ]] || die "WORKERS and LEAVES must be whole numbers (got '$workers', '$leaves')"
 [[ "$rate" =~ ^[0-9]+$ && "$instances" =~ ^[0-9]+$ ]] || die "RATE and INSTANCES must be whole numbers (got '$rate', '$instances')"

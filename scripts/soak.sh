@@ -30,7 +30,8 @@
 #                         <run dir>/soak (a short run does not replace the
 #                         committed report)
 #   SOAK_MODELS=<dir>     models of the fake workers (default: the newest
-#                         models/*/random-forest)
+#                         models/*/random-forest with every image of
+#                         configs/soak.yaml)
 #   SAMPLE_INTERVAL=5s    process sampling interval
 #   QUIET=30              seconds to wait after loadgen ends before the probe
 #   FAKE_SEED=14          seed of the fake workers' draws (worker i gets +i)
@@ -68,8 +69,9 @@ elif ((minutes == 10)); then
 else
     out="$dir/soak"
 fi
-models="${SOAK_MODELS:-$(find models -mindepth 2 -maxdepth 2 -type d -name random-forest | sort | tail -n 1)}"
-[[ -n "$models" && -d "$models" ]] || die "no models for the fake workers (SOAK_MODELS, or models/*/random-forest)"
+newest="$(newest_models random-forest configs/soak.yaml)"
+models="${SOAK_MODELS:-${newest#"$repo"/}}"
+[[ -n "$models" && -d "$models" ]] || die "no models for the fake workers (SOAK_MODELS, or a models/*/random-forest with every image of configs/soak.yaml)"
 mkdir -p "$dir"
 
 step() { printf '\n==> %s\n' "$*"; }

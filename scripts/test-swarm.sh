@@ -17,7 +17,7 @@
 # removed unless the test fails), RUN_ID, SKIP_BUILD=1 (reuse built images and
 # binaries, in CARGO_TARGET_DIR, default ~/.cache/hyperfake/target),
 # MODELS_FILE (the JSON model set the fake workers serve; default the newest
-# committed models/*/linear.json), SWARM_SUBNET (the two nodes' /24, default a
+# committed models/*/linear.json with a model for every image of the workload), SWARM_SUBNET (the two nodes' /24, default a
 # free one in 198.19.0.0/16, part of the benchmarking range). Prints the
 # timings, calls sent and OK, and instances per node; writes them to
 # $OUT_DIR/swarm-summary.json.
@@ -56,22 +56,8 @@ engine_check || die "cannot run private engines here (see above)"
 docker info >/dev/null 2>&1 || die "cannot reach this machine's Docker engine (it supplies the images)"
 command -v python3 >/dev/null || die "python3 is needed to check the run database"
 host_swarm_state="$(docker info --format '{{.Swarm.LocalNodeState}}')"
-# The newest model set with a model for every image the workload calls (a
-# newer pipeline run of another workload, e.g. the Azure trace example, has
-# only its own images).
-workload_images=($(grep -o 'image_tag: *[^ ,}]*' "$config" | sed 's/image_tag: *//' | sort -u))
-newest_models_with_images() {
-    local file image
-    for file in $(ls -t models/*/linear.json 2>/dev/null); do
-        for image in "${workload_images[@]}"; do
-            grep -q "\"$image\"" "$file" || continue 2
-        done
-        echo "$file"
-        return
-    done
-}
-models_file="${MODELS_FILE:-$(newest_models_with_images)}"
-[[ -f "$models_file" ]] || die "no JSON model set for the fake workers with a model for each of ${workload_images[*]} (MODELS_FILE, or models/<run>/linear.json)"
+models_file="${MODELS_FILE:-$(newest_models linear.json "$config")}"
+[[ -f "$models_file" ]] || die "no JSON model set for the fake workers with a model for each image of $config (MODELS_FILE, or models/<run>/linear.json)"
 models_file="$(realpath "$models_file")"
 if [[ -n "$(engine_list)" ]]; then
     echo "note: engines of another run exist ($(engine_list | tr '\n' ' ')); left alone" >&2

@@ -31,6 +31,29 @@ die() {
     exit 1
 }
 
+# newest_models <set> <workload.yaml>: the newest committed model set named
+# <set> (models/<run>/<set>: a directory of per-image models such as
+# random-forest, or a JSON set such as linear.json) that has a model for every
+# image the workload calls, as a path; nothing when no set has them all. The
+# newest set by name is not enough: a later pipeline run of another workload
+# (the Azure trace example) holds only its own images. Run ids start with
+# their UTC time, so the names sort by age.
+newest_models() {
+    local set="$1" workload="$2" candidate image images
+    mapfile -t images < <(grep -oE 'image_tag: *[^ },]+' "$workload" | sed 's/image_tag: *//' | sort -u)
+    for candidate in $(ls -d "$hyperfake_repo"/models/*/"$set" 2>/dev/null | sort -r); do
+        for image in "${images[@]}"; do
+            if [[ -d "$candidate" ]]; then
+                [[ -e "$candidate/${image%%:*}.onnx" || -e "$candidate/${image%%:*}.json" ]] || continue 2
+            else
+                grep -q "\"$image\"" "$candidate" || continue 2
+            fi
+        done
+        echo "$candidate"
+        return 0
+    done
+}
+
 # profile_dir <profile>: the directory a cargo profile's binaries go to
 # (cargo names the dev profile's directory `debug`).
 profile_dir() {
