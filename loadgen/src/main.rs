@@ -93,6 +93,10 @@ enum Command {
         /// Seconds per rate.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+        /// Times every rate is measured (the rates in order, then again); a
+        /// rate is sustained only when it meets every criterion in every round.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+        rounds: u32,
         /// Seconds of the no-op leaf's ceiling run, before the rates; 0 skips it.
         #[arg(long, default_value_t = 10)]
         ceiling_seconds: u64,
@@ -243,9 +247,10 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 _ => ExitCode::from(EXIT_FAILED),
             })
         }
-        Command::Bench { out, rates, seconds, ceiling_seconds, body_bytes, max_lag_p99_us } => {
+        Command::Bench { out, rates, seconds, rounds, ceiling_seconds, body_bytes, max_lag_p99_us } => {
             let report = bench(BenchOptions {
                 rates,
+                rounds,
                 step: Duration::from_secs(seconds),
                 ceiling: Duration::from_secs(ceiling_seconds),
                 body_bytes,

@@ -14,6 +14,7 @@ pub mod ceiling;
 pub mod cpu;
 pub mod noop;
 mod report;
+pub mod wakeup;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -30,12 +31,16 @@ pub use report::markdown;
 use crate::config::Workload;
 use crate::run::{RunOptions, run};
 use cpu::CpuMeter;
+use wakeup::{Lateness, WakeupProbe};
 
 /// What to measure.
 #[derive(Clone, Debug)]
 pub struct BenchOptions {
     /// Target rates, calls per second, in the order run.
     pub rates: Vec<u32>,
+    /// Times every rate is measured: the rates run in order, then again,
+    /// so that a shared machine's drift hits each alike.
+    pub rounds: u32,
     /// Length of each step.
     pub step: Duration,
     /// Length of the ceiling run; zero skips it.
@@ -50,10 +55,12 @@ pub struct BenchOptions {
     pub loadgen_exe: PathBuf,
 }
 
-/// One rate's result.
+/// One rate's result in one round.
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchStep {
     pub target_rps: u32,
+    /// Which round (from 1).
+    pub round: u32,
     pub seconds: f64,
     pub scheduled: u64,
     pub due: u64,
@@ -73,6 +80,9 @@ pub struct BenchStep {
     pub loadgen_cpu_cores: f64,
     /// CPU the no-op leaf used during the step, in cores.
     pub leaf_cpu_cores: f64,
+    /// How late a plain thread sleeping 1 ms at a time woke during the step
+    /// ([`wakeup`]): the machine's share of the send lag.
+    pub wakeup: Lateness,
     pub sustained: bool,
 }
 
@@ -80,8 +90,12 @@ pub struct BenchStep {
 pub struct BenchReport {
     /// The baseline: the no-op leaf's own ceiling, measured first (unless skipped).
     pub ceiling: Option<Ceiling>,
+    /// How late a plain sleeping thread woke with nothing else of the bench
+    /// running, measured first ([`wakeup`]).
+    pub idle_wakeup: Lateness,
     pub steps: Vec<BenchStep>,
-    /// Highest target rate that met every criterion, if any.
+    pub rounds: u32,
+    /// Highest target rate that met every criterion in every round, if any.
     pub sustained_rps: Option<u32>,
     /// Whether every step recorded a row for every call that came due.
     pub zero_lost_rows: bool,
@@ -94,6 +108,9 @@ pub struct BenchReport {
     /// The build profile (`hyperfake_core::build::profile`).
     pub profile: String,
 }
+
+/// How long the wake-up probe runs alone before the steps.
+const IDLE_PROBE: Duration = Duration::from_secs(3);
 
 /// The workload of one bench step.
 pub fn step_workload(addr: SocketAddr, rate: u32, step: Duration, body_bytes: u64) -> String {
@@ -131,6 +148,13 @@ async fn measure_all(
     load_average: f64,
 ) -> anyhow::Result<BenchReport> {
     let leaf_pid = leaf.pid();
+    let idle_wakeup = tokio::task::spawn_blocking(|| wakeup::measure_idle(IDLE_PROBE))
+        .await
+        .context("the wake-up probe failed")?;
+    tracing::info!(
+        p99_us = format!("{:.0}", idle_wakeup.p99_us),
+        "a sleeping thread's wake-up lateness, idle"
+    );
     let ceiling = if options.ceiling.is_zero() {
         None
     } else {
@@ -142,14 +166,16 @@ async fn measure_all(
     let scratch = std::env::temp_dir().join(format!("loadgen-bench-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).with_context(|| format!("cannot create {}", scratch.display()))?;
     let mut steps = Vec::new();
-    for &rate in &options.rates {
+    let rounds = options.rounds.max(1);
+    for (round, &rate) in (1..=rounds).flat_map(|round| options.rates.iter().map(move |rate| (round, rate))) {
         let yaml = step_workload(leaf.addr, rate, options.step, options.body_bytes);
         let workload = Workload::from_yaml(&yaml).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let db = scratch.join(format!("rate-{rate}.db"));
+        let db = scratch.join(format!("rate-{rate}-{round}.db"));
         let (_stop_tx, stop) = watch::channel(crate::Stop::Running);
-        tracing::info!(rate, seconds = options.step.as_secs_f64(), "bench step");
+        tracing::info!(rate, round, rounds, seconds = options.step.as_secs_f64(), "bench step");
         let loadgen_cpu = CpuMeter::start(std::process::id());
         let leaf_cpu = CpuMeter::start(leaf_pid);
+        let probe = WakeupProbe::start();
         let report = run(
             RunOptions {
                 workload,
@@ -157,7 +183,7 @@ async fn measure_all(
                 config_path: None,
                 out: Some(db.clone()),
                 leaf_address: None,
-                run_id: Some(format!("bench-{rate}")),
+                run_id: Some(format!("bench-{rate}-{round}")),
                 max_in_flight: None,
                 token: Default::default(),
                 progress: false,
@@ -168,7 +194,10 @@ async fn measure_all(
         .await
         .with_context(|| format!("bench step at {rate} calls/s"))?;
         let (loadgen_cores, leaf_cores) = (loadgen_cpu.cores(), leaf_cpu.cores());
+        let wakeup = probe.finish();
         let mut step = report::measure(&db, rate, report.scheduled, report.due, options.max_lag_p99)?;
+        step.round = round;
+        step.wakeup = wakeup;
         step.loadgen_cpu_cores = loadgen_cores;
         step.leaf_cpu_cores = leaf_cores;
         tracing::info!(
@@ -186,7 +215,14 @@ async fn measure_all(
     let _ = std::fs::remove_dir_all(&scratch);
     Ok(BenchReport {
         ceiling,
-        sustained_rps: steps.iter().filter(|s| s.sustained).map(|s| s.target_rps).max(),
+        idle_wakeup,
+        sustained_rps: options
+            .rates
+            .iter()
+            .copied()
+            .filter(|&rate| steps.iter().filter(|s| s.target_rps == rate).all(|s| s.sustained))
+            .max(),
+        rounds,
         zero_lost_rows: steps.iter().all(|s| s.lost_rows == 0),
         max_lag_p99_us: options.max_lag_p99.as_secs_f64() * 1e6,
         body_bytes: options.body_bytes,
