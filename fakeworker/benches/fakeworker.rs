@@ -29,7 +29,7 @@ const CONNECTIONS: usize = 4;
 const CALLERS_PER_CONNECTION: usize = 32;
 /// Rounds of the three throughput measurements, taken in turn. On this
 /// 2-core VM one server's rate moves by ±30 % from one round to the next
-/// (the bare server alone 46 712–55 848 calls/s within a run), so the ratio
+/// (the bare server alone from 26 531 to 56 748 calls/s within one run), so the ratio
 /// takes many short rounds rather than a few long ones.
 const ROUNDS: usize = 8;
 

@@ -77,7 +77,7 @@ pub(super) fn measure(
 
 /// Nearest-rank percentile of sorted values.
 #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // rank is in 1..=len
-fn percentile(sorted: &[i64], q: f64) -> f64 {
+pub(super) fn percentile(sorted: &[i64], q: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }

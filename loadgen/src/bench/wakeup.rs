@@ -31,7 +31,7 @@ pub struct Lateness {
 #[derive(Debug)]
 pub struct WakeupProbe {
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<Vec<u64>>>,
+    thread: Option<JoinHandle<Vec<i64>>>,
 }
 
 impl WakeupProbe {
@@ -48,7 +48,7 @@ impl WakeupProbe {
                     let asked = Instant::now() + PERIOD;
                     std::thread::sleep(PERIOD);
                     let late = Instant::now().saturating_duration_since(asked);
-                    late_ns.push(u64::try_from(late.as_nanos()).unwrap_or(u64::MAX));
+                    late_ns.push(i64::try_from(late.as_nanos()).unwrap_or(i64::MAX));
                 }
                 late_ns
             })
@@ -78,22 +78,14 @@ pub fn measure_idle(how_long: Duration) -> Lateness {
     probe.finish()
 }
 
-fn lateness(mut late_ns: Vec<u64>) -> Lateness {
+fn lateness(mut late_ns: Vec<i64>) -> Lateness {
     late_ns.sort_unstable();
-    let at = |q: f64| {
-        if late_ns.is_empty() {
-            return f64::NAN;
-        }
-        // Nearest rank, as the bench's other percentiles.
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        let rank = ((q * late_ns.len() as f64).ceil() as usize).clamp(1, late_ns.len());
-        late_ns[rank - 1] as f64 / 1e3
-    };
+    let us = |q: f64| super::report::percentile(&late_ns, q) / 1e3;
     Lateness {
         samples: late_ns.len(),
-        p50_us: at(0.50),
-        p99_us: at(0.99),
-        p999_us: at(0.999),
+        p50_us: us(0.50),
+        p99_us: us(0.99),
+        p999_us: us(0.999),
         max_us: late_ns.last().map_or(f64::NAN, |v| *v as f64 / 1e3),
     }
 }
