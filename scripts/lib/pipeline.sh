@@ -89,7 +89,16 @@ measure() {
     "$bin/collector" "${flags[@]}" --run-id "$id" --db "$db" --no-progress 2>"$log" &
     collector_pid=$!
     "$bin/loadgen" run "$workload" --leaf "$leaf" --run-id "$id" --out "$db"
-    kill -TERM "$collector_pid"
+    if ! kill -TERM "$collector_pid" 2>/dev/null; then
+        # It ended on its own, before the run did: say why here, since a
+        # test's temporary directory (and the log in it) may not outlive it.
+        local status=0
+        wait "$collector_pid" || status=$?
+        collector_pid=""
+        echo "collector log ($log), last lines:" >&2
+        tail -n 20 "$log" >&2 || true
+        die "the collector ended before the run did (exit status $status)"
+    fi
     wait "$collector_pid" || die "collector failed (log: $log)"
     collector_pid=""
 }
