@@ -28,10 +28,10 @@ const SLEEPING_CALLS: usize = 100_000;
 const THROUGHPUT_SECONDS: u64 = 3;
 const CONNECTIONS: usize = 4;
 const CALLERS_PER_CONNECTION: usize = 32;
-/// Rounds of the three throughput measurements, taken in turn. On this
+/// Rounds of the four throughput measurements, taken in turn. On this
 /// 2-core VM one server's rate moves by ±30 % from one round to the next
-/// (the bare server alone from 26 531 to 56 748 calls/s within one run), so the ratio
-/// takes many short rounds rather than a few long ones.
+/// (the bare server alone from 26 531 to 56 748 calls/s within one run),
+/// so the ratio takes many short rounds rather than a few long ones.
 const ROUNDS: usize = 8;
 
 fn proc_status_kib(field: &str) -> u64 {

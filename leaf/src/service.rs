@@ -59,8 +59,8 @@ impl Leaf for LeafService {
         });
         let md = response.metadata_mut();
         metadata::forward(&forwarded.metadata, md);
-        metadata::put(md, trailers::LEAF_GOT_REQUEST_TIMESTAMP, forwarded.got_request_at.0);
-        metadata::put(md, trailers::LEAF_SCHEDULED_CALL_TIMESTAMP, forwarded.scheduled_at.0);
+        proto::convert::put_nanos(md, trailers::LEAF_GOT_REQUEST_TIMESTAMP, forwarded.got_request_at);
+        proto::convert::put_nanos(md, trailers::LEAF_SCHEDULED_CALL_TIMESTAMP, forwarded.scheduled_at);
         metadata::put(md, trailers::INSTANCE_ID, &forwarded.instance_id);
         metadata::put(md, trailers::WORKER_ADDRESS, &forwarded.worker_address);
         Ok(response)

@@ -101,6 +101,14 @@ pub fn timestamp_nanos(ts: &prost_types::Timestamp) -> Nanos {
     Nanos(secs.saturating_mul(1_000_000_000).saturating_add(nanos))
 }
 
+/// Sets the timing trailer `key` (the HyperFaaS trailers carry nanoseconds
+/// as decimal text) to `ns`: the number written straight into the header
+/// value, with no `String` on the way and no re-validation; a call carries
+/// up to ten of them.
+pub fn put_nanos(metadata: &mut tonic::metadata::MetadataMap, key: &'static str, Nanos(ns): Nanos) {
+    metadata.insert(key, tonic::metadata::AsciiMetadataValue::from(ns));
+}
+
 // === Durations ===
 
 /// A duration as wire ns (`StatusUpdate.start_duration_ns`), saturating at

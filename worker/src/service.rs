@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::Stream;
-use hyperfake_core::{Nanos, defaults, trailers};
+use hyperfake_core::{defaults, trailers};
 use proto::common::{CallRequest, CallResponse, FunctionId, InstanceId};
 use proto::controller::controller_server::Controller;
 use proto::controller::{
@@ -14,7 +14,7 @@ use proto::controller::{
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::metadata::{AsciiMetadataValue, MetadataMap};
+use tonic::metadata::AsciiMetadataValue;
 use tonic::{Request, Response, Status};
 
 use crate::events::EventStream;
@@ -29,12 +29,6 @@ impl ControllerService {
     pub fn new(worker: Arc<Worker>) -> Self {
         ControllerService { worker }
     }
-}
-
-/// A timing trailer: the number written straight into the header value
-/// (no `String` on the way, no re-validation: six per call).
-fn put_nanos(metadata: &mut MetadataMap, key: &'static str, Nanos(value): Nanos) {
-    metadata.insert(key, AsciiMetadataValue::from(value));
 }
 
 pub type ResourceStream = Pin<Box<dyn Stream<Item = Result<ResourceSample, Status>> + Send>>;
@@ -62,16 +56,16 @@ impl Controller for ControllerService {
         body.instance_id = Some((&result.instance_id).into());
         let mut response = Response::new(body);
         let md = response.metadata_mut();
-        put_nanos(md, trailers::CALL_QUEUED_TIMESTAMP, result.queued_at);
-        put_nanos(md, trailers::CALL_STARTED_TIMESTAMP, result.started_at);
-        put_nanos(md, trailers::GOT_RESPONSE_TIMESTAMP, result.got_response_at);
-        put_nanos(
+        proto::convert::put_nanos(md, trailers::CALL_QUEUED_TIMESTAMP, result.queued_at);
+        proto::convert::put_nanos(md, trailers::CALL_STARTED_TIMESTAMP, result.started_at);
+        proto::convert::put_nanos(md, trailers::GOT_RESPONSE_TIMESTAMP, result.got_response_at);
+        proto::convert::put_nanos(
             md,
             trailers::FUNCTION_PROCESSING_TIME,
             result.got_response_at.saturating_sub(result.started_at),
         );
         if let Some(handler) = result.output.handler_time {
-            put_nanos(md, trailers::FUNCTION_HANDLER_TIME, handler);
+            proto::convert::put_nanos(md, trailers::FUNCTION_HANDLER_TIME, handler);
         }
         if let Ok(id) = AsciiMetadataValue::try_from(result.instance_id.as_str()) {
             md.insert(trailers::INSTANCE_ID, id);

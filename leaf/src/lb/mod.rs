@@ -207,8 +207,8 @@ impl Balancer {
                     let mut response = Response::new(body);
                     let out = response.metadata_mut();
                     metadata::forward(&md, out);
-                    metadata::put(out, trailers::LB_GOT_REQUEST_TIMESTAMP, got_request_at.0);
-                    metadata::put(out, trailers::LB_FORWARDED_CALL_TIMESTAMP, forwarded_at.0);
+                    proto::convert::put_nanos(out, trailers::LB_GOT_REQUEST_TIMESTAMP, got_request_at);
+                    proto::convert::put_nanos(out, trailers::LB_FORWARDED_CALL_TIMESTAMP, forwarded_at);
                     metadata::put_if_absent(out, metadata::LEAF_ADDRESS, &child.address);
                     return Ok(response);
                 }
