@@ -9,6 +9,12 @@
 //!    measured the same way in the same run, in turn over several rounds.
 //!
 //! Writes `bench-results/fakeworker.{json,md}` (or `$HYPERFAKE_BENCH_OUT`).
+//!
+//! `HYPERFAKE_BENCH_ONE=fake|bare|builder|trailer` runs one round of one
+//! server only and prints how many calls it made, for a profiler:
+//! `valgrind --tool=callgrind <bench binary> --bench` then gives
+//! instructions per call without the VM's noise (`setup` makes no call, and
+//! counts what to subtract).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -129,6 +135,9 @@ async fn sleeping_calls() -> Sleeping {
     }
 }
 
+/// Calls answered by every [`throughput`] run so far.
+static CALLS_DONE: AtomicU64 = AtomicU64::new(0);
+
 /// Calls/s that `CONNECTIONS × CALLERS_PER_CONNECTION` closed-loop callers achieve.
 async fn throughput<F, Fut>(connect: F) -> f64
 where
@@ -155,7 +164,9 @@ where
     for l in loops {
         l.await.unwrap();
     }
-    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+    let done = done.load(Ordering::Relaxed);
+    CALLS_DONE.fetch_add(done, Ordering::Relaxed);
+    done as f64 / started.elapsed().as_secs_f64()
 }
 
 #[derive(Debug, Default)]
@@ -256,8 +267,36 @@ async fn listen() -> (tokio::net::TcpListener, String) {
     (listener, address)
 }
 
+/// One server alone, one round, for a profiler (`HYPERFAKE_BENCH_ONE`).
+async fn one(server: &str) {
+    async fn echo<S: FunctionService>(service: S, stack: bool) -> Vec<Channel> {
+        let (listener, address) = listen().await;
+        let (service, incoming) = (FunctionServiceServer::new(service), proto::net::incoming(listener));
+        if stack {
+            tokio::spawn(proto::server::builder().add_service(service).serve_with_incoming(incoming));
+        } else {
+            let mut builder = tonic::transport::Server::builder().tcp_nodelay(true);
+            tokio::spawn(builder.add_service(service).serve_with_incoming(incoming));
+        }
+        channels(&address).await
+    }
+    let (_db, worker, _rt, function, _dir) = fake_worker(0.0).await;
+    match server {
+        "fake" => rate(&channels(&worker.address).await, &function, fake_call).await,
+        "bare" => rate(&echo(BareEcho, false).await, &function, echo_call).await,
+        "builder" => rate(&echo(BareEcho, true).await, &function, echo_call).await,
+        "trailer" => rate(&echo(TrailerEcho, false).await, &function, echo_call).await,
+        "setup" => 0.0,
+        other => panic!("HYPERFAKE_BENCH_ONE={other}: expected fake, bare, builder, trailer or setup"),
+    };
+    println!("{server}: {} calls", CALLS_DONE.load(Ordering::Relaxed));
+}
+
 #[tokio::main]
 async fn main() {
+    if let Ok(server) = std::env::var("HYPERFAKE_BENCH_ONE") {
+        return one(&server).await;
+    }
     eprintln!("holding {SLEEPING_CALLS} sleeping simulated calls");
     let sleeping = sleeping_calls().await;
 
