@@ -27,6 +27,29 @@
 //! - **HTTP/2 keepalive**: a PING every [`HTTP2_KEEPALIVE_INTERVAL`]; a peer
 //!   that does not answer within [`HTTP2_KEEPALIVE_TIMEOUT`] is dropped with
 //!   its streams, so a vanished caller's calls end.
+//! - **A connection window of [`CONNECTION_WINDOW`]**, which also sizes
+//!   h2's budget for small DATA frames received but not yet read by a
+//!   handler (half the window). With hyper's 1 MiB window it held about
+//!   2 000 one-byte frames, fewer than a peer may have streams open: a burst
+//!   of small calls to a busy server (the load generator's 10 000 warm-up
+//!   calls to the load-balancer node) exceeded it, and h2 closed the
+//!   connection with GOAWAY `ENHANCE_YOUR_CALM` "too_many_data_frames",
+//!   logging nothing above debug, in 4 of 11 full-size scale runs (in none
+//!   of the 6 since). Clients ([`crate::endpoint`]) get the same window for
+//!   the answers.
+//! - **HTTP/2 reset limits sized for a loaded caller**
+//!   ([`MAX_PENDING_ACCEPT_RESET_STREAMS`], [`MAX_LOCAL_ERROR_RESET_STREAMS`]):
+//!   h2 closes a connection (GOAWAY `ENHANCE_YOUR_CALM`) when a peer resets
+//!   more than 20 streams the server has not accepted yet, or provokes more
+//!   than 1 024 resets in the connection's life. Both are defences against
+//!   reset floods, but a starved server meets them under honest load: a leaf
+//!   cancels every call whose deadline passed, and a busy server has not
+//!   accepted them yet. In the scale benchmark at 2 000 and 5 000 calls/s
+//!   the load-balancer node, the database and the fake workers' process
+//!   logged the first ("remotely-reset pending-accept streams reached
+//!   limit"), and each time every call on that connection failed at once.
+//!   The second limit is raised with it, as h2's own default for servers is
+//!   sized for a connection's life, not for a long-lived link between nodes.
 //!
 //! There is no `concurrency_limit_per_connection`: tonic implements it as a
 //! `ConcurrencyLimit` whose waiters queue inside the server, invisible to the
@@ -77,6 +100,25 @@ pub const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 /// in seconds, a cold start gives up after 30 s, the load generator's calls
 /// default to 60 s; so a call at 5 minutes is stuck, not slow.
 pub const MAX_CALL_DURATION: Duration = Duration::from_secs(300);
+/// The HTTP/2 connection window of every hyperfake server and client. h2
+/// lets a peer have half of it in small DATA frames (under 256 bytes: a
+/// gRPC call with a small payload is one) that no handler has read yet
+/// before it closes the connection; half of 4 MiB at 256 bytes per frame is
+/// two frames for each of the [`MAX_CONCURRENT_STREAMS`] streams a peer may
+/// have open.
+pub const CONNECTION_WINDOW: u32 = 4 * 1024 * 1024;
+/// Streams a peer may reset before the server accepted them, at once, before
+/// the connection is closed: as many as it may have open
+/// ([`MAX_CONCURRENT_STREAMS`]), so cancelling its calls never costs a peer
+/// its connection, while a reset flood still holds no more than open streams
+/// would (h2's default is 20).
+pub const MAX_PENDING_ACCEPT_RESET_STREAMS: usize = MAX_CONCURRENT_STREAMS as usize;
+/// Resets the server itself sends because of what the peer did (a frame for
+/// a stream that is over, a stream beyond the limit), over a connection's
+/// life, before it is closed. h2's default of 1 024 is reached by a
+/// long-lived connection between two hyperfake nodes in minutes of overload;
+/// 64 times that still bounds a peer that provokes resets on purpose.
+pub const MAX_LOCAL_ERROR_RESET_STREAMS: usize = 65_536;
 /// How much later than [`MAX_CALL_DURATION`] tonic's own timer ends a call
 /// whose handler ignored its deadline. Handlers answer DEADLINE_EXCEEDED with
 /// a message at the deadline; this timer answers a bare CANCELLED, so it only
@@ -207,6 +249,9 @@ impl ServerLimits {
             .max_concurrent_streams(max_concurrent_streams)
             .http2_keepalive_interval(Some(keepalive_interval))
             .http2_keepalive_timeout(Some(keepalive_timeout))
+            .initial_connection_window_size(CONNECTION_WINDOW)
+            .http2_max_pending_accept_reset_streams(Some(MAX_PENDING_ACCEPT_RESET_STREAMS))
+            .http2_max_local_error_reset_streams(Some(MAX_LOCAL_ERROR_RESET_STREAMS))
             .timeout(max_call_duration.saturating_add(transport_timeout_margin))
             .layer(InterceptorLayer::new(CallDeadline::new(max_call_duration)))
     }

@@ -120,16 +120,29 @@ fn payloads_over_the_limit_are_resource_exhausted() {
 
 // === raw HTTP/2 ===
 
+const FRAME_DATA: u8 = 0x0;
+const FRAME_HEADERS: u8 = 0x1;
+const FRAME_RST_STREAM: u8 = 0x3;
 const FRAME_SETTINGS: u8 = 0x4;
 const FRAME_PING: u8 = 0x6;
+const FRAME_GOAWAY: u8 = 0x7;
 const FLAG_ACK: u8 = 0x1;
+const FLAG_END_HEADERS: u8 = 0x4;
 const SETTINGS_MAX_CONCURRENT_STREAMS: u16 = 0x3;
+const ERROR_CANCEL: u32 = 0x8;
+
+/// Appends one frame on stream `id` to `out`.
+fn frame(out: &mut Vec<u8>, kind: u8, flags: u8, id: u32, payload: &[u8]) {
+    let len = u32::try_from(payload.len()).unwrap().to_be_bytes();
+    out.extend_from_slice(&[len[1], len[2], len[3], kind, flags]);
+    out.extend_from_slice(&id.to_be_bytes());
+    out.extend_from_slice(payload);
+}
 
 async fn write_frame(stream: &mut TcpStream, kind: u8, flags: u8, payload: &[u8]) {
-    let len = u32::try_from(payload.len()).unwrap().to_be_bytes();
-    let mut frame = vec![len[1], len[2], len[3], kind, flags, 0, 0, 0, 0];
-    frame.extend_from_slice(payload);
-    stream.write_all(&frame).await.unwrap();
+    let mut out = Vec::new();
+    frame(&mut out, kind, flags, 0, payload);
+    stream.write_all(&out).await.unwrap();
 }
 
 /// The next frame: its type, flags and payload.
@@ -175,4 +188,79 @@ async fn the_server_announces_its_stream_limit_and_pings_an_idle_connection() {
     })
     .await;
     assert!(ping.is_ok(), "no keepalive PING on an idle connection");
+}
+
+#[tokio::test]
+async fn a_peer_that_cancels_many_calls_before_they_are_accepted_keeps_its_connection() {
+    // What a leaf does to a starved worker: calls whose deadline passed are
+    // cancelled before the server got to accept them. h2's default (20 such
+    // resets at once) answered with GOAWAY ENHANCE_YOUR_CALM, failing every
+    // call on the connection (the scale benchmark at 2 000 calls/s).
+    let cancelled = 200;
+    assert!(cancelled > 20, "h2's default limit must be exceeded for this to test anything");
+    survives_burst(cancelled, |burst, id| {
+        frame(burst, FRAME_RST_STREAM, 0, id, &ERROR_CANCEL.to_be_bytes());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_burst_of_small_calls_to_a_busy_server_keeps_its_connection() {
+    // Each call's request is one small DATA frame, and the server reads the
+    // whole burst before any handler runs (the burst is one write into the
+    // socket, and one poll of the connection decodes it all), as a starved
+    // server does. h2 lets a peer have half the connection window in small
+    // frames that no handler has read (255 bytes each for a 1-byte one):
+    // with hyper's 1 MiB window that is about 2 000, fewer than a client may
+    // have open, and the load generator's warm-up (10 000 calls at once to
+    // the load-balancer node) lost its connection to the GOAWAY in 4 of 11
+    // full-size scale runs.
+    let calls = 2500;
+    assert!(calls <= MAX_CONCURRENT_STREAMS as usize);
+    survives_burst(calls, |burst, id| frame(burst, FRAME_DATA, 0, id, &[0])).await;
+}
+
+/// Opens `streams` calls in one write, each HEADERS followed by what `then`
+/// appends for it, then a PING: the server reads them all before it accepts
+/// any call, and answers the PING after them. Panics if the server closes the
+/// connection (GOAWAY) instead.
+async fn survives_burst(streams: usize, then: impl Fn(&mut Vec<u8>, u32)) {
+    let served = serve(ServerLimits::default()).await;
+    let mut stream = TcpStream::connect(served.address).await.unwrap();
+    stream.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.unwrap();
+    write_frame(&mut stream, FRAME_SETTINGS, 0, &[]).await;
+    assert_eq!(read_frame(&mut stream).await.0, FRAME_SETTINGS);
+    write_frame(&mut stream, FRAME_SETTINGS, FLAG_ACK, &[]).await;
+
+    // HPACK: :method POST (static 3), :scheme http (static 6), and :path,
+    // the first time a literal added to the dynamic table (name: static 4),
+    // then that entry (dynamic 62): small frames, so the burst fits the
+    // socket's buffers and arrives whole.
+    let path = b"/function.FunctionService/Call";
+    let mut first = vec![0x83, 0x86, 0x44, u8::try_from(path.len()).unwrap()];
+    first.extend_from_slice(path);
+    let mut burst = Vec::new();
+    for (i, id) in (1..).step_by(2).take(streams).enumerate() {
+        let block: &[u8] = if i == 0 { &first } else { &[0x83, 0x86, 0xbe] };
+        frame(&mut burst, FRAME_HEADERS, FLAG_END_HEADERS, id, block);
+        then(&mut burst, id);
+    }
+    frame(&mut burst, FRAME_PING, 0, 0, b"burst!!!");
+    stream.write_all(&burst).await.unwrap();
+
+    let answered = tokio::time::timeout(HANG_GUARD, async {
+        loop {
+            match read_frame(&mut stream).await {
+                (FRAME_GOAWAY, _, payload) => {
+                    let code = u32::from_be_bytes([payload[4], payload[5], payload[6], payload[7]]);
+                    let debug = String::from_utf8_lossy(&payload[8..]).into_owned();
+                    panic!("the server closed the connection after a burst of {streams} streams: GOAWAY {code} {debug:?}");
+                }
+                (FRAME_PING, flags, payload) if flags & FLAG_ACK != 0 => return payload,
+                _ => {}
+            }
+        }
+    })
+    .await;
+    assert_eq!(answered.expect("no PING ACK").as_slice(), b"burst!!!");
 }
