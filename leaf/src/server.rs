@@ -146,7 +146,7 @@ impl Node {
                 };
                 let balancer = Balancer::new(children, settings.pool.clone(), balancer_limits, &bearer)
                     .map_err(|source| StartupError::Address { address: children.join(","), source })?;
-                balancer.refresh().await;
+                balancer.refresh(false).await;
                 let tasks = balancer.spawn();
                 Ok(Node { kind: NodeKind::Balancer(balancer), auth, server, tasks })
             }

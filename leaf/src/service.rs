@@ -84,9 +84,10 @@ impl Leaf for LeafService {
         Ok(Response::new(CreateFunctionResponse { function_id: Some((&id).into()) }))
     }
 
-    async fn state(&self, _: Request<LeafStateRequest>) -> Result<Response<LeafStateResponse>, Status> {
+    async fn state(&self, request: Request<LeafStateRequest>) -> Result<Response<LeafStateResponse>, Status> {
+        let functions = if request.get_ref().omit_functions { Vec::new() } else { self.scheduler.load() };
         Ok(Response::new(LeafStateResponse {
-            functions: self.scheduler.load(),
+            functions,
             nodes_in_rotation: u32::try_from(self.scheduler.pool().in_rotation_count()).unwrap_or(u32::MAX),
         }))
     }

@@ -2,11 +2,12 @@
 //! (unique subscriber id, reconnect with backoff), periodic reconciliation via
 //! `State`, and whether it is in rotation.
 //!
-//! A worker is in rotation while its status stream is connected and its last
-//! `State` answered ([`Health`]). Anything that suggests otherwise (a broken
-//! stream, a failed `State`, a call that could not connect) takes it out and
-//! asks the follower to resubscribe; the follower's successful resubscription
-//! and reconciliation are the only way back in.
+//! A worker is in rotation while its status stream is connected and its
+//! `State` answers ([`Health`]). Anything that suggests otherwise (a broken
+//! stream, a failed `State`, a call that could not connect, or
+//! [`LATE_IN_A_ROW`] `State`s in a row that did not answer in time) takes it
+//! out and asks the follower to resubscribe; the follower's successful
+//! resubscription and reconciliation are the only way back in.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -22,7 +23,8 @@ use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
 use crate::config::PoolSettings;
-use crate::health::{Health, HealthCell, HealthEvent};
+use crate::failure::Failure;
+use crate::health::{Health, HealthCell, HealthEvent, LATE_IN_A_ROW};
 use crate::instances::WorkerIndex;
 
 /// What the pool tells the scheduler.
@@ -73,6 +75,30 @@ impl WorkerHandle {
             tracing::warn!(worker = %self.address, "worker out of rotation: {why}");
         }
         self.resubscribe.notify_one();
+    }
+
+    /// A reconciliation's `State` answered (`Ok`) or did not: a late answer
+    /// counts towards [`LATE_IN_A_ROW`], any other failure takes the worker
+    /// out at once.
+    fn state_answered(&self, answer: Result<(), &tonic::Status>) {
+        let event = match answer {
+            Ok(()) => HealthEvent::OnTime,
+            Err(status) if Failure::of(status) == Failure::Expired => HealthEvent::Late,
+            Err(status) => return self.mark_down(&format!("State failed: {}", status.message())),
+        };
+        match self.health.apply(event) {
+            (before, after) if before.in_rotation() && !after.in_rotation() => {
+                tracing::warn!(worker = %self.address, "worker out of rotation: {LATE_IN_A_ROW} State answers in a row were late");
+                self.resubscribe.notify_one();
+            }
+            (before, Health::InRotation) if before != Health::InRotation => {
+                tracing::debug!(worker = %self.address, "State answered in time again");
+            }
+            (before, after) if before != after => {
+                tracing::debug!(worker = %self.address, health = ?after, "State answered late; still in rotation");
+            }
+            _ => {}
+        }
     }
 
     fn set_up(&self) {
@@ -173,9 +199,10 @@ impl WorkerPool {
                     async move {
                         match reconcile(w, interval).await {
                             Ok(event) => {
+                                w.state_answered(Ok(()));
                                 let _ = events.send(event).await;
                             }
-                            Err(status) => w.mark_down(&format!("State failed: {}", status.message())),
+                            Err(status) => w.state_answered(Err(&status)),
                         }
                     }
                 });
@@ -263,4 +290,37 @@ pub fn listed_instances(state: &StateResponse) -> Vec<(FunctionId, InstanceId, D
 /// Ids in a `State` answer.
 pub fn listed_ids(state: &StateResponse) -> HashSet<InstanceId> {
     listed_instances(state).into_iter().map(|(_, id, _)| id).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use proto::auth::BearerToken;
+    use tonic::Status;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn only_late_states_in_a_row_take_a_worker_out_and_a_failed_one_does_at_once() {
+        // Nothing listens at port 1: the channels dial lazily and are never used here.
+        let token = BearerToken::new(None).unwrap();
+        let pool = WorkerPool::new(&["127.0.0.1:1".to_string()], PoolSettings::default(), &token).unwrap();
+        let worker = pool.get(0);
+        worker.set_up();
+        let late = [Status::deadline_exceeded("State timed out"), Status::cancelled("Timeout expired")];
+
+        for status in late.iter().cycle().take(LATE_IN_A_ROW as usize - 1) {
+            worker.state_answered(Err(status));
+            assert!(worker.in_rotation(), "{:?} after {status:?}", worker.health());
+        }
+        worker.state_answered(Ok(()));
+        assert_eq!(worker.health(), Health::InRotation, "an answer in time clears the count");
+        for status in late.iter().cycle().take(LATE_IN_A_ROW as usize) {
+            worker.state_answered(Err(status));
+        }
+        assert_eq!(worker.health(), Health::OutOfRotation);
+
+        worker.set_up();
+        worker.state_answered(Err(&Status::unavailable("tcp connect error")));
+        assert_eq!(worker.health(), Health::OutOfRotation, "a failure that is not lateness counts at once");
+    }
 }

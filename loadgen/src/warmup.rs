@@ -399,7 +399,7 @@ pub fn store(conn: &mut rusqlite::Connection, run_id: &str, records: &[CallRecor
 async fn ready_instances(client: &LeafClient<AuthChannel>) -> anyhow::Result<HashMap<String, u32>> {
     let mut client = client.clone();
     let state = client
-        .state(LeafStateRequest {})
+        .state(LeafStateRequest::default())
         .await
         .map_err(|s| anyhow::anyhow!("warm-up: the leaf's State failed: {}: {}", s.code(), s.message()))?
         .into_inner();

@@ -93,7 +93,7 @@ async fn channel(address: &str) -> anyhow::Result<tonic::transport::Channel> {
 
 async fn node_view(role: &str, address: &str, token: BearerToken) -> anyhow::Result<NodeView> {
     let mut client: LeafClient<AuthChannel> = LeafClient::with_interceptor(channel(address).await?, token);
-    let mut request = tonic::Request::new(LeafStateRequest {});
+    let mut request = tonic::Request::new(LeafStateRequest::default());
     request.set_timeout(DEADLINE);
     let state = client.state(request).await?.into_inner();
     let mut view = NodeView { role: role.to_string(), address: address.to_string(), ..NodeView::default() };

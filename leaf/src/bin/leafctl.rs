@@ -112,7 +112,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             println!("{}", String::from_utf8_lossy(&body.data));
         }
         Command::State => {
-            let state = client.state(LeafStateRequest {}).await?.into_inner();
+            let state = client.state(LeafStateRequest::default()).await?.into_inner();
             println!("nodes in rotation: {}", state.nodes_in_rotation);
             for f in state.functions {
                 println!(

@@ -10,7 +10,8 @@ use proto::leaf::leaf_client::LeafClient;
 use proto::leaf::{FunctionLoad, LeafStateRequest};
 use tonic::Request;
 
-use crate::health::{HealthCell, HealthEvent};
+use crate::failure::Failure;
+use crate::health::{Health, HealthCell, HealthEvent, LATE_IN_A_ROW};
 
 /// One child of a load-balancer node.
 #[derive(Debug)]
@@ -34,24 +35,40 @@ impl Child {
         }
     }
 
-    pub(super) async fn refresh(&self, within: Duration) {
-        let mut request = Request::new(LeafStateRequest {});
+    /// Asks the child's `State` (with its functions' loads if `loads`, kept
+    /// for [`super::Balancer::state`]); its answer, late answer or failure
+    /// moves the child's health.
+    pub(super) async fn refresh(&self, within: Duration, loads: bool) {
+        let mut request = Request::new(LeafStateRequest { omit_functions: !loads });
         request.set_timeout(within);
         match tokio::time::timeout(within, self.client.clone().state(request)).await {
             Ok(Ok(state)) => {
-                let loads = state
-                    .into_inner()
-                    .functions
-                    .into_iter()
-                    .filter_map(|l| Some((proto::convert::function_id(l.function_id.as_ref())?, l)))
-                    .collect();
-                *self.loads.lock().unwrap_or_else(|e| e.into_inner()) = loads;
+                if loads {
+                    let loads = state
+                        .into_inner()
+                        .functions
+                        .into_iter()
+                        .filter_map(|l| Some((proto::convert::function_id(l.function_id.as_ref())?, l)))
+                        .collect();
+                    *self.loads.lock().unwrap_or_else(|e| e.into_inner()) = loads;
+                }
                 if !self.health.apply(HealthEvent::Up).0.in_rotation() {
                     tracing::info!(child = %self.address, "child in rotation");
                 }
             }
-            Ok(Err(status)) => self.mark_down(&format!("State failed: {}", status.message())),
-            Err(_) => self.mark_down("State timed out"),
+            Ok(Err(status)) if Failure::of(&status) != Failure::Expired => {
+                self.mark_down(&format!("State failed: {}", status.message()))
+            }
+            // Late, not failed: see `crate::health`.
+            Ok(Err(_)) | Err(_) => match self.health.apply(HealthEvent::Late) {
+                (before, after) if before.in_rotation() && !after.in_rotation() => {
+                    tracing::warn!(child = %self.address, "child out of rotation: {LATE_IN_A_ROW} State answers in a row were late");
+                }
+                (before, after @ (Health::Late1 | Health::Late2)) if before != after => {
+                    tracing::debug!(child = %self.address, health = ?after, "State answered late; still in rotation");
+                }
+                _ => {}
+            },
         }
     }
 }

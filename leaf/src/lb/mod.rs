@@ -132,10 +132,11 @@ impl Balancer {
         self.settings.state_interval.max(self.settings.connect_timeout)
     }
 
-    /// Asks every child for its state once.
-    pub async fn refresh(&self) {
+    /// Asks every child for its state once: with each function's load
+    /// (`loads`), or only whether it answers (the periodic probe).
+    pub async fn refresh(&self, loads: bool) {
         let within = self.state_timeout();
-        futures::future::join_all(self.children.iter().map(|c| c.refresh(within))).await;
+        futures::future::join_all(self.children.iter().map(|c| c.refresh(within, loads))).await;
     }
 
     /// Polls children's state every `state_interval`.
@@ -148,7 +149,7 @@ impl Balancer {
             loop {
                 tick.tick().await;
                 let Some(this) = weak.upgrade() else { return };
-                this.refresh().await;
+                this.refresh(false).await;
             }
         })]
     }
@@ -241,19 +242,23 @@ impl Balancer {
         }
     }
 
-    /// The children's loads, summed by function.
-    pub async fn state(&self) -> LeafStateResponse {
-        self.refresh().await;
+    /// The children's loads, summed by function (asked of them now); without
+    /// `functions`, only how many children are in rotation.
+    pub async fn state(&self, functions: bool) -> LeafStateResponse {
         let mut sum: HashMap<FunctionId, FunctionLoad> = HashMap::new();
-        for child in &self.children {
-            for (id, l) in child.loads.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-                let entry = sum
-                    .entry(id.clone())
-                    .or_insert_with(|| FunctionLoad { function_id: Some(id.into()), ..Default::default() });
-                entry.ready_instances += l.ready_instances;
-                entry.starting_instances += l.starting_instances;
-                entry.in_flight_calls += l.in_flight_calls;
-                entry.capacity += l.capacity;
+        if functions {
+            self.refresh(true).await;
+            for child in &self.children {
+                for (id, l) in child.loads.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                    let entry = sum.entry(id.clone()).or_insert_with(|| FunctionLoad {
+                        function_id: Some(id.into()),
+                        ..Default::default()
+                    });
+                    entry.ready_instances += l.ready_instances;
+                    entry.starting_instances += l.starting_instances;
+                    entry.in_flight_calls += l.in_flight_calls;
+                    entry.capacity += l.capacity;
+                }
             }
         }
         LeafStateResponse {

@@ -48,7 +48,7 @@ impl Leaf for BalancerService {
         Ok(Response::new(CreateFunctionResponse { function_id: Some((&id).into()) }))
     }
 
-    async fn state(&self, _: Request<LeafStateRequest>) -> Result<Response<LeafStateResponse>, Status> {
-        Ok(Response::new(self.balancer.state().await))
+    async fn state(&self, request: Request<LeafStateRequest>) -> Result<Response<LeafStateResponse>, Status> {
+        Ok(Response::new(self.balancer.state(!request.get_ref().omit_functions).await))
     }
 }

@@ -43,7 +43,7 @@ async fn a_shared_token_is_required_at_every_node_and_passed_down() {
     for (node, address) in [("leaf", &leaf.address), ("load-balancer node", &lb.address)] {
         for (token, expected) in [(None, "missing token"), (Some("guess"), "wrong token")] {
             let mut client = client_with(address, token).await;
-            let refused = client.state(LeafStateRequest {}).await.unwrap_err();
+            let refused = client.state(LeafStateRequest::default()).await.unwrap_err();
             assert_eq!(refused.code(), Code::Unauthenticated, "{node}, token {token:?}: {refused:?}");
             assert!(refused.message().starts_with(expected), "{node}: {}", refused.message());
             let refused = client

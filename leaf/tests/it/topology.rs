@@ -97,10 +97,22 @@ async fn a_three_level_tree_answers_calls() {
     let r = call(&client, &g, b"").await.unwrap_or_else(|s| panic!("{s:?}"));
     assert!(r.get_ref().error.is_none());
     // The LB's State sums the leaves'.
-    let state = client.clone().state(proto::leaf::LeafStateRequest {}).await.unwrap().into_inner();
+    let state = client.clone().state(proto::leaf::LeafStateRequest::default()).await.unwrap().into_inner();
     assert_eq!(state.nodes_in_rotation, 2);
     let load = state.functions.iter().find(|l| l.function_id.as_ref().unwrap().id == f.as_str()).unwrap();
     assert!(load.ready_instances >= 1);
+    // A probe that leaves the functions out (what a parent asks periodically)
+    // still counts the nodes, from the LB and from a leaf alike.
+    let probe = proto::leaf::LeafStateRequest { omit_functions: true };
+    let state = client.clone().state(probe).await.unwrap().into_inner();
+    assert_eq!((state.functions.len(), state.nodes_in_rotation), (0, 2));
+    let mut leaf_client = proto::leaf::leaf_client::LeafClient::new(
+        proto::endpoint(&leaves[0].address).unwrap().connect().await.unwrap(),
+    );
+    let state = leaf_client.state(probe).await.unwrap().into_inner();
+    let full = leaf_client.state(proto::leaf::LeafStateRequest::default()).await.unwrap().into_inner();
+    assert_eq!((state.functions.len(), state.nodes_in_rotation), (0, full.nodes_in_rotation));
+    assert!(full.nodes_in_rotation >= 1 && !full.functions.is_empty(), "the same leaf, asked in full: {full:?}");
     // Unknown functions are NOT_FOUND through the tree too.
     let err = call(&client, &"nope".into(), b"").await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound);

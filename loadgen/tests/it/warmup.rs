@@ -96,7 +96,7 @@ async fn warm_up_brings_instances_up_before_the_clock_and_marks_its_calls() {
 
     // The leaf still has both instances ready (idle timeout 60 s).
     let function: String = query(&db, "SELECT function_id FROM functions");
-    let state = platform.leaf.client().await.state(LeafStateRequest {}).await.unwrap().into_inner();
+    let state = platform.leaf.client().await.state(LeafStateRequest::default()).await.unwrap().into_inner();
     let load = state.functions.iter().find(|f| f.function_id.as_ref().is_some_and(|id| id.id == function));
     assert!(load.is_some_and(|l| l.ready_instances >= 2), "leaf state: {state:?}");
 }

@@ -279,7 +279,7 @@ pub(crate) async fn call(
 }
 
 pub(crate) async fn leaf_state(client: &LeafClient<Transport>) -> Result<LeafStateResponse, tonic::Status> {
-    let mut request = tonic::Request::new(LeafStateRequest {});
+    let mut request = tonic::Request::new(LeafStateRequest::default());
     request.set_timeout(Duration::from_secs(2));
     client.clone().state(request).await.map(tonic::Response::into_inner)
 }
