@@ -38,7 +38,8 @@
 # While it runs, every second, it samples each process's CPU time and RSS
 # (/proc/<pid>/stat, status), the machine's busy CPU (/proc/stat) and the load
 # average; with `perf` (PERF=1, the default when perf is installed) it
-# records every process at 99 Hz. Afterwards scripts/lib/scale-report.sh
+# records every process at 99 Hz for PERF_SECONDS (10), PERF_DELAY (20) s
+# after the clock starts. Afterwards scripts/lib/scale-report.sh
 # writes bench-results/scale.{json,md} (or $HYPERFAKE_BENCH_OUT): achieved vs
 # scheduled rate, send lag, leaf and LB hop times (p50/p99, from trailers),
 # instances over time (collector events), lost rows (calls due vs recorded),
@@ -52,7 +53,8 @@
 # Settings (environment): WORKERS (1000), LEAVES (4), RATE (5000, calls/s in
 # total), DURATION (60s), INSTANCES (10000), MAX_INSTANCES (per function and
 # leaf, 64), COLLECTOR_INTERVAL (1s), WORKLOAD (configs/scale.yaml), PROFILE
-# (release), SKIP_BUILD (0), PERF (1 if perf is installed), LEAF_ARGS (extra
+# (release), SKIP_BUILD (0), PERF (1 if perf is installed), PERF_DELAY (20),
+# PERF_SECONDS (10), LEAF_ARGS (extra
 # flags for the leaves and the load-balancer node, none), FAKE_MODELS,
 # RUN_DIR ($CARGO_TARGET_DIR/scale-bench), REPORT_ONLY (0).
 set -euo pipefail
@@ -77,6 +79,8 @@ models="${FAKE_MODELS:-$(newest_models random-forest "$workload")}"
 # State does not answer within the reconcile interval leaves rotation).
 leaf_args="${LEAF_ARGS:-}"
 perf_on="${PERF:-$(command -v perf >/dev/null && echo 1 || echo 0)}"
+perf_delay="${PERF_DELAY:-20}"
+perf_seconds="${PERF_SECONDS:-10}"
 
 command -v jq >/dev/null || die "jq is needed to build the leaves' configuration"
 command -v sqlite3 >/dev/null || die "sqlite3 is needed to summarise the run database"
@@ -209,7 +213,9 @@ jq -n --arg profile "$profile" --argjson workers "$workers" --argjson leaves "$l
     --arg duration "$duration" --argjson instances "$instances" --argjson copies "$copies" \
     --argjson images "${#images[@]}" --arg run_id "$run_id" --arg models "${models#"$repo"/}" \
     --arg workload "${workload#"$repo"/}" --argjson max_instances "$max_instances" \
-    --arg collector_interval "${COLLECTOR_INTERVAL:-1s}" --arg leaf_args "$leaf_args" '{leaf_args: $leaf_args, profile: $profile, workers: $workers, leaves: $leaves,
+    --arg collector_interval "${COLLECTOR_INTERVAL:-1s}" --arg leaf_args "$leaf_args" \
+    --arg perf_window "$( [[ "$perf_on" == 1 ]] && echo "${perf_seconds} s from ${perf_delay} s after the clock started")" \
+    '{leaf_args: $leaf_args, profile: $profile, workers: $workers, leaves: $leaves, perf_window: $perf_window,
       scheduled_rate: $rate, duration: $duration, instances_goal: $instances, copies_per_image: $copies,
       images: $images, run_id: $run_id, models: $models, workload: $workload, max_instances: $max_instances,
       collector_interval: $collector_interval}' >"$run_dir/settings.json"
@@ -221,9 +227,20 @@ loadgen_pid=$!
 pids+=("$loadgen_pid")
 echo "$loadgen_pid" >"$run_dir/loadgen.pid"
 if [[ "$perf_on" == 1 ]]; then
-    perf record -q -F 99 -g -o "$run_dir/perf.data" -p "$(IFS=,; echo "${pids[*]}")" \
-        >"$run_dir/perf.out" 2>"$run_dir/perf.log" &
+    # Only a window of the measured run: recording every process for the
+    # whole run cost perf itself 0.63 cores of the two (measured at
+    # 1 000 calls/s, 19:42), which starved what it was measuring. Its pid file
+    # puts its own CPU in the samples.
+    (
+        until grep -q "starting the clock" "$run_dir/loadgen.log" 2>/dev/null; do
+            kill -0 "$loadgen_pid" 2>/dev/null || exit 0
+            sleep 0.5
+        done
+        sleep "$perf_delay"
+        exec perf record -q -F 99 -g -o "$run_dir/perf.data" -p "$(IFS=,; echo "${pids[*]}")" -- sleep "$perf_seconds"
+    ) >"$run_dir/perf.out" 2>"$run_dir/perf.log" &
     perf_pid=$!
+    echo "$perf_pid" >"$run_dir/perf.pid"
 fi
 loadgen_status=0
 wait "$loadgen_pid" || loadgen_status=$?

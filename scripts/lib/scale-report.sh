@@ -129,13 +129,13 @@ scale_report() {
         --arg kernel "$(uname -r)" --arg perf_top "$perf_top" '
       $settings[0] as $s
       | ($run.window_s) as $w
-      | ($processes | map(.cpu_cores // 0) | add) as $ours
+      | ($processes | map(select(.name != "perf") | .cpu_cores // 0) | add) as $ours
       | ($run.ok / $run.schedule_span_s) as $ok_rate
       | ($run.calls_due - $run.measured_rows) as $lost
       | ($s.duration | capture("^(?<n>[0-9.]+)(?<u>ms|s|m|h)$") | (.n | tonumber) * ({ms: 0.001, s: 1, m: 60, h: 3600}[.u])) as $dur_s
       | {met_rate: ($ok_rate >= 0.99 * 5000), met_instances: ($instances.peak >= 10000), met_duration: ($dur_s >= 60),
          no_lost_rows: ($lost == 0)} as $goal
-      | ($processes | map(select(.cpu_cores != null)) | .[0:3]
+      | ($processes | map(select(.cpu_cores != null and .name != "perf")) | .[0:3]
          | map("\(.name) \(.cpu_cores * 100 | round / 100) cores (\(.cpu_cores / ($cpus | tonumber) * 100 | round)% of the machine)") | join(", ")) as $top
       | $s + {
           machine: ({cpus: ($cpus | tonumber), model: $model, kernel: $kernel} + $machine),
@@ -144,7 +144,7 @@ scale_report() {
           achieved_ok_rate: $ok_rate, percentiles_ms: $percentiles, instances: $instances,
           processes: $processes, goal: ($goal + {met: ($goal | all)}),
           bottleneck: (if ($goal | all) then null else
-            "machine CPU \($machine.busy_fraction * 100 | round)% busy over the measured window (load average \($machine.load_min)-\($machine.load_max) on \($cpus) CPUs), of which the benchmark processes \($ours * 100 | round / 100) cores and other work on the machine \(([($machine.busy_fraction * ($cpus | tonumber)) - $ours, 0] | max) * 100 | round / 100) cores; most CPU: \($top)"
+            "machine CPU \($machine.busy_fraction * 100 | round)% busy over the measured window (load average \($machine.load_min)-\($machine.load_max) on \($cpus) CPUs), of which the benchmark processes \($ours * 100 | round / 100) cores and other work (perf included) on the machine \(([($machine.busy_fraction * ($cpus | tonumber)) - $ours, 0] | max) * 100 | round / 100) cores; most CPU: \($top)"
             + (if $percentiles.send_lag.p99_ms != null and $percentiles.send_lag.p99_ms > 10 then "; loadgen fell behind its schedule (send lag p99 \($percentiles.send_lag.p99_ms) ms)" else "" end)
             end),
           perf_top: (if $perf_top == "" then null else ($perf_top | split("\n")) end)
@@ -184,6 +184,6 @@ scale_markdown() {
       "| process | CPU cores (measured) | CPU cores (warm-up) | peak RSS MiB |", "|---|---|---|---|",
       (.processes[] | "| \(.name) | \(r(.cpu_cores)) | \(r(.cpu_cores_warmup)) | \(.peak_rss_mib | floor) |"),
       "",
-      (if .perf_top then "## perf: top symbols (share of all samples, 99 Hz, whole run)\n", "```", (.perf_top[]), "```" else empty end)
+      (if .perf_top then "## perf: top symbols (share of all samples, 99 Hz, \(.perf_window // "whole run"))\n", "```", (.perf_top[]), "```" else empty end)
     ' "$1"
 }
