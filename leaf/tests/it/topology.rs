@@ -112,7 +112,10 @@ async fn a_three_level_tree_answers_calls() {
     let state = leaf_client.state(probe).await.unwrap().into_inner();
     let full = leaf_client.state(proto::leaf::LeafStateRequest::default()).await.unwrap().into_inner();
     assert_eq!((state.functions.len(), state.nodes_in_rotation), (0, full.nodes_in_rotation));
-    assert!(full.nodes_in_rotation >= 1 && !full.functions.is_empty(), "the same leaf, asked in full: {full:?}");
+    assert!(
+        full.nodes_in_rotation >= 1 && !full.functions.is_empty(),
+        "the same leaf, asked in full: {full:?}"
+    );
     // Unknown functions are NOT_FOUND through the tree too.
     let err = call(&client, &"nope".into(), b"").await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound);
