@@ -267,25 +267,30 @@ async fn listen() -> (tokio::net::TcpListener, String) {
     (listener, address)
 }
 
+/// An echo server on a port of the kernel's choosing, built by tonic's plain
+/// builder or (`stack`) by hyperfake's; its task and `CONNECTIONS` channels.
+async fn echo<S: FunctionService>(service: S, stack: bool) -> (EchoTask, Vec<Channel>) {
+    let (listener, address) = listen().await;
+    let (service, incoming) = (FunctionServiceServer::new(service), proto::net::incoming(listener));
+    let task = if stack {
+        tokio::spawn(proto::server::builder().add_service(service).serve_with_incoming(incoming))
+    } else {
+        let mut builder = tonic::transport::Server::builder().tcp_nodelay(true);
+        tokio::spawn(builder.add_service(service).serve_with_incoming(incoming))
+    };
+    (task, channels(&address).await)
+}
+
+type EchoTask = tokio::task::JoinHandle<Result<(), tonic::transport::Error>>;
+
 /// One server alone, one round, for a profiler (`HYPERFAKE_BENCH_ONE`).
 async fn one(server: &str) {
-    async fn echo<S: FunctionService>(service: S, stack: bool) -> Vec<Channel> {
-        let (listener, address) = listen().await;
-        let (service, incoming) = (FunctionServiceServer::new(service), proto::net::incoming(listener));
-        if stack {
-            tokio::spawn(proto::server::builder().add_service(service).serve_with_incoming(incoming));
-        } else {
-            let mut builder = tonic::transport::Server::builder().tcp_nodelay(true);
-            tokio::spawn(builder.add_service(service).serve_with_incoming(incoming));
-        }
-        channels(&address).await
-    }
     let (_db, worker, _rt, function, _dir) = fake_worker(0.0).await;
     match server {
         "fake" => rate(&channels(&worker.address).await, &function, fake_call).await,
-        "bare" => rate(&echo(BareEcho, false).await, &function, echo_call).await,
-        "builder" => rate(&echo(BareEcho, true).await, &function, echo_call).await,
-        "trailer" => rate(&echo(TrailerEcho, false).await, &function, echo_call).await,
+        "bare" => rate(&echo(BareEcho, false).await.1, &function, echo_call).await,
+        "builder" => rate(&echo(BareEcho, true).await.1, &function, echo_call).await,
+        "trailer" => rate(&echo(TrailerEcho, false).await.1, &function, echo_call).await,
         "setup" => 0.0,
         other => panic!("HYPERFAKE_BENCH_ONE={other}: expected fake, bare, builder, trailer or setup"),
     };
@@ -302,28 +307,9 @@ async fn main() {
 
     let (_db, worker, _rt, function, _dir) = fake_worker(0.0).await;
     let fake_channels = channels(&worker.address).await;
-    let (listener, bare_address) = listen().await;
-    let bare = tokio::spawn(
-        tonic::transport::Server::builder()
-            .tcp_nodelay(true)
-            .add_service(FunctionServiceServer::new(BareEcho))
-            .serve_with_incoming(proto::net::incoming(listener)),
-    );
-    let (listener, stack_address) = listen().await;
-    let stack = tokio::spawn(
-        proto::server::builder()
-            .add_service(FunctionServiceServer::new(BareEcho))
-            .serve_with_incoming(proto::net::incoming(listener)),
-    );
-    let (listener, trailer_address) = listen().await;
-    let trailer = tokio::spawn(
-        tonic::transport::Server::builder()
-            .tcp_nodelay(true)
-            .add_service(FunctionServiceServer::new(TrailerEcho))
-            .serve_with_incoming(proto::net::incoming(listener)),
-    );
-    let (bare_channels, stack_channels) = (channels(&bare_address).await, channels(&stack_address).await);
-    let trailer_channels = channels(&trailer_address).await;
+    let (bare, bare_channels) = echo(BareEcho, false).await;
+    let (stack, stack_channels) = echo(BareEcho, true).await;
+    let (trailer, trailer_channels) = echo(TrailerEcho, false).await;
     // The four servers in turn, ROUNDS times, so that drift of a shared
     // machine (or of the CPU's clock) hits each alike.
     let (mut fake, mut bare_rounds, mut stack_rounds) = (Vec::new(), Vec::new(), Vec::new());
